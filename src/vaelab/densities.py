@@ -1,0 +1,168 @@
+"""Log-densities, KL divergences and sampling helpers shared by every model.
+
+Conventions (those of the Stanford CS236 VAE homework, "the course reference"):
+
+* A diagonal Gaussian is given by its mean ``m`` and its VARIANCE ``v``
+  (not the standard deviation, not the log-variance).
+* Every log-density and KL sums over the LAST dimension and returns the
+  remaining (batch) shape: inputs of shape ``(..., dim)`` give ``(...,)``.
+  Leading dimensions are free, so ``(k, batch, dim)`` tensors of importance
+  samples work as well as ``(batch, dim)`` ones. Arguments broadcast against
+  each other before the sum.
+* Everything is written as the maths is written and is numerically stable for
+  the values a VAE meets: logits of +-1e4, variances from 1e-12 to 1e6,
+  log-weights of -inf.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+from vaelab.errors import VaelabError
+
+__all__ = [
+    "gaussian_parameters",
+    "sample_gaussian",
+    "log_normal",
+    "gaussian_log_likelihood",
+    "log_bernoulli_with_logits",
+    "kl_normal",
+    "kl_cat",
+    "log_sum_exp",
+    "log_mean_exp",
+    "log_normal_mixture",
+    "duplicate",
+]
+
+_LOG_2PI = math.log(2.0 * math.pi)
+
+
+def gaussian_parameters(h: torch.Tensor, dim: int = -1, eps: float = 1e-8):
+    """Split an encoder output into a Gaussian mean and variance.
+
+    ``h``: ``(..., 2 * d, ...)``, split into two halves along ``dim``.
+    Returns ``(m, v)``, each with ``h``'s shape except ``d`` along ``dim``;
+    ``v = softplus(second half) + eps`` is strictly positive.
+    """
+    size = h.size(dim)
+    if size % 2 != 0:
+        raise VaelabError(
+            f"gaussian_parameters needs an even size along dim {dim}, got {size}; "
+            "make the encoder output 2 * latent_dim features"
+        )
+    m, raw = torch.split(h, size // 2, dim=dim)
+    v = F.softplus(raw) + eps
+    return m, v
+
+
+def sample_gaussian(m: torch.Tensor, v: torch.Tensor, generator: torch.Generator | None = None):
+    """Reparameterised sample ``z = m + sqrt(v) * eps`` with ``eps ~ N(0, I)``.
+
+    ``m``, ``v``: broadcastable; ``z`` has their broadcast shape. Gradients flow
+    to ``m`` and ``v``. ``generator`` (on ``m``'s device) fixes the noise.
+    """
+    shape = torch.broadcast_shapes(m.shape, v.shape)
+    dtype = torch.promote_types(m.dtype, v.dtype)
+    eps = torch.randn(shape, generator=generator, dtype=dtype, device=m.device)
+    return m + v.sqrt() * eps
+
+
+def log_normal(x: torch.Tensor, m: torch.Tensor, v: torch.Tensor):
+    """``log N(x | m, diag(v))``, summed over the last dimension.
+
+    ``x``, ``m``, ``v``: broadcastable to ``(..., dim)``; returns ``(...,)``.
+    """
+    element_wise = -0.5 * (_LOG_2PI + v.log() + (x - m).pow(2) / v)
+    return element_wise.sum(-1)
+
+
+def gaussian_log_likelihood(x: torch.Tensor, mean: torch.Tensor, log_sigma):
+    """``log N(x | mean, sigma^2 I)`` with ``sigma = exp(log_sigma)``, summed over the last dim.
+
+    Includes the normaliser ``-dim * (log sigma + log(2 pi) / 2)``. ``log_sigma``
+    is a float, a 0-d tensor (e.g. one learned parameter) or any tensor that
+    broadcasts against ``x`` (e.g. ``(dim,)`` per-pixel). ``x``, ``mean``:
+    ``(..., dim)``; returns ``(...,)``. Same value as
+    ``log_normal(x, mean, exp(2 * log_sigma))``, computed without the exp/log round trip.
+    """
+    log_sigma = torch.as_tensor(log_sigma, dtype=mean.dtype, device=mean.device)
+    element_wise = -0.5 * _LOG_2PI - log_sigma - 0.5 * (x - mean).pow(2) * torch.exp(-2.0 * log_sigma)
+    return element_wise.sum(-1)
+
+
+def log_bernoulli_with_logits(x: torch.Tensor, logits: torch.Tensor):
+    """``sum_last_dim [x log sigmoid(l) + (1 - x) log sigmoid(-l)]``, computed stably.
+
+    ``x`` in ``[0, 1]`` (binary or not), ``logits``: broadcastable to ``(..., dim)``;
+    returns ``(...,)``. Exact for logits of any magnitude (e.g. +-1e4).
+    """
+    x = x.to(logits.dtype)
+    x, logits = torch.broadcast_tensors(x, logits)
+    return -F.binary_cross_entropy_with_logits(logits, x, reduction="none").sum(-1)
+
+
+def kl_normal(qm: torch.Tensor, qv: torch.Tensor, pm: torch.Tensor, pv: torch.Tensor):
+    """Closed-form ``KL(N(qm, diag qv) || N(pm, diag pv))``, summed over the last dim.
+
+    All four broadcastable to ``(..., dim)``; returns ``(...,)``, always >= 0
+    up to rounding.
+    """
+    element_wise = 0.5 * (pv.log() - qv.log() + qv / pv + (qm - pm).pow(2) / pv - 1.0)
+    return element_wise.sum(-1)
+
+
+def kl_cat(q: torch.Tensor, log_q: torch.Tensor, log_p: torch.Tensor):
+    """``KL(q || p) = sum_last_dim q (log q - log p)`` for categorical distributions.
+
+    ``q``: probabilities ``(..., k)``; ``log_q``, ``log_p``: log-probabilities,
+    broadcastable to it. Uses ``0 log 0 = 0``: where ``q == 0`` the term is 0 even
+    if ``log_q`` or ``log_p`` is -inf (and gradients stay finite there). Where
+    ``q > 0`` but ``log_p = -inf`` the KL is +inf. Returns ``(...,)``.
+    """
+    support = q > 0
+    zero = torch.zeros((), dtype=log_q.dtype, device=log_q.device)
+    # Mask both logs before subtracting so masked entries never see inf - inf,
+    # neither in the forward pass nor in the backward pass.
+    log_q = torch.where(support, log_q, zero)
+    log_p = torch.where(support, log_p, zero)
+    return (q * (log_q - log_p)).sum(-1)
+
+
+def log_sum_exp(x: torch.Tensor, dim: int = -1):
+    """Stable ``log(sum(exp(x), dim))``; removes ``dim``.
+
+    A slice that is all -inf gives -inf; a slice holding +inf gives +inf;
+    -inf entries in an otherwise finite slice contribute 0 (and get zero gradient).
+    Same semantics as ``torch.logsumexp``, which it calls.
+    """
+    return torch.logsumexp(x, dim=dim)
+
+
+def log_mean_exp(x: torch.Tensor, dim: int = -1):
+    """Stable ``log(mean(exp(x), dim))`` = ``log_sum_exp(x, dim) - log(x.size(dim))``; removes ``dim``."""
+    n = x.size(dim)
+    if n == 0:
+        raise VaelabError("log_mean_exp of an empty dimension is undefined; pass at least one sample")
+    return log_sum_exp(x, dim) - math.log(n)
+
+
+def log_normal_mixture(z: torch.Tensor, m: torch.Tensor, v: torch.Tensor):
+    """Log-density of the uniform mixture ``(1/k) sum_i N(z | m_i, diag v_i)``.
+
+    ``z``: ``(batch, dim)``; ``m``, ``v``: ``(batch or 1, k, dim)``.
+    Returns ``(batch,)``. Stable when ``z`` is far from every component but one.
+    """
+    log_probs = log_normal(z.unsqueeze(-2), m, v)  # (batch, k)
+    return log_mean_exp(log_probs, dim=-1)
+
+
+def duplicate(x: torch.Tensor, rep: int):
+    """Stack ``rep`` copies of ``x`` into the batch: ``(batch, ...)`` -> ``(rep * batch, ...)``.
+
+    Layout ``[x; x; ...; x]`` (copy ``r`` is rows ``r * batch`` to ``(r + 1) * batch``),
+    so ``out.reshape(rep, batch, ...)[r] == x``. As ``ut.duplicate`` in the course reference.
+    """
+    return x.expand(rep, *x.shape).reshape(-1, *x.shape[1:])

@@ -1,0 +1,26 @@
+"""Model registry: a new model is one file plus one line here.
+
+Each model module defines the model class and OPTIONS (name -> (type, default, help)),
+the keyword arguments its constructor takes beyond the data dimension.
+"""
+from __future__ import annotations
+
+from ..errors import VaelabError
+from . import vae
+
+MODELS = {
+    "vae": (vae.VAE, vae.OPTIONS),
+}
+
+
+def build_model(name: str, x_dim: int, **options):
+    if name not in MODELS:
+        raise VaelabError(f"unknown model {name!r}: choose one of {', '.join(MODELS)}")
+    cls, known = MODELS[name]
+    unknown = set(options) - set(known)
+    if unknown:
+        raise VaelabError(f"model {name!r} has no option(s) {', '.join(sorted(unknown))}; it takes {', '.join(known)}")
+    try:
+        return cls(x_dim=x_dim, **options)
+    except ValueError as e:
+        raise VaelabError(f"model {name!r}: {e}") from None

@@ -1,0 +1,107 @@
+"""Variational autoencoder (Kingma & Welling 2014) and beta-VAE (Higgins et al. 2017).
+
+    p(z) = N(0, I),   p(x|z) = Bernoulli(logits = decoder(z))  or  N(decoder(z), sigma^2 I),
+    q(z|x) = N(m(x), diag v(x)).
+
+    NELBO = Rec + KL,   Rec = -E_q[log p(x|z)] (one Monte Carlo sample),  KL = KL(q(z|x) || p(z)).
+
+The training objective is Rec + beta * KL; `negative_elbo_bound` always returns the true
+bound (beta = 1), so numbers stay comparable across beta.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from ..densities import gaussian_log_likelihood, kl_normal, log_bernoulli_with_logits, log_normal, sample_gaussian
+from ..nets import Decoder, Encoder
+
+# Command-line options of this model: name -> (type, default, help). `vaelab train vae --help` shows them.
+OPTIONS = {
+    "z_dim": (int, 10, "latent dimension"),
+    "hidden": (str, "300,300", "hidden layer sizes of encoder and decoder, comma separated"),
+    "beta": (float, 1.0, "weight of the KL term in the training objective (beta-VAE); reported NELBO always uses 1"),
+    "likelihood": (str, "bernoulli", "p(x|z): bernoulli (binary data) or gaussian (continuous data)"),
+    "sigma": (str, "0.1", "gaussian likelihood only: fixed observation std, or 'learned'"),
+}
+
+
+def parse_hidden(hidden) -> tuple[int, ...]:
+    """'300,300' -> (300, 300); '' -> () (a single linear layer)."""
+    if not isinstance(hidden, str):
+        return tuple(int(h) for h in hidden)
+    try:
+        sizes = tuple(int(h) for h in hidden.split(",") if h.strip())
+    except ValueError:
+        raise ValueError(f"hidden sizes {hidden!r}: give positive integers separated by commas, e.g. 300,300") from None
+    if any(h <= 0 for h in sizes):
+        raise ValueError(f"hidden sizes {hidden!r}: every size must be positive")
+    return sizes
+
+
+class VAE(nn.Module):
+    def __init__(self, x_dim: int = 784, z_dim: int = 10, hidden="300,300", beta: float = 1.0,
+                 likelihood: str = "bernoulli", sigma="0.1"):
+        super().__init__()
+        if likelihood not in ("bernoulli", "gaussian"):
+            raise ValueError(f"unknown likelihood {likelihood!r}: use bernoulli or gaussian")
+        hidden = parse_hidden(hidden)
+        self.x_dim, self.z_dim, self.beta, self.likelihood = x_dim, z_dim, float(beta), likelihood
+        self.enc = Encoder(x_dim, z_dim, hidden)
+        self.dec = Decoder(z_dim, x_dim, hidden)
+        self.register_buffer("z_prior_m", torch.zeros(z_dim))
+        self.register_buffer("z_prior_v", torch.ones(z_dim))
+        if likelihood == "gaussian":
+            learned = str(sigma) == "learned"
+            log_sigma = torch.tensor(0.0 if learned else math.log(float(sigma)))
+            if learned:
+                self.log_sigma = nn.Parameter(log_sigma)
+            else:
+                self.register_buffer("log_sigma", log_sigma)
+
+    # -- the model, as the maths is written -------------------------------------------
+    def log_px_given_z(self, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        out = self.dec(z)
+        if self.likelihood == "bernoulli":
+            return log_bernoulli_with_logits(x, out)
+        return gaussian_log_likelihood(x, out, self.log_sigma)
+
+    def negative_elbo_bound(self, x: torch.Tensor, reduce: bool = True):
+        """(NELBO, KL, Rec): batch means (or per-example values with reduce=False)."""
+        m, v = self.enc(x)
+        z = sample_gaussian(m, v)
+        rec = -self.log_px_given_z(x, z)
+        kl = kl_normal(m, v, self.z_prior_m, self.z_prior_v)
+        nelbo = rec + kl
+        if reduce:
+            return nelbo.mean(), kl.mean(), rec.mean()
+        return nelbo, kl, rec
+
+    def loss(self, x: torch.Tensor, y: torch.Tensor | None = None):
+        """Training objective Rec + beta * KL, and the terms to log."""
+        nelbo, kl, rec = self.negative_elbo_bound(x)
+        loss = nelbo if self.beta == 1.0 else rec + self.beta * kl
+        return loss, {"nelbo": nelbo, "kl": kl, "rec": rec}
+
+    def log_importance_weights(self, x: torch.Tensor, k: int) -> torch.Tensor:
+        """log p(x, z_i) - log q(z_i | x) for k samples z_i ~ q(z|x): shape (k, batch)."""
+        m, v = self.enc(x)
+        z = sample_gaussian(m.expand(k, *m.shape), v.expand(k, *v.shape))
+        log_pz = log_normal(z, self.z_prior_m, self.z_prior_v)
+        log_qz = log_normal(z, m, v)
+        log_px = self.log_px_given_z(x.expand(k, *x.shape).reshape(-1, x.shape[-1]), z.reshape(-1, self.z_dim))
+        return log_px.view(k, -1) + log_pz - log_qz
+
+    # -- generation ----------------------------------------------------------------------
+    def sample_z(self, n: int) -> torch.Tensor:
+        return sample_gaussian(self.z_prior_m.expand(n, -1), self.z_prior_v.expand(n, -1))
+
+    def mean_x_given_z(self, z: torch.Tensor) -> torch.Tensor:
+        """E[x | z]: Bernoulli probabilities or Gaussian means, for pictures."""
+        out = self.dec(z)
+        return torch.sigmoid(out) if self.likelihood == "bernoulli" else out
+
+    def sample_x(self, n: int) -> torch.Tensor:
+        return self.mean_x_given_z(self.sample_z(n))

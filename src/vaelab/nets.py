@@ -1,0 +1,61 @@
+"""Networks: small MLP encoders, decoders and classifiers.
+
+Encoders return the parameters of a diagonal Gaussian (mean, variance); decoders return
+the parameters of p(x|z) (Bernoulli logits, or Gaussian means). A label y, when given, is
+concatenated to the input as a one-hot vector (conditional and semi-supervised models).
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from .densities import gaussian_parameters
+
+ACTIVATIONS = {"elu": nn.ELU, "relu": nn.ReLU, "tanh": nn.Tanh, "leaky_relu": nn.LeakyReLU}
+
+
+def mlp(sizes: list[int], activation: str = "elu") -> nn.Sequential:
+    """Linear layers of the given sizes with `activation` between them (none after the last)."""
+    layers: list[nn.Module] = []
+    for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
+        layers.append(nn.Linear(n_in, n_out))
+        if i < len(sizes) - 2:
+            layers.append(ACTIVATIONS[activation]())
+    return nn.Sequential(*layers)
+
+
+def _cat(x: torch.Tensor, y: torch.Tensor | None) -> torch.Tensor:
+    return x if y is None else torch.cat([x, y], dim=-1)
+
+
+class Encoder(nn.Module):
+    """q(z | x [, y]) = N(m, diag v): MLP (x_dim [+ y_dim]) - hidden - (2 z_dim), v = softplus + eps."""
+
+    def __init__(self, x_dim: int, z_dim: int, hidden=(300, 300), y_dim: int = 0, activation="elu"):
+        super().__init__()
+        self.net = mlp([x_dim + y_dim, *hidden, 2 * z_dim], activation)
+
+    def forward(self, x: torch.Tensor, y: torch.Tensor | None = None):
+        return gaussian_parameters(self.net(_cat(x, y)))
+
+
+class Decoder(nn.Module):
+    """p(x | z [, y]): MLP (z_dim [+ y_dim]) - hidden - x_dim, returning logits or means."""
+
+    def __init__(self, z_dim: int, x_dim: int, hidden=(300, 300), y_dim: int = 0, activation="elu"):
+        super().__init__()
+        self.net = mlp([z_dim + y_dim, *hidden, x_dim], activation)
+
+    def forward(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        return self.net(_cat(z, y))
+
+
+class Classifier(nn.Module):
+    """q(y | x): MLP x_dim - hidden - n_classes, returning logits."""
+
+    def __init__(self, x_dim: int, n_classes: int = 10, hidden=(300, 300), activation="relu"):
+        super().__init__()
+        self.net = mlp([x_dim, *hidden, n_classes], activation)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)

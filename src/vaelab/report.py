@@ -1,0 +1,57 @@
+"""report.md: the numbers of a run folder and its figures, rebuilt from the files in it."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from .runs import atomic_write_bytes, read_json
+
+# Metric key -> column title, in display order. Keys a run does not have are skipped.
+COLUMNS = {"nelbo": "NELBO", "kl": "KL", "rec": "Rec", "iters_per_second": "it/s", "train_seconds": "train s"}
+FIGURES = [("samples.png", "Samples from p(x)"), ("curves.png", "Training curves")]
+
+
+def _fmt(key: str, v: float) -> str:
+    return f"{v:.0f}" if key in ("iters_per_second", "train_seconds") else f"{v:.2f}"
+
+
+def metrics_table(metrics: dict) -> str:
+    per_seed, summary = metrics["per_seed"], metrics["mean_se"]
+    iwae = sorted((k for k in summary if k.startswith("niwae_")), key=lambda k: int(k.split("_")[1]))
+    keys = [k for k in ("nelbo", "kl", "rec") if k in summary] + iwae + [k for k in COLUMNS if k in summary and k not in ("nelbo", "kl", "rec")]
+    titles = [COLUMNS.get(k) or f"IWAE-{k.split('_')[1]}" for k in keys]
+    lines = ["| seed | " + " | ".join(titles) + " |",
+             "|---" * (len(keys) + 1) + "|"]
+    for seed, m in per_seed.items():
+        lines.append(f"| {seed} | " + " | ".join(_fmt(k, m[k]) for k in keys) + " |")
+    if len(per_seed) > 1:
+        lines.append("| **mean ± SE** | " + " | ".join(
+            f"**{_fmt(k, summary[k]['mean'])} ± {_fmt(k, summary[k]['se'])}**" for k in keys) + " |")
+    return "\n".join(lines)
+
+
+def write_report(run_dir: Path) -> Path:
+    run_dir = Path(run_dir)
+    cfg, metrics = read_json(run_dir / "config.json"), read_json(run_dir / "metrics.json")
+    opts = ", ".join(f"{k}={v}" for k, v in cfg["model_options"].items()) or "defaults"
+    text = [
+        f"# vaelab run: {cfg['model']} on {cfg['dataset']}",
+        "",
+        f"- model options: {opts}",
+        f"- training: {cfg['iters']} iterations, batch {cfg['batch_size']}, Adam lr {cfg['lr']}, "
+        f"binarization {cfg['binarize']}, seeds {cfg['seeds']}",
+        f"- data: {metrics['data_source']}",
+        f"- test set: {metrics['test_set']}; NELBO/KL/Rec averaged over {next(iter(metrics['per_seed'].values()))['eval_repeats']} "
+        "Monte Carlo passes; IWAE-k is the negative importance-weighted bound on -log p(x) (nats, lower is better)",
+        f"- machine: {metrics['machine']}; {metrics['date']}",
+        "",
+        "## Test-set metrics (nats per image)",
+        "",
+        metrics_table(metrics),
+        "",
+    ]
+    for name, caption in FIGURES:
+        if (run_dir / name).exists():
+            text += [f"## {caption}", "", f"![{caption}]({name})", ""]
+    path = run_dir / "report.md"
+    atomic_write_bytes(path, "\n".join(text).encode())
+    return path

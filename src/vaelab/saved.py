@@ -1,0 +1,76 @@
+"""Working with a saved run folder: evaluate it again, draw samples from it."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from .errors import VaelabError
+from .evaluate import evaluate_elbo, evaluate_iwae
+from .plots import save_grid
+from .report import write_report
+from .runs import load_checkpoint, read_json, summarise, write_json
+from .train import TrainConfig, flush_denormal, load_model, prepare_data, resolve_device
+
+
+def seed_dirs(run: Path) -> dict[int, Path]:
+    run = Path(run)
+    if not (run / "config.json").exists():
+        raise VaelabError(f"{run}: not a vaelab run folder (no config.json); pass the folder `vaelab train` printed")
+    found = {int(p.name.split("-", 1)[1]): p for p in sorted(run.glob("seed-*")) if (p / "checkpoint.pt").exists()}
+    if not found:
+        raise VaelabError(f"{run}: no seed-*/checkpoint.pt in this run folder; its training did not finish a checkpoint")
+    return found
+
+
+def evaluate_run(run: Path, iwae_k=(5000,), repeats: int | None = None, data_dir=None, device="auto",
+                 threads=None, progress=True) -> Path:
+    """Add IWAE-k bounds (and optionally fresh NELBO/KL/Rec) for every seed; rewrite metrics and report."""
+    run = Path(run)
+    seeds = seed_dirs(run)
+    cfg = TrainConfig(**read_json(run / "config.json"))
+    metrics = read_json(run / "metrics.json")
+    if data_dir is not None:
+        cfg.data_dir = data_dir
+    if threads:
+        torch.set_num_threads(threads)
+    dev = resolve_device(device)
+    data = prepare_data(cfg, dev)
+    with flush_denormal():
+        _evaluate_seeds(seeds, metrics, data, dev, iwae_k, repeats, progress)
+    metrics["mean_se"] = summarise(metrics["per_seed"])
+    write_json(run / "metrics.json", metrics)
+    return write_report(run)
+
+
+def _evaluate_seeds(seeds, metrics, data, dev, iwae_k, repeats, progress):
+    for seed, path in seeds.items():
+        model = load_model(load_checkpoint(path / "checkpoint.pt", dev), dev)
+        torch.manual_seed(20_000 + seed)
+        m = metrics["per_seed"].setdefault(str(seed), {})
+        if repeats:
+            m.update(evaluate_elbo(model, data.test_x, repeats))
+        for k in iwae_k:
+            m[f"niwae_{k}"] = evaluate_iwae(model, data.test_x, k, progress)
+            if progress:
+                print(f"seed {seed}: IWAE-{k} = {m[f'niwae_{k}']:.3f}")
+
+
+def sample_run(run: Path, rows=10, cols=20, seed=0, run_seed=None, out=None, device="auto") -> Path:
+    """Draw rows*cols images from p(x) of one seed's model and save them as one grid PNG."""
+    dirs = seed_dirs(run)
+    run_seed = next(iter(dirs)) if run_seed is None else run_seed
+    if run_seed not in dirs:
+        raise VaelabError(f"--run-seed {run_seed}: this run has seeds {sorted(dirs)}")
+    dev = resolve_device(device)
+    ckpt = load_checkpoint(dirs[run_seed] / "checkpoint.pt", dev)
+    model = load_model(ckpt, dev)
+    torch.manual_seed(seed)
+    with torch.inference_mode():
+        images = model.sample_x(rows * cols)
+    out = Path(out) if out else Path(run) / f"samples-{rows}x{cols}-seed{seed}.png"
+    if not out.parent.exists():
+        raise VaelabError(f"--out {out}: folder {out.parent} does not exist; create it first")
+    return save_grid(out, images, rows, cols, tuple(ckpt["image_shape"]))
+
+

@@ -1,0 +1,159 @@
+"""The command line end to end on the embedded data set, and its answers to bad input."""
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import matplotlib.image as mpimg
+import pytest
+import torch
+
+from conftest import REAL_DATA, requires_real
+from vaelab.cli import main
+from vaelab.data import load_dataset
+from vaelab.errors import VaelabError
+from vaelab.runs import load_checkpoint
+from vaelab.train import TrainConfig, fit, prepare_data, train_run
+
+QUICK = ["--iters", "60", "--eval-every", "30", "--checkpoint-every", "30", "--iwae-k", "1", "5",
+         "--eval-repeats", "2", "--no-progress", "--threads", "1"]
+
+
+@pytest.fixture(scope="module")
+def quick_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("runs") / "vae"
+    assert main(["train", "vae", "--out", str(out), "--seeds", "0", "1", *QUICK]) == 0
+    return out
+
+
+def test_train_writes_a_complete_run_folder(quick_run):
+    for name in ["config.json", "metrics.json", "report.md", "samples.png", "curves.png"]:
+        assert (quick_run / name).is_file(), name
+    for seed in (0, 1):
+        for name in ["checkpoint.pt", "model.safetensors", "history.json", "samples.png"]:
+            assert (quick_run / f"seed-{seed}" / name).is_file()
+    metrics = json.loads((quick_run / "metrics.json").read_text())
+    assert set(metrics["per_seed"]) == {"0", "1"}
+    for key in ("nelbo", "kl", "rec", "niwae_1", "niwae_5"):
+        vals = [metrics["per_seed"][s][key] for s in ("0", "1")]
+        assert metrics["mean_se"][key]["mean"] == pytest.approx(sum(vals) / 2)
+        assert metrics["mean_se"][key]["se"] == pytest.approx(abs(vals[0] - vals[1]) / 2)
+    m = metrics["per_seed"]["0"]
+    assert m["nelbo"] == pytest.approx(m["kl"] + m["rec"], rel=1e-6)
+    assert 0 < m["kl"] and 0 < m["niwae_5"] <= m["niwae_1"] + 1.0
+    assert m["n_test"] == 1000
+    grid = mpimg.imread(quick_run / "samples.png")
+    assert grid.shape[:2] == (2 * (10 * 30 + 2), 2 * (20 * 30 + 2))   # 10x20 digits, 2-pixel gaps, drawn 2x
+    report = (quick_run / "report.md").read_text()
+    assert "![Samples from p(x)](samples.png)" in report and "mean ± SE" in report
+    ckpt = load_checkpoint(quick_run / "seed-0" / "checkpoint.pt")
+    assert ckpt["iteration"] == 60 and "optimizer" in ckpt and "rng_cpu" in ckpt
+
+
+def test_eval_adds_iwae_bounds_and_updates_report(quick_run):
+    assert main(["eval", str(quick_run), "--iwae-k", "20", "--no-progress", "--threads", "1"]) == 0
+    metrics = json.loads((quick_run / "metrics.json").read_text())
+    assert "niwae_20" in metrics["per_seed"]["1"] and "niwae_20" in metrics["mean_se"]
+    assert "IWAE-20" in (quick_run / "report.md").read_text()
+
+
+def test_sample_writes_the_requested_grid(quick_run, tmp_path, capsys):
+    out = tmp_path / "s.png"
+    assert main(["sample", str(quick_run), "--rows", "3", "--cols", "4", "--out", str(out)]) == 0
+    assert mpimg.imread(out).shape[:2] == (2 * (3 * 30 + 2), 2 * (4 * 30 + 2))
+    assert str(out) in capsys.readouterr().out
+
+
+def test_train_help_shows_model_options_with_defaults(capsys):
+    with pytest.raises(SystemExit):
+        main(["train", "vae", "--help"])
+    text = capsys.readouterr().out
+    assert "--beta" in text and "(default: 1.0)" in text and "--z-dim" in text
+
+
+@pytest.mark.parametrize("args, fragment", [
+    (["--iters", "0"], "positive integer"),
+    (["--batch-size", "-3"], "positive integer"),
+    (["--beta", "0"], "positive"),
+    (["--beta", "nan"], "positive"),
+    (["--dataset", "cifar"], "unknown dataset"),
+])
+def test_bad_train_options_get_one_line_errors(args, fragment, tmp_path, capsys):
+    code = _exit_code(["train", "vae", "--out", str(tmp_path / "r"), *args])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and fragment in err.lower()
+    assert "Traceback" not in err and len(err.splitlines()) <= 3
+    assert not (tmp_path / "r" / "config.json").exists()
+
+
+def test_out_folder_with_a_different_run_is_refused_and_kept(quick_run, capsys):
+    before = (quick_run / "metrics.json").read_bytes()
+    code = _exit_code(["train", "vae", "--out", str(quick_run), "--beta", "2", *QUICK])
+    assert code == 2 and "already holds a different run" in capsys.readouterr().err
+    assert (quick_run / "metrics.json").read_bytes() == before
+
+
+def test_eval_of_a_folder_that_is_not_a_run(tmp_path, capsys):
+    assert _exit_code(["eval", str(tmp_path)]) == 2
+    assert "not a vaelab run folder" in capsys.readouterr().err
+
+
+def test_damaged_checkpoint_is_a_clear_error(quick_run, tmp_path):
+    bad = tmp_path / "checkpoint.pt"
+    bad.write_bytes((quick_run / "seed-0" / "checkpoint.pt").read_bytes()[:500])
+    with pytest.raises(VaelabError, match="cannot read checkpoint"):
+        load_checkpoint(bad)
+
+
+def test_non_finite_loss_stops_with_iteration_and_keeps_last_checkpoint(tmp_path):
+    cfg = TrainConfig(iters=50, checkpoint_every=10, eval_every=1000, progress=False, val_size=0).validate()
+    data = prepare_data(cfg, torch.device("cpu"))
+    from vaelab.models import build_model
+    model = build_model("vae", data.x_dim)
+    real_loss, calls = model.loss, {"n": 0}
+
+    def poisoned(x, y=None):
+        calls["n"] += 1
+        loss, terms = real_loss(x, y)
+        if calls["n"] == 27:
+            terms["kl"] = terms["kl"] * float("inf")
+            loss = terms["rec"] + terms["kl"]
+        return loss, terms
+
+    model.loss = poisoned
+    (tmp_path / "seed-0").mkdir()
+    with pytest.raises(VaelabError) as e:
+        fit(model, data, cfg, tmp_path / "seed-0")
+    msg = str(e.value)
+    assert "iteration 27" in msg and "kl" in msg and "iteration 20" in msg and "--lr" in msg
+    assert load_checkpoint(tmp_path / "seed-0" / "checkpoint.pt")["iteration"] == 20
+
+
+def test_same_seed_same_metrics(tmp_path):
+    runs = []
+    for name in ("a", "b"):
+        cfg = TrainConfig(iters=40, out=str(tmp_path / name), iwae_k=[3], eval_repeats=1, progress=False, threads=1)
+        runs.append(json.loads((train_run(cfg) / "metrics.json").read_text())["per_seed"]["0"])
+    for key in ("nelbo", "kl", "rec", "niwae_3"):
+        assert runs[0][key] == runs[1][key]
+
+
+def test_datasets_command_lists_where_data_was_found(capsys):
+    assert main(["datasets", "--data-dir", str(REAL_DATA)]) == 0
+    out = capsys.readouterr().out
+    assert "mnist-5k" in out and "fashion-mnist" in out
+
+
+def test_console_script_and_module_entry_point():
+    exe = Path(sys.executable).with_name("vaelab")
+    for cmd in ([str(exe), "--version"], [sys.executable, "-m", "vaelab", "--version"]):
+        res = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+        assert res.returncode == 0 and "vaelab 0.1.0" in res.stdout
+
+
+def _exit_code(argv):
+    try:
+        return main(argv)
+    except SystemExit as e:   # argparse rejects bad values before main's body runs
+        return e.code
