@@ -65,11 +65,32 @@ def test_sample_writes_the_requested_grid(quick_run, tmp_path, capsys):
     assert str(out) in capsys.readouterr().out
 
 
+@pytest.mark.parametrize("model, extra, keys", [
+    ("gmvae", ["--k", "20"], ["nelbo", "kl", "rec", "niwae_5"]),
+    ("ssvae", ["--batch-size", "50"], ["nelbo", "kl_y", "kl_z", "rec", "accuracy", "accuracy_grey"]),
+])
+def test_gmvae_and_ssvae_runs(model, extra, keys, tmp_path):
+    out = tmp_path / model
+    assert main(["train", model, "--out", str(out), *QUICK, *extra]) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    for key in keys:
+        assert key in metrics["mean_se"]
+    if model == "ssvae":
+        m = metrics["per_seed"]["0"]
+        assert m["nelbo"] == pytest.approx(m["kl_y"] + m["kl_z"] + m["rec"], rel=1e-6)
+        assert 0.1 < m["accuracy"] <= 1.0
+        assert "one row per class" in (out / "report.md").read_text()
+
+
 def test_train_help_shows_model_options_with_defaults(capsys):
     with pytest.raises(SystemExit):
         main(["train", "vae", "--help"])
     text = capsys.readouterr().out
     assert "--beta" in text and "(default: 1.0)" in text and "--z-dim" in text
+    with pytest.raises(SystemExit):
+        main(["train", "ssvae", "--help"])
+    text = capsys.readouterr().out
+    assert "--cw" in text and "(default: 100.0)" in text and "--labels-per-class" in text
 
 
 @pytest.mark.parametrize("args, fragment", [

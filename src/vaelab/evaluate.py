@@ -20,18 +20,18 @@ IWAE_ROWS_PER_PASS = 50_000
 
 @torch.inference_mode()
 def evaluate_elbo(model, x: torch.Tensor, repeats: int = 10, batch_size: int = 2000) -> dict:
-    """Mean NELBO / KL / Rec over all of x, each Monte Carlo pass repeated `repeats` times."""
+    """Mean NELBO and its terms (model.ELBO_TERMS) over all of x, averaged over `repeats` Monte Carlo passes."""
     model.eval()
-    totals = torch.zeros(repeats, 3, dtype=torch.float64)
+    names = model.ELBO_TERMS
+    totals = torch.zeros(repeats, len(names), dtype=torch.float64)
     for r in range(repeats):
         for xb in x.split(batch_size):
-            nelbo, kl, rec = model.negative_elbo_bound(xb, reduce=False)
-            totals[r] += torch.stack([nelbo.sum(), kl.sum(), rec.sum()]).double().cpu()
+            terms = model.negative_elbo_bound(xb, reduce=False)
+            totals[r] += torch.stack([t.sum() for t in terms]).double().cpu()
     per_pass = totals / len(x)
     mean = per_pass.mean(0)
     se = per_pass[:, 0].std().item() / math.sqrt(repeats) if repeats > 1 else float("nan")
-    return {"nelbo": mean[0].item(), "kl": mean[1].item(), "rec": mean[2].item(), "nelbo_mc_se": se,
-            "eval_repeats": repeats}
+    return {**{n: mean[i].item() for i, n in enumerate(names)}, "nelbo_mc_se": se, "eval_repeats": repeats}
 
 
 @torch.inference_mode()
@@ -50,9 +50,15 @@ def evaluate_iwae(model, x: torch.Tensor, k: int, progress: bool = True) -> floa
     return -total / len(x)
 
 
-def evaluate_model(model, x: torch.Tensor, iwae_ks=(1, 10, 100), repeats: int = 10, progress: bool = True) -> dict:
-    metrics = evaluate_elbo(model, x, repeats)
-    for k in iwae_ks:
-        metrics[f"niwae_{k}"] = evaluate_iwae(model, x, k, progress)
-    metrics["n_test"] = len(x)
+def evaluate_model(model, data, iwae_ks=(1, 10, 100), repeats: int = 10, progress: bool = True) -> dict:
+    """Every test-set metric the model supports: NELBO terms, IWAE bounds, and model-specific
+    ones (a model may define evaluate_extra(data), e.g. classification accuracy)."""
+    metrics = evaluate_elbo(model, data.test_x, repeats)
+    if hasattr(model, "log_importance_weights"):
+        for k in iwae_ks:
+            metrics[f"niwae_{k}"] = evaluate_iwae(model, data.test_x, k, progress)
+    if hasattr(model, "evaluate_extra"):
+        with torch.inference_mode():
+            metrics.update(model.eval().evaluate_extra(data))
+    metrics["n_test"] = len(data.test_x)
     return metrics

@@ -3,22 +3,27 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from .models import MODELS
 from .runs import atomic_write_bytes, read_json
 
 # Metric key -> column title, in display order. Keys a run does not have are skipped.
-COLUMNS = {"nelbo": "NELBO", "kl": "KL", "rec": "Rec", "iters_per_second": "it/s", "train_seconds": "train s"}
+ELBO_COLUMNS = {"nelbo": "NELBO", "kl": "KL", "kl_y": "KL_y", "kl_z": "KL_z", "rec": "Rec"}
+OTHER_COLUMNS = {"accuracy": "accuracy", "accuracy_grey": "accuracy (grey)", "iters_per_second": "it/s",
+                 "train_seconds": "train s"}
 FIGURES = [("samples.png", "Samples from p(x)"), ("curves.png", "Training curves")]
 
 
 def _fmt(key: str, v: float) -> str:
-    return f"{v:.0f}" if key in ("iters_per_second", "train_seconds") else f"{v:.2f}"
+    if key in ("iters_per_second", "train_seconds"):
+        return f"{v:.0f}"
+    return f"{v:.4f}" if key.startswith("accuracy") else f"{v:.2f}"
 
 
 def metrics_table(metrics: dict) -> str:
     per_seed, summary = metrics["per_seed"], metrics["mean_se"]
     iwae = sorted((k for k in summary if k.startswith("niwae_")), key=lambda k: int(k.split("_")[1]))
-    keys = [k for k in ("nelbo", "kl", "rec") if k in summary] + iwae + [k for k in COLUMNS if k in summary and k not in ("nelbo", "kl", "rec")]
-    titles = [COLUMNS.get(k) or f"IWAE-{k.split('_')[1]}" for k in keys]
+    keys = [k for k in ELBO_COLUMNS if k in summary] + iwae + [k for k in OTHER_COLUMNS if k in summary]
+    titles = [{**ELBO_COLUMNS, **OTHER_COLUMNS}.get(k) or f"IWAE-{k.split('_')[1]}" for k in keys]
     lines = ["| seed | " + " | ".join(titles) + " |",
              "|---" * (len(keys) + 1) + "|"]
     for seed, m in per_seed.items():
@@ -43,6 +48,8 @@ def write_report(run_dir: Path) -> Path:
         f"- test set: {metrics['test_set']}; NELBO/KL/Rec averaged over {next(iter(metrics['per_seed'].values()))['eval_repeats']} "
         "Monte Carlo passes; IWAE-k is the negative importance-weighted bound on -log p(x) (nats, lower is better)",
         f"- machine: {metrics['machine']}; {metrics['date']}",
+        *(["- accuracy: q(y|x) on the test set's evaluation inputs (the fixed binarization above); "
+           "accuracy (grey): on the grey-level test images"] if "accuracy" in metrics["mean_se"] else []),
         "",
         "## Test-set metrics (nats per image)",
         "",
@@ -50,6 +57,8 @@ def write_report(run_dir: Path) -> Path:
         "",
     ]
     for name, caption in FIGURES:
+        if name == "samples.png" and hasattr(MODELS[cfg["model"]][0], "sample_x_by_class"):
+            caption = "Samples from p(x | y), one row per class"
         if (run_dir / name).exists():
             text += [f"## {caption}", "", f"![{caption}]({name})", ""]
     path = run_dir / "report.md"

@@ -20,7 +20,7 @@ from safetensors.torch import save_file
 from tqdm.auto import tqdm
 
 from . import __version__
-from .data import BINARIZE_MODES, STATIC_BINARIZATION_SEED, binarize_static, load_dataset, split_validation
+from .data import BINARIZE_MODES, STATIC_BINARIZATION_SEED, binarize_static, labelled_subset, load_dataset, split_validation
 from .errors import VaelabError
 from .evaluate import evaluate_elbo, evaluate_model
 from .models import MODELS, build_model
@@ -37,7 +37,7 @@ class TrainConfig:
     data_dir: str | None = None
     out: str | None = None
     seeds: list[int] = field(default_factory=lambda: [0])
-    iters: int = 20_000
+    iters: int | None = None          # None: the model's DEFAULT_ITERS
     batch_size: int = 100
     lr: float = 1e-3
     binarize: str = "dynamic"
@@ -53,6 +53,10 @@ class TrainConfig:
     model_options: dict = field(default_factory=dict)
 
     def validate(self) -> "TrainConfig":
+        if self.model not in MODELS:
+            raise VaelabError(f"unknown model {self.model!r}: choose one of {', '.join(MODELS)}")
+        if self.iters is None:
+            self.iters = MODELS[self.model][0].DEFAULT_ITERS
         for name in ("iters", "batch_size", "eval_every", "log_every", "checkpoint_every", "eval_repeats"):
             if getattr(self, name) <= 0:
                 raise VaelabError(f"--{name.replace('_', '-')} must be a positive integer, got {getattr(self, name)}")
@@ -68,8 +72,6 @@ class TrainConfig:
             raise VaelabError(f"--iwae-k values must be positive, got {self.iwae_k}")
         if self.binarize not in BINARIZE_MODES:
             raise VaelabError(f"--binarize must be one of {', '.join(BINARIZE_MODES)}, got {self.binarize!r}")
-        if self.model not in MODELS:
-            raise VaelabError(f"unknown model {self.model!r}: choose one of {', '.join(MODELS)}")
         beta = self.model_options.get("beta")
         if beta is not None and not (beta > 0 and math.isfinite(beta)):
             raise VaelabError(f"--beta must be a positive number, got {beta}")
@@ -99,8 +101,9 @@ class DeviceData:
     train_y: torch.Tensor
     val_x: torch.Tensor          # evaluation inputs: fixed binarization unless --binarize none
     val_y: torch.Tensor
-    test_x: torch.Tensor
+    test_x: torch.Tensor         # evaluation inputs, like val_x
     test_y: torch.Tensor
+    test_x_grey: torch.Tensor    # the test images' grey levels
     image_shape: tuple[int, int]
     binarize: str
     source: str
@@ -121,7 +124,7 @@ def prepare_data(cfg: TrainConfig, device: torch.device) -> DeviceData:
     if cfg.binarize == "static":
         train_x = binarize_static(train_x, seed=STATIC_BINARIZATION_SEED + 2)
     to = lambda t: t.to(device)  # noqa: E731
-    return DeviceData(to(train_x), to(train_y), to(val_x), to(val_y), to(test_x), to(ds.test_y),
+    return DeviceData(to(train_x), to(train_y), to(val_x), to(val_y), to(test_x), to(ds.test_y), to(ds.test_x),
                       tuple(ds.image_shape), cfg.binarize, ds.source)
 
 
@@ -154,8 +157,13 @@ def fit(model, data: DeviceData, cfg: TrainConfig, seed_dir: Path | None = None,
     """Adam on model.loss for cfg.iters iterations; returns the training history."""
     device = data.train_x.device
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, **_fused_adam(device))
-    batches = Batches(data.train_x, data.train_y, cfg.batch_size, dynamic=cfg.binarize == "dynamic")
-    hist = {"iteration": [], "nelbo": [], "kl": [], "rec": [], "loss": [], "val_iteration": [], "val_nelbo": []}
+    dynamic = cfg.binarize == "dynamic"
+    batches = Batches(data.train_x, data.train_y, cfg.batch_size, dynamic)
+    labelled = None
+    if getattr(model, "labels_per_class", None):   # semi-supervised: a small labelled subset, every batch
+        xl, yl = labelled_subset(data.train_x, data.train_y, model.labels_per_class, model.label_seed)
+        labelled = Batches(xl, yl, min(cfg.batch_size, len(xl)), dynamic)
+    hist = {"iteration": [], "val_iteration": [], "val_nelbo": []}
     window = {}
     check_each_step = device.type == "cpu"   # a .item() per step is free on CPU, a sync on GPU
     last_ckpt = None
@@ -165,7 +173,7 @@ def fit(model, data: DeviceData, cfg: TrainConfig, seed_dir: Path | None = None,
     model.train()
     for it in range(1, cfg.iters + 1):
         x, y = next(batches)
-        loss, terms = model.loss(x, y)
+        loss, terms = model.loss(x, y) if labelled is None else model.loss(x, y, labelled=next(labelled))
         if check_each_step and not math.isfinite(loss.item()):
             _diverged(it, terms, last_ckpt)
         opt.zero_grad(set_to_none=True)
@@ -181,9 +189,8 @@ def fit(model, data: DeviceData, cfg: TrainConfig, seed_dir: Path | None = None,
             if not math.isfinite(means["loss"]):
                 _diverged(it, means, last_ckpt)
             hist["iteration"].append(it)
-            for k in ("nelbo", "kl", "rec", "loss"):
-                if k in means:
-                    hist[k].append(means[k])
+            for k, v in means.items():
+                hist.setdefault(k, []).append(v)
             bar.set_postfix({k.upper() if k != "rec" else "Rec": f"{means[k]:.2f}" for k in ("nelbo", "kl", "rec") if k in means},
                             refresh=False)
             bar.update(it - bar.n)
@@ -295,13 +302,14 @@ def _train_run(cfg: TrainConfig) -> Path:
         save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(seed_dir / "model.safetensors"))
         write_json(seed_dir / "history.json", hist)
         torch.manual_seed(10_000 + seed)   # evaluation noise independent of training
-        metrics = evaluate_model(model, data.test_x, cfg.iwae_k, cfg.eval_repeats, cfg.progress)
+        metrics = evaluate_model(model, data, cfg.iwae_k, cfg.eval_repeats, cfg.progress)
         metrics.update(train_seconds=hist["train_seconds"], iters_per_second=hist["iters_per_second"])
         per_seed[str(seed)] = metrics
         histories[str(seed)] = hist
         write_json(run_dir / "metrics.json", _metrics_doc(cfg, data, device, per_seed))
-        with torch.inference_mode():
-            grid = model.sample_x(SAMPLE_ROWS * SAMPLE_COLS)
+        with torch.inference_mode():   # conditional models: one row per class
+            grid = (model.sample_x_by_class(SAMPLE_COLS) if hasattr(model, "sample_x_by_class")
+                    else model.sample_x(SAMPLE_ROWS * SAMPLE_COLS))
         save_grid(seed_dir / "samples.png", grid, SAMPLE_ROWS, SAMPLE_COLS, data.image_shape)
         if seed == cfg.seeds[0]:
             save_grid(run_dir / "samples.png", grid, SAMPLE_ROWS, SAMPLE_COLS, data.image_shape)

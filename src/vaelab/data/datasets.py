@@ -631,3 +631,26 @@ def split_validation(
     val_idx = perm[:n_val].sort().values.to(x.device)
     train_idx = perm[n_val:].sort().values.to(x.device)
     return x[train_idx], y[train_idx.to(y.device)], x[val_idx], y[val_idx.to(y.device)]
+
+
+def labelled_subset(
+    x: torch.Tensor, y: torch.Tensor, per_class: int, seed: int = 0
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``per_class`` examples of every class, chosen deterministically from ``seed``.
+
+    The semi-supervised models' labelled set (e.g. 10 per class = 100 MNIST labels). The
+    choice is made by a CPU ``torch.Generator`` so it is the same on every device.
+    """
+    classes = torch.unique(y.cpu())
+    generator = torch.Generator(device="cpu").manual_seed(seed)
+    picks = []
+    for c in classes.tolist():
+        idx = torch.nonzero(y.cpu() == c).flatten()
+        if len(idx) < per_class:
+            raise VaelabError(
+                f"class {c} has only {len(idx)} training examples, fewer than --labels-per-class {per_class}; "
+                "lower --labels-per-class"
+            )
+        picks.append(idx[torch.randperm(len(idx), generator=generator)[:per_class]])
+    chosen = torch.cat(picks).sort().values.to(x.device)
+    return x[chosen], y[chosen.to(y.device)]

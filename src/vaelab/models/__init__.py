@@ -6,10 +6,12 @@ the keyword arguments its constructor takes beyond the data dimension.
 from __future__ import annotations
 
 from ..errors import VaelabError
-from . import vae
+from . import gmvae, ssvae, vae
 
 MODELS = {
     "vae": (vae.VAE, vae.OPTIONS),
+    "gmvae": (gmvae.GMVAE, gmvae.OPTIONS),
+    "ssvae": (ssvae.SSVAE, ssvae.OPTIONS),
 }
 
 

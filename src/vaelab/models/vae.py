@@ -42,6 +42,11 @@ def parse_hidden(hidden) -> tuple[int, ...]:
 
 
 class VAE(nn.Module):
+    """Variational autoencoder (beta-VAE with --beta); Bernoulli or Gaussian p(x|z)."""
+
+    ELBO_TERMS = ("nelbo", "kl", "rec")   # what negative_elbo_bound returns, in order
+    DEFAULT_ITERS = 20_000
+
     def __init__(self, x_dim: int = 784, z_dim: int = 10, hidden="300,300", beta: float = 1.0,
                  likelihood: str = "bernoulli", sigma="0.1"):
         super().__init__()
@@ -62,6 +67,13 @@ class VAE(nn.Module):
                 self.register_buffer("log_sigma", log_sigma)
 
     # -- the model, as the maths is written -------------------------------------------
+    def log_pz(self, z: torch.Tensor) -> torch.Tensor:
+        return log_normal(z, self.z_prior_m, self.z_prior_v)
+
+    def kl_z(self, m: torch.Tensor, v: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        """KL(q(z|x) || p(z)): closed form for the standard normal prior (z is unused)."""
+        return kl_normal(m, v, self.z_prior_m, self.z_prior_v)
+
     def log_px_given_z(self, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
         out = self.dec(z)
         if self.likelihood == "bernoulli":
@@ -73,7 +85,7 @@ class VAE(nn.Module):
         m, v = self.enc(x)
         z = sample_gaussian(m, v)
         rec = -self.log_px_given_z(x, z)
-        kl = kl_normal(m, v, self.z_prior_m, self.z_prior_v)
+        kl = self.kl_z(m, v, z)
         nelbo = rec + kl
         if reduce:
             return nelbo.mean(), kl.mean(), rec.mean()
@@ -89,7 +101,7 @@ class VAE(nn.Module):
         """log p(x, z_i) - log q(z_i | x) for k samples z_i ~ q(z|x): shape (k, batch)."""
         m, v = self.enc(x)
         z = sample_gaussian(m.expand(k, *m.shape), v.expand(k, *v.shape))
-        log_pz = log_normal(z, self.z_prior_m, self.z_prior_v)
+        log_pz = self.log_pz(z)
         log_qz = log_normal(z, m, v)
         log_px = self.log_px_given_z(x.expand(k, *x.shape).reshape(-1, x.shape[-1]), z.reshape(-1, self.z_dim))
         return log_px.view(k, -1) + log_pz - log_qz

@@ -1,0 +1,106 @@
+"""Semi-supervised VAE, "M2" (Kingma, Rezende, Mohamed & Welling 2014).
+
+    p(z) = N(0, I),  p(y) = uniform over K classes,  p(x | z, y) = Bernoulli(decoder(z, y))
+    q(y | x) = Categorical(classifier(x)),  q(z | x, y) = N(encoder(x, y))
+
+Unlabelled negative ELBO, with the exact expectation over the K labels (one z sample each):
+
+    NELBO(x) = KL(q(y|x) || p(y)) + sum_y q(y|x) [ KL(q(z|x,y) || p(z)) - log p(x | z_y, y) ]
+
+Objective: gw * NELBO(unlabelled batch) + cw * cross-entropy of q(y|x) on the labelled batch.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..densities import kl_cat, kl_normal, log_bernoulli_with_logits, sample_gaussian
+from ..nets import Classifier, Decoder, Encoder
+from .vae import parse_hidden
+
+OPTIONS = {
+    "z_dim": (int, 64, "latent dimension"),
+    "hidden": (str, "300,300", "hidden layer sizes of encoder, decoder and classifier, comma separated"),
+    "gw": (float, 1.0, "weight of the unlabelled NELBO (0: supervised-only baseline on the labelled images)"),
+    "cw": (float, 100.0, "weight of the labelled cross-entropy"),
+    "labels_per_class": (int, 10, "labelled training images per class (10 -> 100 MNIST labels)"),
+    "label_seed": (int, 0, "seed that picks the labelled images"),
+}
+
+
+class SSVAE(nn.Module):
+    """Semi-supervised VAE (M2): classifier q(y|x), exact sum over labels."""
+
+    ELBO_TERMS = ("nelbo", "kl_y", "kl_z", "rec")
+    DEFAULT_ITERS = 30_000
+
+    def __init__(self, x_dim: int = 784, z_dim: int = 64, hidden="300,300", n_classes: int = 10, gw: float = 1.0,
+                 cw: float = 100.0, labels_per_class: int = 10, label_seed: int = 0):
+        super().__init__()
+        if gw < 0 or cw < 0 or gw + cw == 0:
+            raise ValueError(f"gw = {gw}, cw = {cw}: weights must be >= 0 and not both 0")
+        if labels_per_class <= 0:
+            raise ValueError(f"labels_per_class = {labels_per_class}: needs at least one labelled image per class")
+        hidden = parse_hidden(hidden)
+        self.x_dim, self.z_dim, self.n_classes = x_dim, z_dim, n_classes
+        self.gw, self.cw, self.labels_per_class, self.label_seed = gw, cw, labels_per_class, label_seed
+        self.enc = Encoder(x_dim, z_dim, hidden, y_dim=n_classes)
+        self.dec = Decoder(z_dim, x_dim, hidden, y_dim=n_classes)
+        self.cls = Classifier(x_dim, n_classes, hidden, activation="relu")
+        self.register_buffer("z_prior_m", torch.zeros(z_dim))
+        self.register_buffer("z_prior_v", torch.ones(z_dim))
+
+    def negative_elbo_bound(self, x: torch.Tensor, reduce: bool = True):
+        """(NELBO, KL_y, KL_z, Rec): batch means (or per-example with reduce=False)."""
+        b, k = len(x), self.n_classes
+        log_qy = F.log_softmax(self.cls(x), dim=-1)                  # (b, k)
+        qy = log_qy.exp()
+        kl_y = kl_cat(qy, log_qy, torch.full_like(log_qy, -math.log(k)))
+        y = torch.eye(k, device=x.device).repeat_interleave(b, dim=0)  # every x with every label: (k b, k)
+        xk = x.repeat(k, 1)
+        m, v = self.enc(xk, y)
+        z = sample_gaussian(m, v)
+        kl_z = kl_normal(m, v, self.z_prior_m, self.z_prior_v).view(k, b)
+        rec = -log_bernoulli_with_logits(xk, self.dec(z, y)).view(k, b)
+        kl_z = (qy.t() * kl_z).sum(0)
+        rec = (qy.t() * rec).sum(0)
+        nelbo = kl_y + kl_z + rec
+        if reduce:
+            return nelbo.mean(), kl_y.mean(), kl_z.mean(), rec.mean()
+        return nelbo, kl_y, kl_z, rec
+
+    def classification_cross_entropy(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return F.cross_entropy(self.cls(x), y)
+
+    def loss(self, x: torch.Tensor, y: torch.Tensor | None = None, labelled=None):
+        """gw * NELBO(x) + cw * CE(labelled); the labels y of the unlabelled batch are never used."""
+        xl, yl = labelled
+        ce = self.classification_cross_entropy(xl, yl)
+        if self.gw == 0:   # supervised-only baseline: no generative model to train
+            return self.cw * ce, {"ce": ce}
+        nelbo, kl_y, kl_z, rec = self.negative_elbo_bound(x)
+        terms = {"nelbo": nelbo, "kl": kl_y + kl_z, "kl_y": kl_y, "kl_z": kl_z, "rec": rec, "ce": ce}
+        return self.gw * nelbo + self.cw * ce, terms
+
+    def accuracy(self, x: torch.Tensor, y: torch.Tensor, batch_size: int = 5000) -> float:
+        correct = sum((self.cls(xb).argmax(-1) == yb).sum().item() for xb, yb in zip(x.split(batch_size), y.split(batch_size)))
+        return correct / len(x)
+
+    def evaluate_extra(self, data) -> dict:
+        """Test accuracy of q(y|x), on the evaluation inputs and on the grey images."""
+        return {"accuracy": self.accuracy(data.test_x, data.test_y),
+                "accuracy_grey": self.accuracy(data.test_x_grey, data.test_y)}
+
+    def sample_x_given_y(self, y: torch.Tensor) -> torch.Tensor:
+        z = sample_gaussian(self.z_prior_m.expand(len(y), -1), self.z_prior_v.expand(len(y), -1))
+        return torch.sigmoid(self.dec(z, F.one_hot(y, self.n_classes).float()))
+
+    def sample_x_by_class(self, cols: int) -> torch.Tensor:
+        """cols samples of each class, class by class (one grid row per class)."""
+        return self.sample_x_given_y(torch.arange(self.n_classes, device=self.z_prior_m.device).repeat_interleave(cols))
+
+    def sample_x(self, n: int) -> torch.Tensor:
+        return self.sample_x_given_y(torch.randint(self.n_classes, (n,), device=self.z_prior_m.device))

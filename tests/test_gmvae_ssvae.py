@@ -1,0 +1,106 @@
+"""GMVAE and SSVAE (M2): their terms against torch.distributions and brute force."""
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import distributions as D
+
+from vaelab.data import labelled_subset
+from vaelab.densities import kl_normal
+from vaelab.models import build_model
+
+
+def test_gmvae_prior_is_the_uniform_mixture():
+    torch.manual_seed(0)
+    model = build_model("gmvae", 20, z_dim=3, hidden="8", k=7)
+    m, v = model.prior()
+    assert m.shape == v.shape == (1, 7, 3) and (v > 0).all()
+    mix = D.MixtureSameFamily(D.Categorical(logits=torch.zeros(7)), D.Independent(D.Normal(m[0], v[0].sqrt()), 1))
+    z = torch.randn(50, 3) * 0.2
+    assert torch.allclose(model.log_pz(z), mix.log_prob(z), atol=1e-5)
+    # (k, batch, dim) inputs, as the IWAE bound uses them.
+    assert torch.allclose(model.log_pz(z.view(5, 10, 3)), mix.log_prob(z).view(5, 10), atol=1e-5)
+
+
+def test_gmvae_initialisation_scale_matches_the_reference():
+    torch.manual_seed(0)
+    model = build_model("gmvae", 784)   # k = 500, z = 10
+    assert model.z_pre.shape == (1, 1000, 10)
+    assert model.z_pre.std().item() == pytest.approx(1 / math.sqrt(500 * 10), rel=0.05)
+
+
+def test_gmvae_monte_carlo_kl_is_unbiased_for_a_one_component_standard_prior():
+    torch.manual_seed(0)
+    model = build_model("gmvae", 20, z_dim=4, hidden="8", k=1).double()
+    with torch.no_grad():   # one component N(0, I): softplus(raw) = 1
+        model.z_pre[:, 0] = 0.0
+        model.z_pre[:, 1] = math.log(math.e - 1)
+    m, v = torch.randn(3, 4, dtype=torch.float64), torch.rand(3, 4, dtype=torch.float64) + 0.2
+    z = m + v.sqrt() * torch.randn(200_000, 3, 4, dtype=torch.float64)
+    mc = model.kl_z(m, v, z).mean(0)
+    exact = kl_normal(m, v, torch.zeros(4, dtype=torch.float64), torch.ones(4, dtype=torch.float64))
+    assert torch.allclose(mc, exact, atol=0.02)
+
+
+def test_gmvae_samples_come_from_the_mixture():
+    torch.manual_seed(0)
+    model = build_model("gmvae", 20, z_dim=2, hidden="8", k=2)
+    with torch.no_grad():
+        model.z_pre[0, 0] = torch.tensor([5.0, 5.0])
+        model.z_pre[0, 1] = torch.tensor([-5.0, -5.0])
+        model.z_pre[0, 2:] = -10.0   # tiny variances
+    z = model.sample_z(2000)
+    near = ((z - 5).norm(dim=1) < 0.1) | ((z + 5).norm(dim=1) < 0.1)
+    assert near.all() and 0.4 < ((z[:, 0] > 0).float().mean()) < 0.6
+
+
+def _ssvae():
+    torch.manual_seed(0)
+    return build_model("ssvae", 12, z_dim=3, hidden="16")
+
+
+def test_ssvae_nelbo_is_the_exact_sum_over_labels():
+    model = _ssvae()
+    x = torch.bernoulli(torch.rand(5, 12))
+    torch.manual_seed(7)
+    nelbo, kl_y, kl_z, rec = model.negative_elbo_bound(x, reduce=False)
+    torch.manual_seed(7)   # same noise: eps is drawn for all (label, image) pairs at once, label-major
+    eps = torch.randn(10 * 5, 3).view(10, 5, 3)
+    qy = D.Categorical(logits=model.cls(x))
+    expect_kl_y = D.kl_divergence(qy, D.Categorical(probs=torch.full((10,), 0.1)))
+    expect_kl_z, expect_rec = torch.zeros(5), torch.zeros(5)
+    for label in range(10):
+        y = F.one_hot(torch.full((5,), label), 10).float()
+        m, v = model.enc(x, y)
+        q = D.Independent(D.Normal(m, v.sqrt()), 1)
+        z = m + v.sqrt() * eps[label]
+        px = D.Independent(D.Bernoulli(logits=model.dec(z, y)), 1)
+        w = qy.probs[:, label]
+        expect_kl_z += w * D.kl_divergence(q, D.Independent(D.Normal(torch.zeros(3), torch.ones(3)), 1))
+        expect_rec += w * -px.log_prob(x)
+    for got, want in ((kl_y, expect_kl_y), (kl_z, expect_kl_z), (rec, expect_rec)):
+        assert torch.allclose(got, want, atol=1e-4)
+    assert torch.allclose(nelbo, kl_y + kl_z + rec)
+
+
+def test_ssvae_objective_weights_and_supervised_baseline():
+    model = _ssvae()
+    x, xl, yl = torch.bernoulli(torch.rand(6, 12)), torch.bernoulli(torch.rand(4, 12)), torch.tensor([0, 3, 5, 9])
+    torch.manual_seed(1)
+    loss, terms = model.loss(x, None, labelled=(xl, yl))
+    assert torch.allclose(loss, terms["nelbo"] + 100.0 * F.cross_entropy(model.cls(xl), yl))
+    model.gw = 0.0
+    loss, terms = model.loss(x, None, labelled=(xl, yl))
+    assert set(terms) == {"ce"} and torch.allclose(loss, 100.0 * terms["ce"])
+
+
+def test_labelled_subset_is_balanced_and_deterministic():
+    y = torch.arange(10).repeat(50)
+    x = torch.arange(500).float().unsqueeze(1)
+    xa, ya = labelled_subset(x, y, 10, seed=3)
+    xb, yb = labelled_subset(x, y, 10, seed=3)
+    xc, _ = labelled_subset(x, y, 10, seed=4)
+    assert torch.equal(xa, xb) and not torch.equal(xa, xc)
+    assert torch.bincount(ya).tolist() == [10] * 10
+    assert torch.equal(y[xa.squeeze(1).long()], ya)
