@@ -104,3 +104,14 @@ def test_labelled_subset_is_balanced_and_deterministic():
     assert torch.equal(xa, xb) and not torch.equal(xa, xc)
     assert torch.bincount(ya).tolist() == [10] * 10
     assert torch.equal(y[xa.squeeze(1).long()], ya)
+
+
+def test_encoder_every_label_shortcut_equals_the_plain_forward():
+    from vaelab.nets import Encoder
+    torch.manual_seed(0)
+    enc = Encoder(12, 3, (16, 8), y_dim=10)
+    x = torch.rand(5, 12)
+    y = torch.eye(10).repeat_interleave(5, dim=0)
+    m1, v1 = enc(x.repeat(10, 1), y)
+    m2, v2 = enc.forward_every_label(x, 10)
+    assert torch.allclose(m1, m2, atol=1e-6) and torch.allclose(v1, v2, atol=1e-6)

@@ -7,6 +7,7 @@ concatenated to the input as a one-hot vector (conditional and semi-supervised m
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from .densities import gaussian_parameters
@@ -37,6 +38,17 @@ class Encoder(nn.Module):
 
     def forward(self, x: torch.Tensor, y: torch.Tensor | None = None):
         return gaussian_parameters(self.net(_cat(x, y)))
+
+    def forward_every_label(self, x: torch.Tensor, n_classes: int):
+        """q(z | x, y) for every label y of every x: (m, v) of shape (n_classes * batch, z_dim), label-major.
+
+        Same values as forward(x.repeat(K, 1), one-hot labels), but the first layer's x part is
+        computed once per image: W [x; e_y] + b = (W_x x + b) + W_y[:, y]."""
+        first = self.net[0]
+        x_dim = first.in_features - n_classes
+        h = F.linear(x, first.weight[:, :x_dim], first.bias)                  # (b, h1)
+        h = h.unsqueeze(0) + first.weight[:, x_dim:].t().unsqueeze(1)          # (K, b, h1)
+        return gaussian_parameters(self.net[1:](h.reshape(-1, h.shape[-1])))
 
 
 class Decoder(nn.Module):

@@ -61,7 +61,7 @@ class SSVAE(nn.Module):
         kl_y = kl_cat(qy, log_qy, torch.full_like(log_qy, -math.log(k)))
         y = torch.eye(k, device=x.device).repeat_interleave(b, dim=0)  # every x with every label: (k b, k)
         xk = x.repeat(k, 1)
-        m, v = self.enc(xk, y)
+        m, v = self.enc.forward_every_label(x, k)
         z = sample_gaussian(m, v)
         kl_z = kl_normal(m, v, self.z_prior_m, self.z_prior_v).view(k, b)
         rec = -log_bernoulli_with_logits(xk, self.dec(z, y)).view(k, b)
