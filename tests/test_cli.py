@@ -28,7 +28,8 @@ def quick_run(tmp_path_factory):
 
 
 def test_train_writes_a_complete_run_folder(quick_run):
-    for name in ["config.json", "metrics.json", "report.md", "samples.png", "curves.png"]:
+    for name in ["config.json", "metrics.json", "report.md", "samples.png", "curves.png", "manifold.png",
+                 "scatter.png", "recon.png", "interpolate.png", "samples-5x5.png"]:
         assert (quick_run / name).is_file(), name
     for seed in (0, 1):
         for name in ["checkpoint.pt", "model.safetensors", "history.json", "samples.png"]:
@@ -80,6 +81,33 @@ def test_gmvae_and_ssvae_runs(model, extra, keys, tmp_path):
         assert m["nelbo"] == pytest.approx(m["kl_y"] + m["kl_z"] + m["rec"], rel=1e-6)
         assert 0.1 < m["accuracy"] <= 1.0
         assert "one row per class" in (out / "report.md").read_text()
+
+
+@pytest.mark.parametrize("figure", ["manifold", "scatter", "recon", "interpolate", "samples", "curves"])
+def test_plot_remakes_each_figure(quick_run, figure, capsys):
+    name = "samples-5x5.png" if figure == "samples" else f"{figure}.png"
+    (quick_run / name).unlink()
+    assert main(["plot", str(quick_run), figure]) == 0
+    assert (quick_run / name).is_file() and name in capsys.readouterr().out
+
+
+def test_plot_grids_have_the_documented_layout(quick_run):
+    size = lambda rows, cols, scale=2: (scale * (rows * 30 + 2), scale * (cols * 30 + 2))  # noqa: E731
+    assert mpimg.imread(quick_run / "manifold.png").shape[:2] == size(20, 20, scale=1)
+    assert mpimg.imread(quick_run / "recon.png").shape[:2] == size(2, 10)
+    assert mpimg.imread(quick_run / "interpolate.png").shape[:2] == size(5, 10)
+    assert mpimg.imread(quick_run / "samples-5x5.png").shape[:2] == size(5, 5)
+
+
+def test_principal_directions_find_the_long_axis():
+    from vaelab.plots import principal_directions
+    torch.manual_seed(0)
+    t = torch.randn(500, 1)
+    z = torch.cat([3 * t, 0.1 * torch.randn(500, 1), 0.5 * torch.randn(500, 1)], 1) + torch.tensor([1.0, 2.0, 3.0])
+    mean, dirs = principal_directions(z)
+    assert torch.allclose(mean, z.mean(0))
+    assert abs(dirs[0, 0]) > 0.99 and abs(dirs[1, 2]) > 0.99
+    assert torch.allclose(dirs @ dirs.T, torch.eye(2), atol=1e-5)
 
 
 def test_train_help_shows_model_options_with_defaults(capsys):

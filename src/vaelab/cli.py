@@ -106,6 +106,14 @@ def build_parser() -> argparse.ArgumentParser:
     sa.add_argument("--out", type=Path, help="PNG path (default: RUN/samples-ROWSxCOLS-seedS.png)")
     sa.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
 
+    pl = sub.add_parser("plot", help="make a figure of a saved run again")
+    pl.add_argument("run", type=Path, help="run folder")
+    pl.add_argument("figure", choices=["manifold", "scatter", "recon", "interpolate", "samples", "curves"])
+    pl.add_argument("--tsne", action="store_true", help="scatter: add a t-SNE panel (2,000 test images; about a minute)")
+    pl.add_argument("--run-seed", type=int, help="which training seed's model (default: the first)")
+    pl.add_argument("--data-dir", help="where the run's data set is, if not where it was found at training time")
+    pl.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+
     ds = sub.add_parser("datasets", help="list data sets and where they were found")
     ds.add_argument("--data-dir", help="also look in this folder first")
     return parser
@@ -143,6 +151,15 @@ def cmd_sample(args) -> int:
     return 0
 
 
+def cmd_plot(args) -> int:
+    from .saved import plot_run
+
+    for path in plot_run(args.run, args.figure, run_seed=args.run_seed, tsne=args.tsne, data_dir=args.data_dir,
+                         device=args.device):
+        print(path)
+    return 0
+
+
 def cmd_datasets(args) -> int:
     from .data import dataset_status
 
@@ -156,7 +173,7 @@ def cmd_datasets(args) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    commands = {"train": cmd_train, "eval": cmd_eval, "sample": cmd_sample, "datasets": cmd_datasets}
+    commands = {"train": cmd_train, "eval": cmd_eval, "sample": cmd_sample, "plot": cmd_plot, "datasets": cmd_datasets}
     try:
         return commands[args.command](args)
     except VaelabError as e:

@@ -10,7 +10,16 @@ from .runs import atomic_write_bytes, read_json
 ELBO_COLUMNS = {"nelbo": "NELBO", "kl": "KL", "kl_y": "KL_y", "kl_z": "KL_z", "rec": "Rec"}
 OTHER_COLUMNS = {"accuracy": "accuracy", "accuracy_grey": "accuracy (grey)", "iters_per_second": "it/s",
                  "train_seconds": "train s"}
-FIGURES = [("samples.png", "Samples from p(x)"), ("curves.png", "Training curves")]
+FIGURES = [
+    ("samples.png", "Samples from p(x)"),
+    ("curves.png", "Training curves"),
+    ("samples-5x5.png", "25 random samples"),
+    ("recon.png", "The first 10 test images (top) and their reconstructions (bottom)"),
+    ("interpolate.png", "Latent interpolations between test images of digits 2→7, 0→1, 1→4, 4→9, 9→5"),
+    ("manifold.png", "Latent manifold: decoded 20x20 grid over [-2, 2]² (the latent plane for 2D latents, "
+                     "else the plane of the two leading principal directions of the test posterior means)"),
+    ("scatter.png", "Test-set posterior means coloured by class"),
+]
 
 
 def _fmt(key: str, v: float) -> str:
@@ -59,7 +68,7 @@ def write_report(run_dir: Path) -> Path:
     for name, caption in FIGURES:
         if name == "samples.png" and hasattr(MODELS[cfg["model"]][0], "sample_x_by_class"):
             caption = "Samples from p(x | y), one row per class"
-        if (run_dir / name).exists():
+        if (run_dir / name).exists():   # figures describe the first seed's model
             text += [f"## {caption}", "", f"![{caption}]({name})", ""]
     path = run_dir / "report.md"
     atomic_write_bytes(path, "\n".join(text).encode())

@@ -7,7 +7,7 @@ import torch
 
 from .errors import VaelabError
 from .evaluate import evaluate_elbo, evaluate_iwae
-from .plots import save_grid
+from .plots import LATENT_FIGURES, make_latent_figures, save_curves, save_grid
 from .report import write_report
 from .runs import load_checkpoint, read_json, summarise, write_json
 from .train import TrainConfig, flush_denormal, load_model, prepare_data, resolve_device
@@ -56,15 +56,40 @@ def _evaluate_seeds(seeds, metrics, data, dev, iwae_k, repeats, progress):
                 print(f"seed {seed}: IWAE-{k} = {m[f'niwae_{k}']:.3f}")
 
 
-def sample_run(run: Path, rows=10, cols=20, seed=0, run_seed=None, out=None, device="auto") -> Path:
-    """Draw rows*cols images from p(x) of one seed's model and save them as one grid PNG."""
+def load_run_model(run: Path, run_seed=None, device="auto"):
+    """(model, checkpoint) of one training seed of a run (default: its first seed)."""
     dirs = seed_dirs(run)
     run_seed = next(iter(dirs)) if run_seed is None else run_seed
     if run_seed not in dirs:
         raise VaelabError(f"--run-seed {run_seed}: this run has seeds {sorted(dirs)}")
     dev = resolve_device(device)
     ckpt = load_checkpoint(dirs[run_seed] / "checkpoint.pt", dev)
-    model = load_model(ckpt, dev)
+    return load_model(ckpt, dev), ckpt
+
+
+def plot_run(run: Path, kind: str, run_seed=None, tsne=False, data_dir=None, device="auto") -> list[Path]:
+    """Make one figure of a saved run again (curves from its history files; the others from its model)."""
+    run = Path(run)
+    if kind == "curves":
+        cfg = read_json(run / "config.json")
+        hists = {str(s): read_json(p / "history.json") for s, p in seed_dirs(run).items() if (p / "history.json").exists()}
+        if not hists:
+            raise VaelabError(f"{run}: no seed-*/history.json; the run has not finished training a seed yet")
+        return [save_curves(run / "curves.png", hists, f"{cfg['model']} on {cfg['dataset']}")]
+    if kind not in LATENT_FIGURES:
+        raise VaelabError(f"unknown figure {kind!r}: choose one of curves, {', '.join(LATENT_FIGURES)}")
+    model, _ = load_run_model(run, run_seed, device)
+    cfg = TrainConfig(**read_json(run / "config.json"))
+    if data_dir is not None:
+        cfg.data_dir = data_dir
+    data = prepare_data(cfg, next(model.parameters()).device)
+    torch.manual_seed(0)
+    return make_latent_figures(run, model, data, which=(kind,), tsne=tsne)
+
+
+def sample_run(run: Path, rows=10, cols=20, seed=0, run_seed=None, out=None, device="auto") -> Path:
+    """Draw rows*cols images from p(x) of one seed's model and save them as one grid PNG."""
+    model, ckpt = load_run_model(run, run_seed, device)
     torch.manual_seed(seed)
     with torch.inference_mode():
         images = model.sample_x(rows * cols)

@@ -280,7 +280,7 @@ def train_run(cfg: TrainConfig) -> Path:
 
 
 def _train_run(cfg: TrainConfig) -> Path:
-    from .plots import save_curves, save_grid
+    from .plots import make_latent_figures, save_curves, save_grid
     from .report import write_report   # figures and report come last in the flow
 
     cfg.validate()
@@ -313,6 +313,7 @@ def _train_run(cfg: TrainConfig) -> Path:
         save_grid(seed_dir / "samples.png", grid, SAMPLE_ROWS, SAMPLE_COLS, data.image_shape)
         if seed == cfg.seeds[0]:
             save_grid(run_dir / "samples.png", grid, SAMPLE_ROWS, SAMPLE_COLS, data.image_shape)
+            make_latent_figures(run_dir, model, data)
         save_curves(run_dir / "curves.png", histories, f"{cfg.model} on {cfg.dataset}")
         write_report(run_dir)
     return run_dir

@@ -36,6 +36,7 @@ class SSVAE(nn.Module):
 
     ELBO_TERMS = ("nelbo", "kl_y", "kl_z", "rec")
     DEFAULT_ITERS = 30_000
+    CONDITIONAL = True   # pictures pass labels to posterior_mean / mean_x_given_z
 
     def __init__(self, x_dim: int = 784, z_dim: int = 64, hidden="300,300", n_classes: int = 10, gw: float = 1.0,
                  cw: float = 100.0, labels_per_class: int = 10, label_seed: int = 0):
@@ -94,9 +95,15 @@ class SSVAE(nn.Module):
         return {"accuracy": self.accuracy(data.test_x, data.test_y),
                 "accuracy_grey": self.accuracy(data.test_x_grey, data.test_y)}
 
+    def posterior_mean(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return self.enc(x, F.one_hot(y, self.n_classes).float())[0]
+
+    def mean_x_given_z(self, z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return torch.sigmoid(self.dec(z, F.one_hot(y, self.n_classes).float()))
+
     def sample_x_given_y(self, y: torch.Tensor) -> torch.Tensor:
         z = sample_gaussian(self.z_prior_m.expand(len(y), -1), self.z_prior_v.expand(len(y), -1))
-        return torch.sigmoid(self.dec(z, F.one_hot(y, self.n_classes).float()))
+        return self.mean_x_given_z(z, y)
 
     def sample_x_by_class(self, cols: int) -> torch.Tensor:
         """cols samples of each class, class by class (one grid row per class)."""

@@ -110,7 +110,11 @@ class VAE(nn.Module):
     def sample_z(self, n: int) -> torch.Tensor:
         return sample_gaussian(self.z_prior_m.expand(n, -1), self.z_prior_v.expand(n, -1))
 
-    def mean_x_given_z(self, z: torch.Tensor) -> torch.Tensor:
+    def posterior_mean(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        """The mean of q(z|x), for latent-space pictures."""
+        return self.enc(x)[0]
+
+    def mean_x_given_z(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         """E[x | z]: Bernoulli probabilities or Gaussian means, for pictures."""
         out = self.dec(z)
         return torch.sigmoid(out) if self.likelihood == "bernoulli" else out

@@ -1,0 +1,59 @@
+"""A model at its defaults on binarized MNIST: 3 seeds, the model's default iterations, full test set.
+
+Records the test metrics (NELBO and its terms, IWAE-k, accuracy: mean +/- SE over seeds),
+iterations per second and wall time into benchmarks/results/NAME.{json,md}.
+
+    python benchmarks/mnist.py --model vae --data-dir ../shared/data [--threads 2]
+    python benchmarks/mnist.py --model gmvae --iwae-k 1 10 100 1000 5000
+    python benchmarks/mnist.py --model ssvae --set gw=0 --name ssvae-gw0-mnist --iwae-k
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import time
+
+from common import DEFAULT_DATA, save
+
+from vaelab.models import MODELS
+from vaelab.report import metrics_table
+from vaelab.train import TrainConfig, train_run
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--data-dir", default=str(DEFAULT_DATA))
+    ap.add_argument("--model", default="vae", choices=list(MODELS))
+    ap.add_argument("--set", nargs="*", default=[], metavar="OPTION=VALUE", help="model options, e.g. beta=4")
+    ap.add_argument("--out", default=None)
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    ap.add_argument("--iters", type=int, default=None, help="default: the model's")
+    ap.add_argument("--iwae-k", type=int, nargs="*", default=[1, 10, 100, 1000, 5000])
+    ap.add_argument("--threads", type=int, default=None)
+    ap.add_argument("--name", default=None, help="results file name (default: MODEL-mnist)")
+    args = ap.parse_args()
+    options = {}
+    for item in args.set:
+        key, value = item.split("=", 1)
+        options[key] = MODELS[args.model][1][key][0](value)
+    name = args.name or f"{args.model}-mnist"
+    t0 = time.perf_counter()
+    cfg = TrainConfig(model=args.model, dataset="mnist", data_dir=args.data_dir,
+                      out=args.out or f"runs/bench-{name}-{int(time.time())}", seeds=args.seeds,
+                      iters=args.iters, iwae_k=args.iwae_k, threads=args.threads, model_options=options, progress=False)
+    run = train_run(cfg)
+    wall = time.perf_counter() - t0
+    metrics = json.loads((run / "metrics.json").read_text())
+    s = metrics["mean_se"]
+    md = (f"# {args.model} on binarized MNIST ({', '.join(args.set) or 'default options'})\n\n"
+          f"{len(args.seeds)} seeds x {cfg.iters} iterations, batch 100, Adam 1e-3, default networks, "
+          f"dynamic binarization; test set: {metrics['test_set']}.\n"
+          f"Machine: {metrics['machine']}. Whole benchmark wall time (training + evaluation): {wall:.0f} s.\n\n"
+          + metrics_table(metrics) + "\n\n"
+          "Training speed in this table was measured while other jobs shared the 2 cores; "
+          "see speed.md for quiet-machine figures.\n")
+    save(name, {"run": str(run), "wall_seconds": wall, "metrics": metrics}, md)
+
+
+if __name__ == "__main__":
+    main()
