@@ -19,14 +19,15 @@ IWAE_ROWS_PER_PASS = 50_000
 
 
 @torch.inference_mode()
-def evaluate_elbo(model, x: torch.Tensor, repeats: int = 10, batch_size: int = 2000) -> dict:
+def evaluate_elbo(model, x: torch.Tensor, repeats: int = 10, batch_size: int = 2000, y: torch.Tensor | None = None) -> dict:
     """Mean NELBO and its terms (model.ELBO_TERMS) over all of x, averaged over `repeats` Monte Carlo passes."""
     model.eval()
     names = model.ELBO_TERMS
     totals = torch.zeros(repeats, len(names), dtype=torch.float64)
     for r in range(repeats):
-        for xb in x.split(batch_size):
-            terms = model.negative_elbo_bound(xb, reduce=False)
+        for i in range(0, len(x), batch_size):
+            yb = None if y is None else y[i:i + batch_size]
+            terms = model.negative_elbo_bound(x[i:i + batch_size], yb, reduce=False)
             totals[r] += torch.stack([t.sum() for t in terms]).double().cpu()
     per_pass = totals / len(x)
     mean = per_pass.mean(0)
@@ -35,15 +36,16 @@ def evaluate_elbo(model, x: torch.Tensor, repeats: int = 10, batch_size: int = 2
 
 
 @torch.inference_mode()
-def evaluate_iwae(model, x: torch.Tensor, k: int, progress: bool = True) -> float:
+def evaluate_iwae(model, x: torch.Tensor, k: int, progress: bool = True, y: torch.Tensor | None = None) -> float:
     """-(1/N) sum_n log (1/k) sum_i w_ni over all of x: the negative IWAE-k bound in nats."""
     model.eval()
     chunk = max(1, min(k, IWAE_ROWS_PER_PASS))          # importance samples per pass
     batch = max(1, IWAE_ROWS_PER_PASS // chunk)         # images per pass
     total = 0.0
     bar = tqdm(total=len(x), desc=f"IWAE-{k}", unit="img", disable=not progress, leave=False)
-    for xb in x.split(batch):
-        log_w = torch.cat([model.log_importance_weights(xb, min(chunk, k - s)) for s in range(0, k, chunk)])
+    for i in range(0, len(x), batch):
+        xb, yb = x[i:i + batch], None if y is None else y[i:i + batch]
+        log_w = torch.cat([model.log_importance_weights(xb, min(chunk, k - s), yb) for s in range(0, k, chunk)])
         total += log_mean_exp(log_w, dim=0).double().sum().item()
         bar.update(len(xb))
     bar.close()
@@ -53,10 +55,10 @@ def evaluate_iwae(model, x: torch.Tensor, k: int, progress: bool = True) -> floa
 def evaluate_model(model, data, iwae_ks=(1, 10, 100), repeats: int = 10, progress: bool = True) -> dict:
     """Every test-set metric the model supports: NELBO terms, IWAE bounds, and model-specific
     ones (a model may define evaluate_extra(data), e.g. classification accuracy)."""
-    metrics = evaluate_elbo(model, data.test_x, repeats)
+    metrics = evaluate_elbo(model, data.test_x, repeats, y=data.test_y)
     if hasattr(model, "log_importance_weights"):
         for k in iwae_ks:
-            metrics[f"niwae_{k}"] = evaluate_iwae(model, data.test_x, k, progress)
+            metrics[f"niwae_{k}"] = evaluate_iwae(model, data.test_x, k, progress, y=data.test_y)
     if hasattr(model, "evaluate_extra"):
         with torch.inference_mode():
             metrics.update(model.eval().evaluate_extra(data))

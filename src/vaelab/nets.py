@@ -71,3 +71,54 @@ class Classifier(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)
+
+
+def image_side(x_dim: int) -> int:
+    """Side of a square single-channel image with x_dim pixels (28 for MNIST, 32 when resized)."""
+    side = int(round(x_dim ** 0.5))
+    if side * side != x_dim or side not in (28, 32):
+        raise ValueError(f"conv nets need square 28x28 or 32x32 single-channel images, got {x_dim} pixels")
+    return side
+
+
+class ConvEncoder(nn.Module):
+    """q(z | x [, y]) for square single-channel images: three stride-2 3x3 convolutions
+    (16-32-64 channels, ELU) then a linear layer to (mean, variance). A label y enters as
+    one-hot planes stacked onto the image channel."""
+
+    def __init__(self, x_dim: int, z_dim: int, y_dim: int = 0):
+        super().__init__()
+        self.side, self.y_dim = image_side(x_dim), y_dim
+        self.conv = nn.Sequential(
+            nn.Conv2d(1 + y_dim, 16, 3, stride=2, padding=1), nn.ELU(),
+            nn.Conv2d(16, 32, 3, stride=2, padding=1), nn.ELU(),
+            nn.Conv2d(32, 64, 3, stride=2, padding=1), nn.ELU(),
+            nn.Flatten(),
+        )
+        self.out = nn.Linear(64 * 4 * 4, 2 * z_dim)   # 28 -> 14 -> 7 -> 4 and 32 -> 16 -> 8 -> 4
+
+    def forward(self, x: torch.Tensor, y: torch.Tensor | None = None):
+        h = x.reshape(-1, 1, self.side, self.side)
+        if y is not None:
+            h = torch.cat([h, y[:, :, None, None].expand(-1, -1, self.side, self.side)], dim=1)
+        return gaussian_parameters(self.out(self.conv(h)))
+
+
+class ConvDecoder(nn.Module):
+    """p(x | z [, y]): the mirror image of ConvEncoder: linear to 64x4x4, then three stride-2
+    3x3 transposed convolutions (64-32-16-1 channels). A label y is concatenated to z."""
+
+    def __init__(self, z_dim: int, x_dim: int, y_dim: int = 0):
+        super().__init__()
+        self.side = image_side(x_dim)
+        first_pad = 0 if self.side == 28 else 1          # 4 -> 7 for 28x28 images, 4 -> 8 for 32x32
+        self.inp = nn.Sequential(nn.Linear(z_dim + y_dim, 64 * 4 * 4), nn.ELU())
+        self.deconv = nn.Sequential(
+            nn.ConvTranspose2d(64, 32, 3, stride=2, padding=1, output_padding=first_pad), nn.ELU(),
+            nn.ConvTranspose2d(32, 16, 3, stride=2, padding=1, output_padding=1), nn.ELU(),
+            nn.ConvTranspose2d(16, 1, 3, stride=2, padding=1, output_padding=1),
+        )
+
+    def forward(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        h = self.inp(_cat(z, y)).reshape(-1, 64, 4, 4)
+        return self.deconv(h).view(*z.shape[:-1], self.side * self.side)

@@ -49,9 +49,9 @@ def _evaluate_seeds(seeds, metrics, data, dev, iwae_k, repeats, progress):
         torch.manual_seed(20_000 + seed)
         m = metrics["per_seed"].setdefault(str(seed), {})
         if repeats:
-            m.update(evaluate_elbo(model, data.test_x, repeats))
+            m.update(evaluate_elbo(model, data.test_x, repeats, y=data.test_y))
         for k in iwae_k:
-            m[f"niwae_{k}"] = evaluate_iwae(model, data.test_x, k, progress)
+            m[f"niwae_{k}"] = evaluate_iwae(model, data.test_x, k, progress, y=data.test_y)
             if progress:
                 print(f"seed {seed}: IWAE-{k} = {m[f'niwae_{k}']:.3f}")
 

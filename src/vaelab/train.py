@@ -196,7 +196,7 @@ def fit(model, data: DeviceData, cfg: TrainConfig, seed_dir: Path | None = None,
             bar.update(it - bar.n)
         if len(data.val_x) and (it % cfg.eval_every == 0 or it == cfg.iters):
             hist["val_iteration"].append(it)
-            hist["val_nelbo"].append(evaluate_elbo(model, data.val_x, repeats=1)["nelbo"])
+            hist["val_nelbo"].append(evaluate_elbo(model, data.val_x, repeats=1, y=data.val_y)["nelbo"])
             model.train()
         if seed_dir is not None and (it % cfg.checkpoint_every == 0 or it == cfg.iters):
             last_ckpt = (it, seed_dir / "checkpoint.pt")

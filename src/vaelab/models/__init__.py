@@ -6,12 +6,13 @@ the keyword arguments its constructor takes beyond the data dimension.
 from __future__ import annotations
 
 from ..errors import VaelabError
-from . import gmvae, ssvae, vae
+from . import cvae, gmvae, ssvae, vae
 
 MODELS = {
     "vae": (vae.VAE, vae.OPTIONS),
     "gmvae": (gmvae.GMVAE, gmvae.OPTIONS),
     "ssvae": (ssvae.SSVAE, ssvae.OPTIONS),
+    "cvae": (cvae.CVAE, cvae.OPTIONS),
 }
 
 

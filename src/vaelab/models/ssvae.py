@@ -54,8 +54,9 @@ class SSVAE(nn.Module):
         self.register_buffer("z_prior_m", torch.zeros(z_dim))
         self.register_buffer("z_prior_v", torch.ones(z_dim))
 
-    def negative_elbo_bound(self, x: torch.Tensor, reduce: bool = True):
-        """(NELBO, KL_y, KL_z, Rec): batch means (or per-example with reduce=False)."""
+    def negative_elbo_bound(self, x: torch.Tensor, y: torch.Tensor | None = None, reduce: bool = True):
+        """(NELBO, KL_y, KL_z, Rec) of the unlabelled bound (y is not used): batch means, or
+        per-example with reduce=False."""
         b, k = len(x), self.n_classes
         log_qy = F.log_softmax(self.cls(x), dim=-1)                  # (b, k)
         qy = log_qy.exp()

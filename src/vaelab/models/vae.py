@@ -13,10 +13,11 @@ from __future__ import annotations
 import math
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from ..densities import gaussian_log_likelihood, kl_normal, log_bernoulli_with_logits, log_normal, sample_gaussian
-from ..nets import Decoder, Encoder
+from ..nets import ConvDecoder, ConvEncoder, Decoder, Encoder
 
 # Command-line options of this model: name -> (type, default, help). `vaelab train vae --help` shows them.
 OPTIONS = {
@@ -25,6 +26,7 @@ OPTIONS = {
     "beta": (float, 1.0, "weight of the KL term in the training objective (beta-VAE); reported NELBO always uses 1"),
     "likelihood": (str, "bernoulli", "p(x|z): bernoulli (binary data) or gaussian (continuous data)"),
     "sigma": (str, "0.1", "gaussian likelihood only: fixed observation std, or 'learned'"),
+    "net": (str, "mlp", "encoder/decoder: mlp, or conv (stride-2 convolutions; 28x28 or 32x32 images)"),
 }
 
 
@@ -48,14 +50,18 @@ class VAE(nn.Module):
     DEFAULT_ITERS = 20_000
 
     def __init__(self, x_dim: int = 784, z_dim: int = 10, hidden="300,300", beta: float = 1.0,
-                 likelihood: str = "bernoulli", sigma="0.1"):
+                 likelihood: str = "bernoulli", sigma="0.1", net: str = "mlp", y_dim: int = 0):
         super().__init__()
         if likelihood not in ("bernoulli", "gaussian"):
             raise ValueError(f"unknown likelihood {likelihood!r}: use bernoulli or gaussian")
-        hidden = parse_hidden(hidden)
-        self.x_dim, self.z_dim, self.beta, self.likelihood = x_dim, z_dim, float(beta), likelihood
-        self.enc = Encoder(x_dim, z_dim, hidden)
-        self.dec = Decoder(z_dim, x_dim, hidden)
+        if net not in ("mlp", "conv"):
+            raise ValueError(f"unknown net {net!r}: use mlp or conv")
+        self.x_dim, self.z_dim, self.beta, self.likelihood, self.y_dim = x_dim, z_dim, float(beta), likelihood, y_dim
+        if net == "conv":
+            self.enc, self.dec = ConvEncoder(x_dim, z_dim, y_dim), ConvDecoder(z_dim, x_dim, y_dim)
+        else:
+            hidden = parse_hidden(hidden)
+            self.enc, self.dec = Encoder(x_dim, z_dim, hidden, y_dim), Decoder(z_dim, x_dim, hidden, y_dim)
         self.register_buffer("z_prior_m", torch.zeros(z_dim))
         self.register_buffer("z_prior_v", torch.ones(z_dim))
         if likelihood == "gaussian":
@@ -66,6 +72,14 @@ class VAE(nn.Module):
             else:
                 self.register_buffer("log_sigma", log_sigma)
 
+    def onehot(self, y: torch.Tensor | None) -> torch.Tensor | None:
+        """The label as the networks take it: one-hot for conditional models, None otherwise."""
+        if not self.y_dim:
+            return None
+        if y is None:
+            raise ValueError("this conditional model needs labels y")
+        return F.one_hot(y, self.y_dim).to(self.z_prior_m.dtype)
+
     # -- the model, as the maths is written -------------------------------------------
     def log_pz(self, z: torch.Tensor) -> torch.Tensor:
         return log_normal(z, self.z_prior_m, self.z_prior_v)
@@ -74,17 +88,19 @@ class VAE(nn.Module):
         """KL(q(z|x) || p(z)): closed form for the standard normal prior (z is unused)."""
         return kl_normal(m, v, self.z_prior_m, self.z_prior_v)
 
-    def log_px_given_z(self, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
-        out = self.dec(z)
+    def log_px_given_z(self, x: torch.Tensor, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        out = self.dec(z, y)
         if self.likelihood == "bernoulli":
             return log_bernoulli_with_logits(x, out)
         return gaussian_log_likelihood(x, out, self.log_sigma)
 
-    def negative_elbo_bound(self, x: torch.Tensor, reduce: bool = True):
-        """(NELBO, KL, Rec): batch means (or per-example values with reduce=False)."""
-        m, v = self.enc(x)
+    def negative_elbo_bound(self, x: torch.Tensor, y: torch.Tensor | None = None, reduce: bool = True):
+        """(NELBO, KL, Rec): batch means (or per-example values with reduce=False).
+        y, the labels, is used by conditional models only."""
+        y = self.onehot(y)
+        m, v = self.enc(x, y)
         z = sample_gaussian(m, v)
-        rec = -self.log_px_given_z(x, z)
+        rec = -self.log_px_given_z(x, z, y)
         kl = self.kl_z(m, v, z)
         nelbo = rec + kl
         if reduce:
@@ -93,17 +109,19 @@ class VAE(nn.Module):
 
     def loss(self, x: torch.Tensor, y: torch.Tensor | None = None):
         """Training objective Rec + beta * KL, and the terms to log."""
-        nelbo, kl, rec = self.negative_elbo_bound(x)
+        nelbo, kl, rec = self.negative_elbo_bound(x, y)
         loss = nelbo if self.beta == 1.0 else rec + self.beta * kl
         return loss, {"nelbo": nelbo, "kl": kl, "rec": rec}
 
-    def log_importance_weights(self, x: torch.Tensor, k: int) -> torch.Tensor:
-        """log p(x, z_i) - log q(z_i | x) for k samples z_i ~ q(z|x): shape (k, batch)."""
-        m, v = self.enc(x)
+    def log_importance_weights(self, x: torch.Tensor, k: int, y: torch.Tensor | None = None) -> torch.Tensor:
+        """log p(x, z_i [| y]) - log q(z_i | x [, y]) for k samples z_i ~ q(z|x): shape (k, batch)."""
+        y = self.onehot(y)
+        m, v = self.enc(x, y)
         z = sample_gaussian(m.expand(k, *m.shape), v.expand(k, *v.shape))
         log_pz = self.log_pz(z)
         log_qz = log_normal(z, m, v)
-        log_px = self.log_px_given_z(x.expand(k, *x.shape).reshape(-1, x.shape[-1]), z.reshape(-1, self.z_dim))
+        yk = None if y is None else y.expand(k, *y.shape).reshape(-1, y.shape[-1])
+        log_px = self.log_px_given_z(x.expand(k, *x.shape).reshape(-1, x.shape[-1]), z.reshape(-1, self.z_dim), yk)
         return log_px.view(k, -1) + log_pz - log_qz
 
     # -- generation ----------------------------------------------------------------------
@@ -111,12 +129,12 @@ class VAE(nn.Module):
         return sample_gaussian(self.z_prior_m.expand(n, -1), self.z_prior_v.expand(n, -1))
 
     def posterior_mean(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
-        """The mean of q(z|x), for latent-space pictures."""
-        return self.enc(x)[0]
+        """The mean of q(z|x [, y]), for latent-space pictures."""
+        return self.enc(x, self.onehot(y))[0]
 
     def mean_x_given_z(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
-        """E[x | z]: Bernoulli probabilities or Gaussian means, for pictures."""
-        out = self.dec(z)
+        """E[x | z [, y]]: Bernoulli probabilities or Gaussian means, for pictures."""
+        out = self.dec(z, self.onehot(y))
         return torch.sigmoid(out) if self.likelihood == "bernoulli" else out
 
     def sample_x(self, n: int) -> torch.Tensor:

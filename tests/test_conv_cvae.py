@@ -1,0 +1,52 @@
+"""Convolutional networks and the conditional VAE."""
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import distributions as D
+
+from vaelab.errors import VaelabError
+from vaelab.models import build_model
+from vaelab.nets import ConvDecoder, ConvEncoder
+
+
+@pytest.mark.parametrize("side", [28, 32])
+def test_conv_nets_map_images_to_latents_and_back(side):
+    enc, dec = ConvEncoder(side * side, 6, y_dim=10), ConvDecoder(6, side * side, y_dim=10)
+    x, y = torch.rand(5, side * side), torch.eye(10)[:5]
+    m, v = enc(x, y)
+    assert m.shape == v.shape == (5, 6) and (v > 0).all()
+    assert dec(m, y).shape == (5, side * side)
+    # The label reaches the encoder: changing it changes q(z|x,y).
+    assert not torch.allclose(enc(x, torch.eye(10)[5:10])[0], m)
+
+
+def test_conv_vae_needs_square_28_or_32_images():
+    with pytest.raises(VaelabError, match="28x28 or 32x32"):
+        build_model("vae", 100, net="conv")
+
+
+def test_cvae_terms_use_the_label_and_match_torch_distributions():
+    torch.manual_seed(0)
+    model = build_model("cvae", 784, net="conv", z_dim=4)
+    x, y = torch.bernoulli(torch.rand(6, 784)), torch.tensor([0, 1, 2, 3, 4, 9])
+    torch.manual_seed(3)
+    nelbo, kl, rec = model.negative_elbo_bound(x, y)
+    torch.manual_seed(3)
+    oh = F.one_hot(y, 10).float()
+    m, v = model.enc(x, oh)
+    z = m + v.sqrt() * torch.randn_like(m)
+    kl_ref = D.kl_divergence(D.Independent(D.Normal(m, v.sqrt()), 1), D.Independent(D.Normal(torch.zeros(4), 1.0), 1))
+    rec_ref = -D.Independent(D.Bernoulli(logits=model.dec(z, oh)), 1).log_prob(x)
+    assert torch.allclose(kl, kl_ref.mean(), rtol=1e-5) and torch.allclose(rec, rec_ref.mean(), rtol=1e-5)
+    with pytest.raises(ValueError, match="needs labels"):
+        model.negative_elbo_bound(x)
+
+
+def test_cvae_samples_class_by_class():
+    torch.manual_seed(0)
+    model = build_model("cvae", 784, z_dim=3, hidden="32")
+    with torch.no_grad():
+        grid = model.sample_x_by_class(4)
+        lw = model.log_importance_weights(torch.bernoulli(torch.rand(3, 784)), 7, torch.tensor([1, 2, 3]))
+    assert grid.shape == (40, 784) and ((grid >= 0) & (grid <= 1)).all()
+    assert lw.shape == (7, 3) and torch.isfinite(lw).all()
