@@ -22,3 +22,15 @@ def requires_real(name: str):
 def _no_downloads(monkeypatch):
     """Tests never touch the network."""
     monkeypatch.setenv("VAELAB_NO_DOWNLOAD", "1")
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _private_cache(tmp_path_factory):
+    """One fresh user cache for the session (judges trained there), never the user's own."""
+    old = os.environ.get("XDG_CACHE_HOME")
+    os.environ["XDG_CACHE_HOME"] = str(tmp_path_factory.mktemp("cache"))
+    yield
+    if old is None:
+        os.environ.pop("XDG_CACHE_HOME", None)
+    else:
+        os.environ["XDG_CACHE_HOME"] = old

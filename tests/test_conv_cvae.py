@@ -50,3 +50,29 @@ def test_cvae_samples_class_by_class():
         lw = model.log_importance_weights(torch.bernoulli(torch.rand(3, 784)), 7, torch.tensor([1, 2, 3]))
     assert grid.shape == (40, 784) and ((grid >= 0) & (grid <= 1)).all()
     assert lw.shape == (7, 3) and torch.isfinite(lw).all()
+
+
+def test_judge_scores_conditional_and_unconditional_samples():
+    from vaelab.judge import sample_quality, train_judge
+    torch.manual_seed(0)
+    # Two easy "classes": dark and bright images. The judge learns them; a model whose samples are
+    # always bright gets coverage 0 and, asked for dark images, class accuracy 0.
+    x = torch.cat([torch.rand(200, 16) * 0.2, 0.8 + torch.rand(200, 16) * 0.2])
+    y = torch.cat([torch.zeros(200), torch.ones(200)]).long()
+    judge, acc = train_judge(x, y, x, y, n_classes=2, iters=200)
+    assert acc == 1.0
+
+    class Bright(torch.nn.Module):
+        z_prior_m = torch.zeros(1)
+
+        def sample_x(self, n):
+            return torch.full((n, 16), 0.95)
+
+    q = sample_quality(Bright(), judge, n_classes=2, per_class=10)
+    assert q["sample_class_coverage"] == 0.0 and q["sample_confidence"] > 0.9
+
+    class Obedient(Bright):
+        def sample_x_given_y(self, y):
+            return y.float().unsqueeze(1).expand(-1, 16) * 0.9 + 0.05
+
+    assert sample_quality(Obedient(), judge, n_classes=2, per_class=10)["sample_class_accuracy"] == 1.0

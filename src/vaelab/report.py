@@ -8,8 +8,13 @@ from .runs import atomic_write_bytes, read_json
 
 # Metric key -> column title, in display order. Keys a run does not have are skipped.
 ELBO_COLUMNS = {"nelbo": "NELBO", "kl": "KL", "kl_y": "KL_y", "kl_z": "KL_z", "rec": "Rec"}
-OTHER_COLUMNS = {"accuracy": "accuracy", "accuracy_grey": "accuracy (grey)", "iters_per_second": "it/s",
-                 "train_seconds": "train s"}
+OTHER_COLUMNS = {"accuracy": "accuracy", "accuracy_grey": "accuracy (grey)",
+                 "sample_class_accuracy": "sample class acc.", "sample_class_coverage": "sample coverage",
+                 "sample_confidence": "sample conf.", "iters_per_second": "it/s", "train_seconds": "train s"}
+JUDGE_NOTE = ("a classifier trained on the real training images judges 1,000 generated images: "
+              "sample class acc. = share classified as the requested class (conditional models); "
+              "sample coverage = normalised entropy of the predicted classes (1: all classes equally often); "
+              "sample conf. = mean top-class probability")
 FIGURES = [
     ("samples.png", "Samples from p(x)"),
     ("curves.png", "Training curves"),
@@ -25,7 +30,7 @@ FIGURES = [
 def _fmt(key: str, v: float) -> str:
     if key in ("iters_per_second", "train_seconds"):
         return f"{v:.0f}"
-    return f"{v:.4f}" if key.startswith("accuracy") else f"{v:.2f}"
+    return f"{v:.4f}" if key.startswith(("accuracy", "sample_")) else f"{v:.2f}"
 
 
 def metrics_table(metrics: dict) -> str:
@@ -59,6 +64,8 @@ def write_report(run_dir: Path) -> Path:
         f"- machine: {metrics['machine']}; {metrics['date']}",
         *(["- accuracy: q(y|x) on the test set's evaluation inputs (the fixed binarization above); "
            "accuracy (grey): on the grey-level test images"] if "accuracy" in metrics["mean_se"] else []),
+        *([f"- sample quality: {JUDGE_NOTE}; the judge's accuracy on the real test set is "
+           f"{metrics['mean_se']['judge_test_accuracy']['mean']:.4f}"] if "judge_test_accuracy" in metrics["mean_se"] else []),
         "",
         "## Test-set metrics (nats per image)",
         "",

@@ -23,6 +23,7 @@ from . import __version__
 from .data import BINARIZE_MODES, STATIC_BINARIZATION_SEED, binarize_static, labelled_subset, load_dataset, split_validation
 from .errors import VaelabError
 from .evaluate import evaluate_elbo, evaluate_model
+from .judge import load_or_train_judge, sample_quality
 from .models import MODELS, build_model
 from .runs import prepare_run_dir, save_checkpoint, summarise, write_json
 
@@ -292,6 +293,7 @@ def _train_run(cfg: TrainConfig) -> Path:
     data = prepare_data(cfg, device)
     build_model(cfg.model, data.x_dim, **cfg.model_options)   # fail on bad options before writing anything
     run_dir = prepare_run_dir(Path(cfg.out), dataclasses.asdict(cfg))
+    judge = _judge(cfg, device)
     per_seed, histories = {}, {}
     for seed in cfg.seeds:
         torch.manual_seed(seed)
@@ -304,6 +306,8 @@ def _train_run(cfg: TrainConfig) -> Path:
         torch.manual_seed(10_000 + seed)   # evaluation noise independent of training
         metrics = evaluate_model(model, data, cfg.iwae_k, cfg.eval_repeats, cfg.progress)
         metrics.update(train_seconds=hist["train_seconds"], iters_per_second=hist["iters_per_second"])
+        if judge is not None:
+            metrics.update(sample_quality(model, judge[0]), judge_test_accuracy=judge[1])
         per_seed[str(seed)] = metrics
         histories[str(seed)] = hist
         write_json(run_dir / "metrics.json", _metrics_doc(cfg, data, device, per_seed))
@@ -317,6 +321,15 @@ def _train_run(cfg: TrainConfig) -> Path:
         save_curves(run_dir / "curves.png", histories, f"{cfg.model} on {cfg.dataset}")
         write_report(run_dir)
     return run_dir
+
+
+def _judge(cfg: TrainConfig, device):
+    """(classifier, its real test accuracy) that scores generated images; None where it does not apply."""
+    ds = load_dataset(cfg.dataset, data_dir=cfg.data_dir)
+    if len(ds.classes) < 2 or ds.train_x.shape[1] != ds.image_shape[0] * ds.image_shape[1]:
+        return None
+    grey = [t.to(device) for t in (ds.train_x, ds.train_y, ds.test_x, ds.test_y)]
+    return load_or_train_judge(cfg.dataset, grey, len(ds.classes))
 
 
 def _metrics_doc(cfg, data: DeviceData, device, per_seed: dict) -> dict:

@@ -1,0 +1,84 @@
+"""Sample quality as a classifier sees it.
+
+A small classifier (the "judge": MLP 784-300-300-10, ReLU) is trained once per data set on its
+real training images (grey levels) and cached in the user cache folder together with its
+accuracy on the real test set. Generated images (Bernoulli means / Gaussian means) are then
+classified:
+
+- class-conditional samples: the fraction the judge assigns to the requested class;
+- unconditional samples: class coverage (the normalised entropy of the judge's predicted-class
+  histogram: 1 = all classes equally often, 0 = a single class) and the judge's mean confidence.
+"""
+from __future__ import annotations
+
+import json
+import math
+
+import torch
+import torch.nn.functional as F
+from safetensors.torch import load_file, save_file
+
+from .data import user_cache_dir
+from .nets import Classifier
+from .runs import atomic_write_bytes
+
+JUDGE_ITERS = 3000
+JUDGE_VERSION = 1
+
+
+def _paths(dataset: str):
+    folder = user_cache_dir() / "judges"
+    stem = f"{dataset}-v{JUDGE_VERSION}"
+    return folder / f"{stem}.safetensors", folder / f"{stem}.json"
+
+
+def train_judge(train_x, train_y, test_x, test_y, n_classes: int, iters: int = JUDGE_ITERS, seed: int = 0):
+    """Train the judge on grey training images; returns (classifier, test accuracy)."""
+    gen_state = torch.random.get_rng_state()
+    torch.manual_seed(seed)
+    judge = Classifier(train_x.shape[1], n_classes).to(train_x.device)
+    opt = torch.optim.Adam(judge.parameters(), lr=1e-3)
+    for _ in range(iters):
+        idx = torch.randint(len(train_x), (100,), device=train_x.device)
+        loss = F.cross_entropy(judge(train_x[idx]), train_y[idx])
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+    torch.random.set_rng_state(gen_state)   # training the judge does not shift the caller's random stream
+    judge.eval()
+    with torch.inference_mode():
+        acc = (judge(test_x).argmax(-1) == test_y).float().mean().item()
+    return judge, acc
+
+
+def load_or_train_judge(dataset: str, data_grey, n_classes: int = 10):
+    """The cached judge of a data set, trained on first use. data_grey: (train_x, train_y, test_x, test_y)."""
+    weights, info = _paths(dataset)
+    judge = Classifier(data_grey[0].shape[1], n_classes).to(data_grey[0].device)
+    if weights.exists() and info.exists():
+        try:
+            judge.load_state_dict(load_file(str(weights), device=str(data_grey[0].device)))
+            return judge.eval(), json.loads(info.read_text())["test_accuracy"]
+        except Exception:   # a damaged cache entry is simply retrained
+            pass
+    judge, acc = train_judge(*data_grey, n_classes)
+    weights.parent.mkdir(parents=True, exist_ok=True)
+    save_file({k: v.contiguous().cpu() for k, v in judge.state_dict().items()}, str(weights))
+    atomic_write_bytes(info, json.dumps({"dataset": dataset, "test_accuracy": acc, "iters": JUDGE_ITERS}).encode())
+    return judge, acc
+
+
+@torch.inference_mode()
+def sample_quality(model, judge, n_classes: int = 10, per_class: int = 100) -> dict:
+    """Judge the model's samples: conditional accuracy (conditional models) or coverage and confidence."""
+    n = per_class * n_classes
+    if hasattr(model, "sample_x_given_y"):
+        y = torch.arange(n_classes, device=model.z_prior_m.device).repeat_interleave(per_class)
+        probs = F.softmax(judge(model.sample_x_given_y(y)), -1)
+        return {"sample_class_accuracy": (probs.argmax(-1) == y).float().mean().item(),
+                "sample_confidence": probs.max(-1).values.mean().item()}
+    probs = F.softmax(judge(model.sample_x(n)), -1)
+    hist = torch.bincount(probs.argmax(-1), minlength=n_classes).float() / n
+    entropy = -(hist[hist > 0] * hist[hist > 0].log()).sum().item()
+    return {"sample_class_coverage": entropy / math.log(n_classes),
+            "sample_confidence": probs.max(-1).values.mean().item()}
