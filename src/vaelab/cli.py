@@ -45,12 +45,14 @@ def _positive_float(s: str) -> float:
     return v
 
 
-def _add_runtime_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--data-dir", help="folder holding data sets as DIR/mnist/, DIR/fashion-mnist/ "
+def _add_runtime_args(p: argparse.ArgumentParser, prefix: str = "", device_default="auto") -> None:
+    p.add_argument("--data-dir", dest=prefix + "data_dir", metavar="DATA_DIR", help="folder holding data sets as DIR/mnist/, DIR/fashion-mnist/ "
                    "(default: $VAELAB_DATA, then the user cache, then /usr/share/datasets)")
-    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="where to compute (default: %(default)s)")
-    p.add_argument("--threads", type=_positive_int, help="CPU threads for PyTorch (default: all cores)")
-    p.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bars")
+    p.add_argument("--device", dest=prefix + "device", default=device_default, choices=["auto", "cpu", "cuda"],
+                   help="where to compute (default: auto)")
+    p.add_argument("--threads", dest=prefix + "threads", metavar="THREADS", type=_positive_int, help="CPU threads for PyTorch (default: all cores)")
+    p.add_argument("--no-progress", dest=prefix + "progress", action="store_false",
+                   **({"default": None} if prefix else {}), help="no progress bars")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -62,8 +64,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"vaelab {__import__('vaelab').__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=Parser)
 
-    train = sub.add_parser("train", help="train a model (one run folder, one or more seeds)")
-    models = train.add_subparsers(dest="model", required=True, metavar="MODEL", parser_class=Parser)
+    train = sub.add_parser("train", help="train a model (one run folder, one or more seeds), or resume one",
+                           usage="vaelab train MODEL [options]  |  vaelab train --resume RUN [runtime options]")
+    train.add_argument("--resume", dest="top_resume", metavar="RUN", type=Path,
+                       help="continue an interrupted run folder from its last checkpoints, with its saved "
+                            "configuration (only the runtime options below may change)")
+    _add_runtime_args(train.add_argument_group("runtime options (with --resume)"), prefix="top_", device_default=None)
+    models = train.add_subparsers(dest="model", required=False, metavar="MODEL", parser_class=Parser)
     for name, (cls, options) in MODELS.items():
         p = models.add_parser(name, help=(cls.__doc__ or name).strip().splitlines()[0],
                               formatter_class=argparse.ArgumentDefaultsHelpFormatter)
@@ -80,6 +87,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="validation images held out of the training set (at most a tenth of it)")
         p.add_argument("--eval-every", type=_positive_int, default=d.eval_every, help="validation NELBO every N iterations")
         p.add_argument("--checkpoint-every", type=_positive_int, default=d.checkpoint_every)
+        p.add_argument("--resume", metavar="RUN", type=Path,
+                       help="continue this interrupted run folder (same as `vaelab train --resume RUN`)")
         p.add_argument("--iwae-k", type=_positive_int, nargs="+", default=d.iwae_k,
                        help="importance-weighted bounds computed after training (more with `vaelab eval`)")
         p.add_argument("--eval-repeats", type=_positive_int, default=d.eval_repeats,
@@ -111,9 +120,39 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def cmd_train(args) -> int:
-    from .train import TrainConfig, train_run
+def _explicit_options(argv: list[str]) -> dict:
+    """The options the user actually typed (argparse fills in defaults; this parse does not)."""
+    parser = build_parser()
+    stack = [parser]
+    while stack:
+        p = stack.pop()
+        p._defaults.clear()
+        for action in p._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                stack.extend(action.choices.values())
+            action.default = argparse.SUPPRESS
+    return vars(parser.parse_args(argv))
 
+
+def cmd_train(args) -> int:
+    from .train import RUNTIME_OPTIONS, TrainConfig, resume_run, train_run
+
+    given = _explicit_options(args.argv)
+    runtime = {}   # typed runtime options, after MODEL or before it
+    for k in RUNTIME_OPTIONS:
+        if k in given or f"top_{k}" in given:
+            runtime[k] = given.get(k, given.get(f"top_{k}"))
+            setattr(args, k, runtime[k])
+    resume = getattr(args, "resume", None) or args.top_resume
+    if resume is not None:
+        _check_resume_options(resume, args, given)
+        run_dir = resume_run(resume, **runtime)
+        print(f"run folder: {run_dir}\nreport: {run_dir / 'report.md'}")
+        return 0
+    if args.model is None:
+        from .models import MODELS
+        raise VaelabError(f"vaelab train needs a MODEL ({', '.join(MODELS)}) or --resume RUN; "
+                          f"e.g. `vaelab train vae --iters 5000`")
     options = {k[4:]: v for k, v in vars(args).items() if k.startswith("opt_")}
     cfg = TrainConfig(model=args.model, dataset=args.dataset, data_dir=args.data_dir, out=args.out, seeds=args.seeds,
                       iters=args.iters, batch_size=args.batch_size, lr=args.lr, binarize=args.binarize,
@@ -123,6 +162,30 @@ def cmd_train(args) -> int:
     run_dir = train_run(cfg)
     print(f"run folder: {run_dir}\nreport: {run_dir / 'report.md'}")
     return 0
+
+
+def _check_resume_options(run: Path, args, given: dict) -> None:
+    """`vaelab train MODEL ... --resume RUN`: typed options must agree with the run's saved configuration."""
+    from .runs import read_json
+    from .train import RUNTIME_OPTIONS
+
+    if args.model is None or not (Path(run) / "config.json").is_file():
+        return   # nothing typed to compare (a missing config.json is reported by resume_run)
+    saved = read_json(Path(run) / "config.json")
+    if args.model != saved.get("model"):
+        raise VaelabError(f"--resume {run}: that run trains {saved.get('model')!r}, not {args.model!r}; "
+                          f"use `vaelab train --resume {run}`")
+    changed = []
+    for k, v in given.items():
+        if k in ("command", "model", "resume", "argv") or k.startswith("top_") or k in RUNTIME_OPTIONS:
+            continue
+        old = saved.get("model_options", {}).get(k[4:]) if k.startswith("opt_") else saved.get(k)
+        if v != old and not (k == "out" and Path(v) == Path(str(old))):
+            changed.append(f"--{(k[4:] if k.startswith('opt_') else k).replace('_', '-')} (run: {old}, given: {v})")
+    if changed:
+        raise VaelabError(f"--resume {run} continues the run with its saved configuration; {'; '.join(changed)} cannot "
+                          f"change (only --data-dir, --device, --threads, --no-progress can); drop them, "
+                          f"or start a new run with another --out")
 
 
 def cmd_eval(args) -> int:
@@ -155,7 +218,9 @@ def cmd_datasets(args) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = build_parser().parse_args(argv)
+    args.argv = argv
     commands = {"train": cmd_train, "eval": cmd_eval, "sample": cmd_sample, "datasets": cmd_datasets}
     try:
         return commands[args.command](args)

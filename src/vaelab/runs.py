@@ -6,9 +6,11 @@
     RUN/seed-S/model.safetensors  final weights
     RUN/seed-S/history.json training curves
     RUN/samples.png, RUN/curves.png, RUN/report.md
+    RUN/.lock               held (fcntl.flock) by the process writing the run; gone with it
 """
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import math
@@ -35,6 +37,52 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+    _fsync_dir(path.parent)   # make the rename itself durable
+
+
+def _fsync_dir(folder: Path) -> None:
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+LOCK_NAME = ".lock"
+
+
+@contextlib.contextmanager
+def lock_run_dir(run: Path):
+    """Hold an exclusive lock on RUN/.lock for the life of the block (and of the process:
+    the kernel drops a flock when its process dies, so a killed run leaves no stale lock).
+
+    A second process that wants to write the same run folder gets a VaelabError naming the
+    holder's pid instead of interleaving its files with the first one's."""
+    try:
+        import fcntl
+    except ImportError:   # no flock (Windows): no protection, but no failure either
+        yield
+        return
+    run = Path(run)
+    run.mkdir(parents=True, exist_ok=True)
+    fd = os.open(run / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
+            raise VaelabError(f"{run} is in use by another vaelab process (pid {holder}); "
+                              f"wait for it or choose another --out") from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        yield
+    finally:
+        os.close(fd)   # closing the descriptor releases the lock
 
 
 def write_json(path: Path, obj) -> None:
@@ -57,15 +105,27 @@ def save_checkpoint(path: Path, state: dict) -> None:
 
 
 def load_checkpoint(path: Path, map_location="cpu") -> dict:
+    """Read a checkpoint written by save_checkpoint; anything else is a one-line VaelabError.
+
+    Loaded with weights_only=True: a checkpoint holds only tensors, numbers, strings, lists and
+    dicts, so no code from the file can run."""
     path = Path(path)
     if not path.exists():
         raise VaelabError(f"{path}: no checkpoint here; train first (vaelab train ...) or check the run folder")
     try:
-        state = torch.load(path, map_location=map_location, weights_only=False)
+        state = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as e:  # torch raises many types for damaged files
         raise VaelabError(f"{path}: cannot read checkpoint ({type(e).__name__}); the file is damaged, retrain or use another run") from None
     if not isinstance(state, dict) or not {"model", "config", "x_dim"} <= set(state):
         raise VaelabError(f"{path}: not a vaelab checkpoint (missing model weights or config)")
+    config, weights, x_dim = state["config"], state["model"], state["x_dim"]
+    if (not isinstance(config, dict) or not isinstance(config.get("model"), str)
+            or not isinstance(config.get("model_options", {}), dict)
+            or not isinstance(weights, dict) or not all(torch.is_tensor(v) for v in weights.values())
+            or not isinstance(x_dim, int) or isinstance(x_dim, bool) or not 0 < x_dim <= 1 << 24):
+        raise VaelabError(f"{path}: not a vaelab checkpoint (malformed config, weights or x_dim); the file is damaged, retrain")
+    if not isinstance(state.get("image_shape", [1, x_dim]), (list, tuple)):
+        raise VaelabError(f"{path}: not a vaelab checkpoint (malformed image_shape); the file is damaged, retrain")
     return state
 
 
