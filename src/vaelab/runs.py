@@ -16,6 +16,7 @@ import json
 import math
 import os
 import tempfile
+import warnings
 from pathlib import Path
 
 import torch
@@ -113,7 +114,9 @@ def load_checkpoint(path: Path, map_location="cpu") -> dict:
     if not path.exists():
         raise VaelabError(f"{path}: no checkpoint here; train first (vaelab train ...) or check the run folder")
     try:
-        state = torch.load(path, map_location=map_location, weights_only=True)
+        with warnings.catch_warnings():   # e.g. "unusual pickle protocol" from a damaged file
+            warnings.simplefilter("ignore")
+            state = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as e:  # torch raises many types for damaged files
         raise VaelabError(f"{path}: cannot read checkpoint ({type(e).__name__}); the file is damaged, retrain or use another run") from None
     if not isinstance(state, dict) or not {"model", "config", "x_dim"} <= set(state):
@@ -124,8 +127,12 @@ def load_checkpoint(path: Path, map_location="cpu") -> dict:
             or not isinstance(weights, dict) or not all(torch.is_tensor(v) for v in weights.values())
             or not isinstance(x_dim, int) or isinstance(x_dim, bool) or not 0 < x_dim <= 1 << 24):
         raise VaelabError(f"{path}: not a vaelab checkpoint (malformed config, weights or x_dim); the file is damaged, retrain")
-    if not isinstance(state.get("image_shape", [1, x_dim]), (list, tuple)):
-        raise VaelabError(f"{path}: not a vaelab checkpoint (malformed image_shape); the file is damaged, retrain")
+    shape = state.get("image_shape", [x_dim])
+    if (not isinstance(shape, (list, tuple)) or not shape
+            or not all(isinstance(d, int) and not isinstance(d, bool) and d > 0 for d in shape)
+            or math.prod(shape) != x_dim):
+        raise VaelabError(f"{path}: not a vaelab checkpoint (image_shape {shape!r} does not fit x_dim {x_dim}); "
+                          f"the file is damaged, retrain")
     return state
 
 

@@ -9,7 +9,7 @@ from .errors import VaelabError
 from .evaluate import evaluate_elbo, evaluate_iwae
 from .plots import save_grid
 from .report import write_report
-from .runs import load_checkpoint, read_json, summarise, write_json
+from .runs import load_checkpoint, lock_run_dir, read_json, summarise, write_json
 from .train import TrainConfig, flush_denormal, load_model, prepare_data, resolve_device
 
 
@@ -28,7 +28,10 @@ def evaluate_run(run: Path, iwae_k=(5000,), repeats: int | None = None, data_dir
     """Add IWAE-k bounds (and optionally fresh NELBO/KL/Rec) for every seed; rewrite metrics and report."""
     run = Path(run)
     seeds = seed_dirs(run)
-    cfg = TrainConfig(**read_json(run / "config.json"))
+    try:
+        cfg = TrainConfig(**read_json(run / "config.json"))
+    except TypeError as e:
+        raise VaelabError(f"{run / 'config.json'}: not a vaelab configuration ({e}); the file is damaged") from None
     metrics = read_json(run / "metrics.json")
     if data_dir is not None:
         cfg.data_dir = data_dir
@@ -36,11 +39,13 @@ def evaluate_run(run: Path, iwae_k=(5000,), repeats: int | None = None, data_dir
         torch.set_num_threads(threads)
     dev = resolve_device(device)
     data = prepare_data(cfg, dev)
-    with flush_denormal():
-        _evaluate_seeds(seeds, metrics, data, dev, iwae_k, repeats, progress)
-    metrics["mean_se"] = summarise(metrics["per_seed"])
-    write_json(run / "metrics.json", metrics)
-    return write_report(run)
+    with lock_run_dir(run):   # not while a training process (or another eval) writes this run
+        metrics = read_json(run / "metrics.json")
+        with flush_denormal():
+            _evaluate_seeds(seeds, metrics, data, dev, iwae_k, repeats, progress)
+        metrics["mean_se"] = summarise(metrics["per_seed"])
+        write_json(run / "metrics.json", metrics)
+        return write_report(run)
 
 
 def _evaluate_seeds(seeds, metrics, data, dev, iwae_k, repeats, progress):
