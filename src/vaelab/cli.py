@@ -45,8 +45,48 @@ def _positive_float(s: str) -> float:
     return v
 
 
+MAX_SEED = 2**32 - 1
+
+
+def _seed(s: str) -> int:
+    try:
+        v = int(s)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number from 0 to {MAX_SEED}, got {s!r}") from None
+    if not 0 <= v <= MAX_SEED:
+        raise argparse.ArgumentTypeError(f"expected a whole number from 0 to {MAX_SEED}, got {v}")
+    return v
+
+
+def _finite_float(s: str) -> float:
+    try:
+        v = float(s)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {s!r}") from None
+    if v != v or v in (float("inf"), float("-inf")):
+        raise argparse.ArgumentTypeError(f"expected a finite number, got {s}")
+    return v
+
+
+def _existing_dir(s: str) -> str:
+    if not Path(s).is_dir():
+        raise argparse.ArgumentTypeError(f"{s}: no such folder; give the folder that holds DATASET/ subfolders, or leave it out")
+    return s
+
+
+def _option_type(name: str, typ):
+    """argparse type of a model option: positive sizes, seeds from 0, finite weights."""
+    if name == "beta":
+        return _positive_float
+    if typ is int:
+        return _seed if name.endswith("seed") else _positive_int
+    if typ is float:
+        return _finite_float
+    return typ
+
+
 def _add_runtime_args(p: argparse.ArgumentParser, prefix: str = "", device_default="auto") -> None:
-    p.add_argument("--data-dir", dest=prefix + "data_dir", metavar="DATA_DIR", help="folder holding data sets as DIR/mnist/, DIR/fashion-mnist/ "
+    p.add_argument("--data-dir", dest=prefix + "data_dir", metavar="DATA_DIR", type=_existing_dir, help="folder holding data sets as DIR/mnist/, DIR/fashion-mnist/ "
                    "(default: $VAELAB_DATA, then the user cache, then /usr/share/datasets)")
     p.add_argument("--device", dest=prefix + "device", default=device_default, choices=["auto", "cpu", "cuda"],
                    help="where to compute (default: auto)")
@@ -70,14 +110,14 @@ def build_parser() -> argparse.ArgumentParser:
                        help="continue an interrupted run folder from its last checkpoints, with its saved "
                             "configuration (only the runtime options below may change)")
     _add_runtime_args(train.add_argument_group("runtime options (with --resume)"), prefix="top_", device_default=None)
-    models = train.add_subparsers(dest="model", required=False, metavar="MODEL", parser_class=Parser)
+    models = train.add_subparsers(dest="model", required=False, metavar="MODEL", parser_class=Parser, prog="vaelab train")
     for name, (cls, options) in MODELS.items():
         p = models.add_parser(name, help=(cls.__doc__ or name).strip().splitlines()[0],
                               formatter_class=argparse.ArgumentDefaultsHelpFormatter)
         p.add_argument("--dataset", default=d.dataset, help="data set name (see `vaelab datasets`)")
         p.add_argument("--out", help="run folder to create (default: runs/MODEL-DATASET-TIMESTAMP)")
-        p.add_argument("--seeds", type=int, nargs="+", default=d.seeds, help="one training run per seed")
-        p.add_argument("--seed", type=int, dest="seeds", nargs=1, help="a single seed (same as --seeds S)")
+        p.add_argument("--seeds", type=_seed, nargs="+", default=d.seeds, help="one training run per seed")
+        p.add_argument("--seed", type=_seed, dest="seeds", nargs=1, help="a single seed (same as --seeds S)")
         p.add_argument("--iters", type=_positive_int, default=d.iters, help="training iterations")
         p.add_argument("--batch-size", type=_positive_int, default=d.batch_size)
         p.add_argument("--lr", type=_positive_float, default=d.lr, help="Adam learning rate")
@@ -96,7 +136,7 @@ def build_parser() -> argparse.ArgumentParser:
         _add_runtime_args(p)
         group = p.add_argument_group(f"{name} options")
         for opt, (typ, default, help_) in options.items():
-            group.add_argument("--" + opt.replace("_", "-"), dest=f"opt_{opt}", type=_positive_float if opt == "beta" else typ,
+            group.add_argument("--" + opt.replace("_", "-"), dest=f"opt_{opt}", type=_option_type(opt, typ),
                                default=default, metavar=opt.upper(), help=help_)
 
     ev = sub.add_parser("eval", help="evaluate a trained run on its full test set (adds IWAE bounds)")
@@ -110,13 +150,13 @@ def build_parser() -> argparse.ArgumentParser:
     sa.add_argument("run", type=Path, help="run folder")
     sa.add_argument("--rows", type=_positive_int, default=10)
     sa.add_argument("--cols", type=_positive_int, default=20)
-    sa.add_argument("--seed", type=int, default=0, help="random seed of the draw")
-    sa.add_argument("--run-seed", type=int, help="which training seed's model (default: the first)")
+    sa.add_argument("--seed", type=_seed, default=0, help="random seed of the draw")
+    sa.add_argument("--run-seed", type=_seed, help="which training seed's model (default: the first)")
     sa.add_argument("--out", type=Path, help="PNG path (default: RUN/samples-ROWSxCOLS-seedS.png)")
     sa.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
 
     ds = sub.add_parser("datasets", help="list data sets and where they were found")
-    ds.add_argument("--data-dir", help="also look in this folder first")
+    ds.add_argument("--data-dir", type=_existing_dir, help="also look in this folder first")
     return parser
 
 

@@ -70,8 +70,12 @@ def lock_run_dir(run: Path):
         yield
         return
     run = Path(run)
-    run.mkdir(parents=True, exist_ok=True)
-    fd = os.open(run / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        run.mkdir(parents=True, exist_ok=True)
+        fd = os.open(run / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as e:
+        raise VaelabError(f"--out {run}: cannot create or write the run folder ({e.strerror or e}); "
+                          f"choose a folder you can write") from None
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)

@@ -13,6 +13,9 @@ from .runs import load_checkpoint, lock_run_dir, read_json, summarise, write_jso
 from .train import TrainConfig, flush_denormal, load_model, prepare_data, resolve_device
 
 
+MAX_GRID = 10_000   # images in one sample grid (a 100x100 grid is a 6,000-pixel square PNG)
+
+
 def seed_dirs(run: Path) -> dict[int, Path]:
     run = Path(run)
     if not (run / "config.json").exists():
@@ -63,6 +66,9 @@ def _evaluate_seeds(seeds, metrics, data, dev, iwae_k, repeats, progress):
 
 def sample_run(run: Path, rows=10, cols=20, seed=0, run_seed=None, out=None, device="auto") -> Path:
     """Draw rows*cols images from p(x) of one seed's model and save them as one grid PNG."""
+    if rows * cols > MAX_GRID:
+        raise VaelabError(f"--rows {rows} x --cols {cols} = {rows * cols} images: at most {MAX_GRID} per grid; "
+                          f"draw several smaller grids (--seed)")
     dirs = seed_dirs(run)
     run_seed = next(iter(dirs)) if run_seed is None else run_seed
     if run_seed not in dirs:

@@ -66,6 +66,8 @@ class TrainConfig:
             raise VaelabError(f"--val-size must be >= 0, got {self.val_size}")
         if not self.seeds:
             raise VaelabError("--seeds needs at least one seed")
+        if any(isinstance(s, bool) or not isinstance(s, int) or not 0 <= s < 2**32 for s in self.seeds):
+            raise VaelabError(f"--seeds must be whole numbers from 0 to {2**32 - 1}, got {self.seeds}")
         if len(set(self.seeds)) != len(self.seeds):
             raise VaelabError(f"--seeds has repeated values {self.seeds}; give distinct seeds")
         if any(k <= 0 for k in self.iwae_k):
