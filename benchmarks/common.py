@@ -13,12 +13,13 @@ DEFAULT_DATA = REPO.parent / "shared" / "data"
 
 
 def command_line() -> str:
-    return "python " + " ".join(shlex.quote(a) for a in [str(Path(sys.argv[0]).relative_to(REPO)) if Path(sys.argv[0]).resolve().is_relative_to(REPO) else sys.argv[0], *sys.argv[1:]])
+    return "python " + " ".join(shlex.quote(a) for a in [str(Path(sys.argv[0]).resolve().relative_to(REPO)) if Path(sys.argv[0]).resolve().is_relative_to(REPO) else sys.argv[0], *sys.argv[1:]])
 
 
-def save(name: str, payload: dict, markdown: str) -> None:
-    RESULTS.mkdir(parents=True, exist_ok=True)
+def save(name: str, payload: dict, markdown: str, folder: Path = RESULTS) -> None:
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
     payload = {"command": command_line(), "date": datetime.now().isoformat(timespec="seconds"), **payload}
-    (RESULTS / f"{name}.json").write_text(json.dumps(payload, indent=2) + "\n")
-    (RESULTS / f"{name}.md").write_text(markdown.rstrip() + f"\n\nCommand: `{payload['command']}` ({payload['date']})\n")
-    print(f"wrote {RESULTS / name}.json and .md")
+    (folder / f"{name}.json").write_text(json.dumps(payload, indent=2) + "\n")
+    (folder / f"{name}.md").write_text(markdown.rstrip() + f"\n\nCommand: `{payload['command']}` ({payload['date']})\n")
+    print(f"wrote {folder / name}.json and .md")

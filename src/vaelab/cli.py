@@ -45,12 +45,54 @@ def _positive_float(s: str) -> float:
     return v
 
 
-def _add_runtime_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--data-dir", help="folder holding data sets as DIR/mnist/, DIR/fashion-mnist/ "
+MAX_SEED = 2**32 - 1
+
+
+def _seed(s: str) -> int:
+    try:
+        v = int(s)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number from 0 to {MAX_SEED}, got {s!r}") from None
+    if not 0 <= v <= MAX_SEED:
+        raise argparse.ArgumentTypeError(f"expected a whole number from 0 to {MAX_SEED}, got {v}")
+    return v
+
+
+def _finite_float(s: str) -> float:
+    try:
+        v = float(s)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {s!r}") from None
+    if v != v or v in (float("inf"), float("-inf")):
+        raise argparse.ArgumentTypeError(f"expected a finite number, got {s}")
+    return v
+
+
+def _existing_dir(s: str) -> str:
+    if not Path(s).is_dir():
+        raise argparse.ArgumentTypeError(f"{s}: no such folder; give the folder that holds DATASET/ subfolders, or leave it out")
+    return s
+
+
+def _option_type(name: str, typ):
+    """argparse type of a model option: positive sizes, seeds from 0, finite weights."""
+    if name == "beta":
+        return _positive_float
+    if typ is int:
+        return _seed if name.endswith("seed") else _positive_int
+    if typ is float:
+        return _finite_float
+    return typ
+
+
+def _add_runtime_args(p: argparse.ArgumentParser, prefix: str = "", device_default="auto") -> None:
+    p.add_argument("--data-dir", dest=prefix + "data_dir", metavar="DATA_DIR", type=_existing_dir, help="folder holding data sets as DIR/mnist/, DIR/fashion-mnist/ "
                    "(default: $VAELAB_DATA, then the user cache, then /usr/share/datasets)")
-    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="where to compute (default: %(default)s)")
-    p.add_argument("--threads", type=_positive_int, help="CPU threads for PyTorch (default: all cores)")
-    p.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bars")
+    p.add_argument("--device", dest=prefix + "device", default=device_default, choices=["auto", "cpu", "cuda"],
+                   help="where to compute (default: auto)")
+    p.add_argument("--threads", dest=prefix + "threads", metavar="THREADS", type=_positive_int, help="CPU threads for PyTorch (default: all cores)")
+    p.add_argument("--no-progress", dest=prefix + "progress", action="store_false",
+                   **({"default": None} if prefix else {}), help="no progress bars")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -62,15 +104,20 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"vaelab {__import__('vaelab').__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=Parser)
 
-    train = sub.add_parser("train", help="train a model (one run folder, one or more seeds)")
-    models = train.add_subparsers(dest="model", required=True, metavar="MODEL", parser_class=Parser)
+    train = sub.add_parser("train", help="train a model (one run folder, one or more seeds), or resume one",
+                           usage="vaelab train MODEL [options]  |  vaelab train --resume RUN [runtime options]")
+    train.add_argument("--resume", dest="top_resume", metavar="RUN", type=Path,
+                       help="continue an interrupted run folder from its last checkpoints, with its saved "
+                            "configuration (only the runtime options below may change)")
+    _add_runtime_args(train.add_argument_group("runtime options (with --resume)"), prefix="top_", device_default=None)
+    models = train.add_subparsers(dest="model", required=False, metavar="MODEL", parser_class=Parser, prog="vaelab train")
     for name, (cls, options) in MODELS.items():
         p = models.add_parser(name, help=(cls.__doc__ or name).strip().splitlines()[0],
                               formatter_class=argparse.ArgumentDefaultsHelpFormatter)
         p.add_argument("--dataset", default=d.dataset, help="data set name (see `vaelab datasets`)")
         p.add_argument("--out", help="run folder to create (default: runs/MODEL-DATASET-TIMESTAMP)")
-        p.add_argument("--seeds", type=int, nargs="+", default=d.seeds, help="one training run per seed")
-        p.add_argument("--seed", type=int, dest="seeds", nargs=1, help="a single seed (same as --seeds S)")
+        p.add_argument("--seeds", type=_seed, nargs="+", default=d.seeds, help="one training run per seed")
+        p.add_argument("--seed", type=_seed, dest="seeds", nargs=1, help="a single seed (same as --seeds S)")
         p.add_argument("--iters", type=_positive_int, default=d.iters, help="training iterations")
         p.add_argument("--batch-size", type=_positive_int, default=d.batch_size)
         p.add_argument("--lr", type=_positive_float, default=d.lr, help="Adam learning rate")
@@ -80,6 +127,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="validation images held out of the training set (at most a tenth of it)")
         p.add_argument("--eval-every", type=_positive_int, default=d.eval_every, help="validation NELBO every N iterations")
         p.add_argument("--checkpoint-every", type=_positive_int, default=d.checkpoint_every)
+        p.add_argument("--resume", metavar="RUN", type=Path,
+                       help="continue this interrupted run folder (same as `vaelab train --resume RUN`)")
         p.add_argument("--iwae-k", type=_positive_int, nargs="+", default=d.iwae_k,
                        help="importance-weighted bounds computed after training (more with `vaelab eval`)")
         p.add_argument("--eval-repeats", type=_positive_int, default=d.eval_repeats,
@@ -87,7 +136,7 @@ def build_parser() -> argparse.ArgumentParser:
         _add_runtime_args(p)
         group = p.add_argument_group(f"{name} options")
         for opt, (typ, default, help_) in options.items():
-            group.add_argument("--" + opt.replace("_", "-"), dest=f"opt_{opt}", type=_positive_float if opt == "beta" else typ,
+            group.add_argument("--" + opt.replace("_", "-"), dest=f"opt_{opt}", type=_option_type(opt, typ),
                                default=default, metavar=opt.upper(), help=help_)
 
     ev = sub.add_parser("eval", help="evaluate a trained run on its full test set (adds IWAE bounds)")
@@ -101,8 +150,8 @@ def build_parser() -> argparse.ArgumentParser:
     sa.add_argument("run", type=Path, help="run folder")
     sa.add_argument("--rows", type=_positive_int, default=10)
     sa.add_argument("--cols", type=_positive_int, default=20)
-    sa.add_argument("--seed", type=int, default=0, help="random seed of the draw")
-    sa.add_argument("--run-seed", type=int, help="which training seed's model (default: the first)")
+    sa.add_argument("--seed", type=_seed, default=0, help="random seed of the draw")
+    sa.add_argument("--run-seed", type=_seed, help="which training seed's model (default: the first)")
     sa.add_argument("--out", type=Path, help="PNG path (default: RUN/samples-ROWSxCOLS-seedS.png)")
     sa.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
 
@@ -110,18 +159,48 @@ def build_parser() -> argparse.ArgumentParser:
     pl.add_argument("run", type=Path, help="run folder")
     pl.add_argument("figure", choices=["manifold", "scatter", "recon", "interpolate", "samples", "curves"])
     pl.add_argument("--tsne", action="store_true", help="scatter: add a t-SNE panel (2,000 test images; about a minute)")
-    pl.add_argument("--run-seed", type=int, help="which training seed's model (default: the first)")
-    pl.add_argument("--data-dir", help="where the run's data set is, if not where it was found at training time")
+    pl.add_argument("--run-seed", type=_seed, help="which training seed's model (default: the first)")
+    pl.add_argument("--data-dir", type=_existing_dir, help="where the run's data set is, if not where it was found at training time")
     pl.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
 
     ds = sub.add_parser("datasets", help="list data sets and where they were found")
-    ds.add_argument("--data-dir", help="also look in this folder first")
+    ds.add_argument("--data-dir", type=_existing_dir, help="also look in this folder first")
     return parser
 
 
-def cmd_train(args) -> int:
-    from .train import TrainConfig, train_run
+def _explicit_options(argv: list[str]) -> dict:
+    """The options the user actually typed (argparse fills in defaults; this parse does not)."""
+    parser = build_parser()
+    stack = [parser]
+    while stack:
+        p = stack.pop()
+        p._defaults.clear()
+        for action in p._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                stack.extend(action.choices.values())
+            action.default = argparse.SUPPRESS
+    return vars(parser.parse_args(argv))
 
+
+def cmd_train(args) -> int:
+    from .train import RUNTIME_OPTIONS, TrainConfig, resume_run, train_run
+
+    given = _explicit_options(args.argv)
+    runtime = {}   # typed runtime options, after MODEL or before it
+    for k in RUNTIME_OPTIONS:
+        if k in given or f"top_{k}" in given:
+            runtime[k] = given.get(k, given.get(f"top_{k}"))
+            setattr(args, k, runtime[k])
+    resume = getattr(args, "resume", None) or args.top_resume
+    if resume is not None:
+        _check_resume_options(resume, args, given)
+        run_dir = resume_run(resume, **runtime)
+        print(f"run folder: {run_dir}\nreport: {run_dir / 'report.md'}")
+        return 0
+    if args.model is None:
+        from .models import MODELS
+        raise VaelabError(f"vaelab train needs a MODEL ({', '.join(MODELS)}) or --resume RUN; "
+                          f"e.g. `vaelab train vae --iters 5000`")
     options = {k[4:]: v for k, v in vars(args).items() if k.startswith("opt_")}
     cfg = TrainConfig(model=args.model, dataset=args.dataset, data_dir=args.data_dir, out=args.out, seeds=args.seeds,
                       iters=args.iters, batch_size=args.batch_size, lr=args.lr, binarize=args.binarize,
@@ -131,6 +210,30 @@ def cmd_train(args) -> int:
     run_dir = train_run(cfg)
     print(f"run folder: {run_dir}\nreport: {run_dir / 'report.md'}")
     return 0
+
+
+def _check_resume_options(run: Path, args, given: dict) -> None:
+    """`vaelab train MODEL ... --resume RUN`: typed options must agree with the run's saved configuration."""
+    from .runs import read_json
+    from .train import RUNTIME_OPTIONS
+
+    if args.model is None or not (Path(run) / "config.json").is_file():
+        return   # nothing typed to compare (a missing config.json is reported by resume_run)
+    saved = read_json(Path(run) / "config.json")
+    if args.model != saved.get("model"):
+        raise VaelabError(f"--resume {run}: that run trains {saved.get('model')!r}, not {args.model!r}; "
+                          f"use `vaelab train --resume {run}`")
+    changed = []
+    for k, v in given.items():
+        if k in ("command", "model", "resume", "argv") or k.startswith("top_") or k in RUNTIME_OPTIONS:
+            continue
+        old = saved.get("model_options", {}).get(k[4:]) if k.startswith("opt_") else saved.get(k)
+        if v != old and not (k == "out" and Path(v) == Path(str(old))):
+            changed.append(f"--{(k[4:] if k.startswith('opt_') else k).replace('_', '-')} (run: {old}, given: {v})")
+    if changed:
+        raise VaelabError(f"--resume {run} continues the run with its saved configuration; {'; '.join(changed)} cannot "
+                          f"change (only --data-dir, --device, --threads, --no-progress can); drop them, "
+                          f"or start a new run with another --out")
 
 
 def cmd_eval(args) -> int:
@@ -172,7 +275,9 @@ def cmd_datasets(args) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = build_parser().parse_args(argv)
+    args.argv = argv
     commands = {"train": cmd_train, "eval": cmd_eval, "sample": cmd_sample, "plot": cmd_plot, "datasets": cmd_datasets}
     try:
         return commands[args.command](args)

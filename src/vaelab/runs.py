@@ -6,14 +6,17 @@
     RUN/seed-S/model.safetensors  final weights
     RUN/seed-S/history.json training curves
     RUN/samples.png, RUN/curves.png, RUN/report.md
+    RUN/.lock               held (fcntl.flock) by the process writing the run; gone with it
 """
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import math
 import os
 import tempfile
+import warnings
 from pathlib import Path
 
 import torch
@@ -35,6 +38,56 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+    _fsync_dir(path.parent)   # make the rename itself durable
+
+
+def _fsync_dir(folder: Path) -> None:
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+LOCK_NAME = ".lock"
+
+
+@contextlib.contextmanager
+def lock_run_dir(run: Path):
+    """Hold an exclusive lock on RUN/.lock for the life of the block (and of the process:
+    the kernel drops a flock when its process dies, so a killed run leaves no stale lock).
+
+    A second process that wants to write the same run folder gets a VaelabError naming the
+    holder's pid instead of interleaving its files with the first one's."""
+    try:
+        import fcntl
+    except ImportError:   # no flock (Windows): no protection, but no failure either
+        yield
+        return
+    run = Path(run)
+    try:
+        run.mkdir(parents=True, exist_ok=True)
+        fd = os.open(run / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as e:
+        raise VaelabError(f"--out {run}: cannot create or write the run folder ({e.strerror or e}); "
+                          f"choose a folder you can write") from None
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
+            raise VaelabError(f"{run} is in use by another vaelab process (pid {holder}); "
+                              f"wait for it or choose another --out") from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        yield
+    finally:
+        os.close(fd)   # closing the descriptor releases the lock
 
 
 def write_json(path: Path, obj) -> None:
@@ -57,15 +110,33 @@ def save_checkpoint(path: Path, state: dict) -> None:
 
 
 def load_checkpoint(path: Path, map_location="cpu") -> dict:
+    """Read a checkpoint written by save_checkpoint; anything else is a one-line VaelabError.
+
+    Loaded with weights_only=True: a checkpoint holds only tensors, numbers, strings, lists and
+    dicts, so no code from the file can run."""
     path = Path(path)
     if not path.exists():
         raise VaelabError(f"{path}: no checkpoint here; train first (vaelab train ...) or check the run folder")
     try:
-        state = torch.load(path, map_location=map_location, weights_only=False)
+        with warnings.catch_warnings():   # e.g. "unusual pickle protocol" from a damaged file
+            warnings.simplefilter("ignore")
+            state = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as e:  # torch raises many types for damaged files
         raise VaelabError(f"{path}: cannot read checkpoint ({type(e).__name__}); the file is damaged, retrain or use another run") from None
     if not isinstance(state, dict) or not {"model", "config", "x_dim"} <= set(state):
         raise VaelabError(f"{path}: not a vaelab checkpoint (missing model weights or config)")
+    config, weights, x_dim = state["config"], state["model"], state["x_dim"]
+    if (not isinstance(config, dict) or not isinstance(config.get("model"), str)
+            or not isinstance(config.get("model_options", {}), dict)
+            or not isinstance(weights, dict) or not all(torch.is_tensor(v) for v in weights.values())
+            or not isinstance(x_dim, int) or isinstance(x_dim, bool) or not 0 < x_dim <= 1 << 24):
+        raise VaelabError(f"{path}: not a vaelab checkpoint (malformed config, weights or x_dim); the file is damaged, retrain")
+    shape = state.get("image_shape", [x_dim])
+    if (not isinstance(shape, (list, tuple)) or not shape
+            or not all(isinstance(d, int) and not isinstance(d, bool) and d > 0 for d in shape)
+            or math.prod(shape) != x_dim):
+        raise VaelabError(f"{path}: not a vaelab checkpoint (image_shape {shape!r} does not fit x_dim {x_dim}); "
+                          f"the file is damaged, retrain")
     return state
 
 

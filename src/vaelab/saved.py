@@ -9,8 +9,11 @@ from .errors import VaelabError
 from .evaluate import evaluate_elbo, evaluate_iwae
 from .plots import LATENT_FIGURES, make_latent_figures, save_curves, save_grid
 from .report import write_report
-from .runs import load_checkpoint, read_json, summarise, write_json
+from .runs import load_checkpoint, lock_run_dir, read_json, summarise, write_json
 from .train import TrainConfig, flush_denormal, load_model, prepare_data, resolve_device
+
+
+MAX_GRID = 10_000   # images in one sample grid (a 100x100 grid is a 6,000-pixel square PNG)
 
 
 def seed_dirs(run: Path) -> dict[int, Path]:
@@ -28,7 +31,10 @@ def evaluate_run(run: Path, iwae_k=(5000,), repeats: int | None = None, data_dir
     """Add IWAE-k bounds (and optionally fresh NELBO/KL/Rec) for every seed; rewrite metrics and report."""
     run = Path(run)
     seeds = seed_dirs(run)
-    cfg = TrainConfig(**read_json(run / "config.json"))
+    try:
+        cfg = TrainConfig(**read_json(run / "config.json"))
+    except TypeError as e:
+        raise VaelabError(f"{run / 'config.json'}: not a vaelab configuration ({e}); the file is damaged") from None
     metrics = read_json(run / "metrics.json")
     if data_dir is not None:
         cfg.data_dir = data_dir
@@ -36,11 +42,13 @@ def evaluate_run(run: Path, iwae_k=(5000,), repeats: int | None = None, data_dir
         torch.set_num_threads(threads)
     dev = resolve_device(device)
     data = prepare_data(cfg, dev)
-    with flush_denormal():
-        _evaluate_seeds(seeds, metrics, data, dev, iwae_k, repeats, progress)
-    metrics["mean_se"] = summarise(metrics["per_seed"])
-    write_json(run / "metrics.json", metrics)
-    return write_report(run)
+    with lock_run_dir(run):   # not while a training process (or another eval) writes this run
+        metrics = read_json(run / "metrics.json")
+        with flush_denormal():
+            _evaluate_seeds(seeds, metrics, data, dev, iwae_k, repeats, progress)
+        metrics["mean_se"] = summarise(metrics["per_seed"])
+        write_json(run / "metrics.json", metrics)
+        return write_report(run)
 
 
 def _evaluate_seeds(seeds, metrics, data, dev, iwae_k, repeats, progress):
@@ -89,6 +97,9 @@ def plot_run(run: Path, kind: str, run_seed=None, tsne=False, data_dir=None, dev
 
 def sample_run(run: Path, rows=10, cols=20, seed=0, run_seed=None, out=None, device="auto") -> Path:
     """Draw rows*cols images from p(x) of one seed's model and save them as one grid PNG."""
+    if rows * cols > MAX_GRID:
+        raise VaelabError(f"--rows {rows} x --cols {cols} = {rows * cols} images: at most {MAX_GRID} per grid; "
+                          f"draw several smaller grids (--seed)")
     model, ckpt = load_run_model(run, run_seed, device)
     torch.manual_seed(seed)
     with torch.inference_mode():

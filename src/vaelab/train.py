@@ -16,7 +16,7 @@ from datetime import datetime
 from pathlib import Path
 
 import torch
-from safetensors.torch import save_file
+from safetensors.torch import save as save_safetensors
 from tqdm.auto import tqdm
 
 from . import __version__
@@ -25,7 +25,7 @@ from .errors import VaelabError
 from .evaluate import evaluate_elbo, evaluate_model
 from .judge import load_or_train_judge, sample_quality
 from .models import MODELS, build_model
-from .runs import prepare_run_dir, save_checkpoint, summarise, write_json
+from .runs import atomic_write_bytes, load_checkpoint, lock_run_dir, prepare_run_dir, save_checkpoint, summarise, write_json
 
 
 SAMPLE_ROWS, SAMPLE_COLS = 10, 20   # the sample grid every image run writes
@@ -67,6 +67,8 @@ class TrainConfig:
             raise VaelabError(f"--val-size must be >= 0, got {self.val_size}")
         if not self.seeds:
             raise VaelabError("--seeds needs at least one seed")
+        if any(isinstance(s, bool) or not isinstance(s, int) or not 0 <= s < 2**32 for s in self.seeds):
+            raise VaelabError(f"--seeds must be whole numbers from 0 to {2**32 - 1}, got {self.seeds}")
         if len(set(self.seeds)) != len(self.seeds):
             raise VaelabError(f"--seeds has repeated values {self.seeds}; give distinct seeds")
         if any(k <= 0 for k in self.iwae_k):
@@ -139,6 +141,14 @@ class Batches:
         self.order = torch.empty(0, dtype=torch.long, device=x.device)
         self.pos = 0
 
+    def state_dict(self) -> dict:
+        """Where the batches are: the current epoch's order and the position in it (for exact resume)."""
+        return {"order": self.order.cpu(), "pos": self.pos}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.order = state["order"].to(self.x.device)
+        self.pos = int(state["pos"])
+
     def __next__(self):
         if self.pos + self.batch_size > len(self.order):
             self.order = torch.randperm(len(self.x), device=self.x.device)
@@ -154,8 +164,13 @@ class Batches:
 # ---------------------------------------------------------------------------------------
 # One model, one seed
 # ---------------------------------------------------------------------------------------
-def fit(model, data: DeviceData, cfg: TrainConfig, seed_dir: Path | None = None, seed: int = 0) -> dict:
-    """Adam on model.loss for cfg.iters iterations; returns the training history."""
+def fit(model, data: DeviceData, cfg: TrainConfig, seed_dir: Path | None = None, seed: int = 0,
+        resume: dict | None = None) -> dict:
+    """Adam on model.loss for cfg.iters iterations; returns the training history.
+
+    With `resume` (a checkpoint written by this function), training continues from its
+    iteration with its weights, optimizer state, RNG state, batch order and history, and ends
+    exactly where an uninterrupted run would have (on the same device and thread count)."""
     device = data.train_x.device
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, **_fused_adam(device))
     dynamic = cfg.binarize == "dynamic"
@@ -166,24 +181,47 @@ def fit(model, data: DeviceData, cfg: TrainConfig, seed_dir: Path | None = None,
         labelled = Batches(xl, yl, min(cfg.batch_size, len(xl)), dynamic)
     hist = {"iteration": [], "val_iteration": [], "val_nelbo": []}
     window = {}
+    start, seconds_before, last_ckpt = 1, 0.0, None
+    if resume is not None:
+        model.load_state_dict(resume["model"])
+        opt.load_state_dict(resume["optimizer"])
+        trainer = resume["trainer"]
+        batches.load_state_dict(trainer["batches"])
+        if labelled is not None:
+            labelled.load_state_dict(trainer["labelled_batches"])
+        hist, window = trainer["history"], {k: v.to(device) for k, v in trainer["window"].items()}
+        seconds_before = trainer["train_seconds"]
+        start = resume["iteration"] + 1
+        last_ckpt = (resume["iteration"], seed_dir / "checkpoint.pt")
+        _set_rng_state(resume)
     check_each_step = device.type == "cpu"   # a .item() per step is free on CPU, a sync on GPU
-    last_ckpt = None
-    bar = tqdm(total=cfg.iters, desc=f"train {cfg.model} seed {seed}", disable=not cfg.progress,
+    grads_bad_at = torch.zeros((), dtype=torch.long, device=device)   # GPU: first iteration with bad gradients
+    bar = tqdm(total=cfg.iters, initial=start - 1, desc=f"train {cfg.model} seed {seed}", disable=not cfg.progress,
                mininterval=0.5, unit="it")
     t0 = time.perf_counter()
     model.train()
-    for it in range(1, cfg.iters + 1):
+    for it in range(start, cfg.iters + 1):
         x, y = next(batches)
         loss, terms = model.loss(x, y) if labelled is None else model.loss(x, y, labelled=next(labelled))
         if check_each_step and not math.isfinite(loss.item()):
             _diverged(it, terms, last_ckpt)
         opt.zero_grad(set_to_none=True)
         loss.backward()
+        grads = [q.grad for q in model.parameters() if q.grad is not None]
+        finite = torch.isfinite(torch.stack(torch._foreach_norm(grads))).all() if grads else None
+        if finite is not None:
+            if check_each_step:
+                if not finite.item():   # before the step: the weights and the last checkpoint stay good
+                    _diverged_grads(it, model, last_ckpt)
+            else:   # no sync: remember the first bad iteration, checked at the log interval
+                grads_bad_at = torch.where((grads_bad_at == 0) & ~finite, it, grads_bad_at)
         opt.step()
         terms = {"loss": loss.detach(), **{k: v.detach() for k, v in terms.items()}}
         for k, v in terms.items():
             window[k] = window.get(k, 0.0) + v
         if it % cfg.log_every == 0 or it == cfg.iters:
+            if not check_each_step and grads_bad_at.item():
+                _diverged_grads(grads_bad_at.item(), model, last_ckpt)
             n = cfg.log_every if it % cfg.log_every == 0 else it % cfg.log_every
             means = {k: (v / n).item() for k, v in window.items()}
             window = {}
@@ -196,17 +234,35 @@ def fit(model, data: DeviceData, cfg: TrainConfig, seed_dir: Path | None = None,
                             refresh=False)
             bar.update(it - bar.n)
         if len(data.val_x) and (it % cfg.eval_every == 0 or it == cfg.iters):
+            # Under a forked RNG: validation draws never shift the training noise.
+            with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+                val = evaluate_elbo(model, data.val_x, repeats=1, y=data.val_y)["nelbo"]
             hist["val_iteration"].append(it)
-            hist["val_nelbo"].append(evaluate_elbo(model, data.val_x, repeats=1, y=data.val_y)["nelbo"])
+            hist["val_nelbo"].append(val)
             model.train()
         if seed_dir is not None and (it % cfg.checkpoint_every == 0 or it == cfg.iters):
+            if not check_each_step:   # never overwrite the last good checkpoint with bad weights
+                if grads_bad_at.item():
+                    _diverged_grads(grads_bad_at.item(), model, last_ckpt)
+                if window and not math.isfinite(window["loss"].item()):
+                    _diverged(it, {k: v for k, v in window.items()}, last_ckpt)
+            trainer = {"batches": batches.state_dict(),
+                       "labelled_batches": labelled.state_dict() if labelled is not None else None,
+                       "history": hist, "window": {k: v.cpu() for k, v in window.items()},
+                       "train_seconds": seconds_before + time.perf_counter() - t0}
+            save_checkpoint(seed_dir / "checkpoint.pt", _checkpoint_state(model, opt, cfg, it, seed, data, trainer))
             last_ckpt = (it, seed_dir / "checkpoint.pt")
-            save_checkpoint(last_ckpt[1], _checkpoint_state(model, opt, cfg, it, seed, data))
     bar.close()
-    seconds = time.perf_counter() - t0
+    seconds = seconds_before + time.perf_counter() - t0
     hist["train_seconds"] = seconds
     hist["iters_per_second"] = cfg.iters / seconds
     return hist
+
+
+def _set_rng_state(ckpt: dict) -> None:
+    torch.set_rng_state(ckpt["rng_cpu"].cpu())
+    if ckpt.get("rng_cuda") is not None and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(ckpt["rng_cuda"])
 
 
 def _fused_adam(device: torch.device) -> dict:
@@ -222,7 +278,16 @@ def _diverged(it: int, terms: dict, last_ckpt) -> None:
                       f"try a lower --lr (e.g. a tenth) or check the data for NaN/inf")
 
 
-def _checkpoint_state(model, opt, cfg: TrainConfig, it: int, seed: int, data: DeviceData) -> dict:
+def _diverged_grads(it: int, model, last_ckpt) -> None:
+    bad = [n for n, q in model.named_parameters() if q.grad is not None and not torch.isfinite(q.grad).all()]
+    where = (f"the last good checkpoint is kept at {last_ckpt[1]} (iteration {last_ckpt[0]})" if last_ckpt
+             else "no checkpoint had been written yet")
+    shown = ", ".join(bad[:3]) + (f" and {len(bad) - 3} more" if len(bad) > 3 else "")
+    raise VaelabError(f"gradients went non-finite at iteration {it} (loss finite; gradient of {shown or 'some parameters'}); "
+                      f"{where}; try a lower --lr (e.g. a tenth), or clamp the variances / logits in the model")
+
+
+def _checkpoint_state(model, opt, cfg: TrainConfig, it: int, seed: int, data: DeviceData, trainer: dict) -> dict:
     return {
         "x_dim": data.x_dim,
         "image_shape": list(data.image_shape),
@@ -233,19 +298,30 @@ def _checkpoint_state(model, opt, cfg: TrainConfig, it: int, seed: int, data: De
         "config": dataclasses.asdict(cfg),
         "rng_cpu": torch.get_rng_state(),
         "rng_cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
+        "trainer": trainer,   # batch order and position, history, log-window sums, seconds so far
         "vaelab_version": __version__,
     }
 
 
 def load_model(ckpt: dict, device: torch.device):
-    """Rebuild a model from a checkpoint's config and weights."""
+    """Rebuild a model from a checkpoint's config and weights (VaelabError if they do not fit)."""
     cfg = ckpt["config"]
-    model = build_model(cfg["model"], ckpt["x_dim"], **cfg["model_options"]).to(device)
+    options = cfg.get("model_options", {})
+    if not isinstance(options, dict) or not isinstance(cfg.get("model"), str):
+        raise VaelabError(f"checkpoint config names no model or has malformed options ({options!r}); "
+                          f"the checkpoint is damaged, retrain")
+    try:
+        model = build_model(cfg["model"], ckpt["x_dim"], **options).to(device)
+    except VaelabError:
+        raise
+    except (TypeError, ValueError, RuntimeError, OverflowError) as e:
+        raise VaelabError(f"checkpoint config cannot build model {cfg['model']!r} with options {options} "
+                          f"({type(e).__name__}); the checkpoint is damaged, retrain") from None
     try:
         model.load_state_dict(ckpt["model"])
-    except RuntimeError:
+    except (RuntimeError, TypeError, AttributeError, KeyError, ValueError):
         raise VaelabError(f"checkpoint weights do not fit model {cfg['model']!r} with options "
-                          f"{cfg['model_options']}; the checkpoint is from a different model") from None
+                          f"{options}; the checkpoint is from a different model") from None
     return model.eval()
 
 
@@ -274,13 +350,44 @@ def flush_denormal():
         torch.set_flush_denormal(False)
 
 
-def train_run(cfg: TrainConfig) -> Path:
-    """Train every seed of cfg, evaluate on the full test set, and write the run folder."""
+def train_run(cfg: TrainConfig, resume: bool = False) -> Path:
+    """Train every seed of cfg, evaluate on the full test set, and write the run folder.
+
+    resume=True continues the run folder cfg.out (see resume_run): finished seeds are kept,
+    an interrupted seed continues from its last checkpoint."""
     with flush_denormal():
-        return _train_run(cfg)
+        return _train_run(cfg, resume)
 
 
-def _train_run(cfg: TrainConfig) -> Path:
+RUNTIME_OPTIONS = ("data_dir", "device", "threads", "progress")   # what may change when a run is resumed
+_NOT_COMPARED = RUNTIME_OPTIONS + ("out",)   # a run folder may be moved
+
+
+def resume_run(run, **runtime) -> Path:
+    """Continue an interrupted run folder with its saved configuration.
+
+    Only RUNTIME_OPTIONS (data_dir, device, threads, progress) may be given; None keeps the saved value."""
+    from .runs import read_json
+    run = Path(run)
+    if not (run / "config.json").is_file():
+        raise VaelabError(f"--resume {run}: not a vaelab run folder (no config.json); pass the folder `vaelab train` printed")
+    bad = set(runtime) - set(RUNTIME_OPTIONS)
+    if bad:
+        raise VaelabError(f"--resume keeps the run's saved configuration; only {', '.join(RUNTIME_OPTIONS)} may change, "
+                          f"not {', '.join(sorted(bad))}")
+    saved = read_json(run / "config.json")
+    try:
+        cfg = TrainConfig(**saved)
+    except TypeError as e:
+        raise VaelabError(f"{run / 'config.json'}: not a configuration this vaelab can resume ({e}); start a new run") from None
+    for k, v in runtime.items():
+        if v is not None:
+            setattr(cfg, k, v)
+    cfg.out = str(run)
+    return train_run(cfg, resume=True)
+
+
+def _train_run(cfg: TrainConfig, resume: bool = False) -> Path:
     from .plots import make_latent_figures, save_curves, save_grid
     from .report import write_report   # figures and report come last in the flow
 
@@ -292,35 +399,87 @@ def _train_run(cfg: TrainConfig) -> Path:
         cfg.out = str(default_out(cfg))
     data = prepare_data(cfg, device)
     build_model(cfg.model, data.x_dim, **cfg.model_options)   # fail on bad options before writing anything
-    run_dir = prepare_run_dir(Path(cfg.out), dataclasses.asdict(cfg))
-    judge = _judge(cfg, device)
-    per_seed, histories = {}, {}
-    for seed in cfg.seeds:
-        torch.manual_seed(seed)
-        seed_dir = run_dir / f"seed-{seed}"
-        seed_dir.mkdir(exist_ok=True)
-        model = build_model(cfg.model, data.x_dim, **cfg.model_options).to(device)
-        hist = fit(model, data, cfg, seed_dir, seed)
-        save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(seed_dir / "model.safetensors"))
-        write_json(seed_dir / "history.json", hist)
-        torch.manual_seed(10_000 + seed)   # evaluation noise independent of training
-        metrics = evaluate_model(model, data, cfg.iwae_k, cfg.eval_repeats, cfg.progress)
-        metrics.update(train_seconds=hist["train_seconds"], iters_per_second=hist["iters_per_second"])
-        if judge is not None:
-            metrics.update(sample_quality(model, judge[0]), judge_test_accuracy=judge[1])
-        per_seed[str(seed)] = metrics
-        histories[str(seed)] = hist
-        write_json(run_dir / "metrics.json", _metrics_doc(cfg, data, device, per_seed))
-        with torch.inference_mode():   # conditional models: one row per class
-            grid = (model.sample_x_by_class(SAMPLE_COLS) if hasattr(model, "sample_x_by_class")
-                    else model.sample_x(SAMPLE_ROWS * SAMPLE_COLS))
-        save_grid(seed_dir / "samples.png", grid, SAMPLE_ROWS, SAMPLE_COLS, data.image_shape)
-        if seed == cfg.seeds[0]:
-            save_grid(run_dir / "samples.png", grid, SAMPLE_ROWS, SAMPLE_COLS, data.image_shape)
-            make_latent_figures(run_dir, model, data)
-        save_curves(run_dir / "curves.png", histories, f"{cfg.model} on {cfg.dataset}")
-        write_report(run_dir)
+    run_dir = Path(cfg.out)
+    if run_dir.exists() and not run_dir.is_dir():
+        raise VaelabError(f"--out {run_dir}: exists and is not a folder; choose another --out")
+    with lock_run_dir(run_dir):   # held until the run is written: a second writer is refused
+        judge = _judge(cfg, device)
+        per_seed, histories = {}, {}
+        if resume:
+            per_seed, histories = _resume_progress(run_dir, cfg)
+        else:
+            prepare_run_dir(run_dir, dataclasses.asdict(cfg))
+        for seed in cfg.seeds:
+            if str(seed) in per_seed:   # finished before the interruption: its files are complete
+                continue
+            seed_dir = run_dir / f"seed-{seed}"
+            seed_dir.mkdir(exist_ok=True)
+            ckpt = _resumable_checkpoint(seed_dir, cfg, seed, device) if resume else None
+            torch.manual_seed(seed)
+            model = build_model(cfg.model, data.x_dim, **cfg.model_options).to(device)
+            if ckpt is not None and ckpt["iteration"] >= cfg.iters:   # trained; stopped during evaluation
+                model.load_state_dict(ckpt["model"])
+                hist = ckpt["trainer"]["history"]
+                seconds = ckpt["trainer"]["train_seconds"]
+                hist.update(train_seconds=seconds, iters_per_second=cfg.iters / seconds)
+            else:
+                hist = fit(model, data, cfg, seed_dir, seed, resume=ckpt)
+            atomic_write_bytes(seed_dir / "model.safetensors",
+                               save_safetensors({k: v.contiguous() for k, v in model.state_dict().items()}))
+            write_json(seed_dir / "history.json", hist)
+            torch.manual_seed(10_000 + seed)   # evaluation noise independent of training
+            metrics = evaluate_model(model, data, cfg.iwae_k, cfg.eval_repeats, cfg.progress)
+            metrics.update(train_seconds=hist["train_seconds"], iters_per_second=hist["iters_per_second"])
+            if judge is not None:
+                metrics.update(sample_quality(model, judge[0]), judge_test_accuracy=judge[1])
+            per_seed[str(seed)] = metrics
+            histories[str(seed)] = hist
+            with torch.inference_mode():   # conditional models: one row per class
+                grid = (model.sample_x_by_class(SAMPLE_COLS) if hasattr(model, "sample_x_by_class")
+                        else model.sample_x(SAMPLE_ROWS * SAMPLE_COLS))
+            save_grid(seed_dir / "samples.png", grid, SAMPLE_ROWS, SAMPLE_COLS, data.image_shape)
+            if seed == cfg.seeds[0]:
+                save_grid(run_dir / "samples.png", grid, SAMPLE_ROWS, SAMPLE_COLS, data.image_shape)
+                make_latent_figures(run_dir, model, data)
+            save_curves(run_dir / "curves.png", histories, f"{cfg.model} on {cfg.dataset}")
+            # metrics.json last: a seed listed there is complete (what a resumed run skips)
+            write_json(run_dir / "metrics.json", _metrics_doc(cfg, data, device, per_seed))
+            write_report(run_dir)
     return run_dir
+
+
+def _resume_progress(run_dir: Path, cfg: TrainConfig) -> tuple[dict, dict]:
+    """Per-seed metrics and histories of the seeds a resumed run has already finished."""
+    from .runs import read_json
+    per_seed, histories = {}, {}
+    if (run_dir / "metrics.json").exists():
+        done = read_json(run_dir / "metrics.json").get("per_seed", {})
+        for seed in cfg.seeds:
+            if str(seed) in done and (run_dir / f"seed-{seed}" / "history.json").exists():
+                per_seed[str(seed)] = done[str(seed)]
+                histories[str(seed)] = read_json(run_dir / f"seed-{seed}" / "history.json")
+    if len(per_seed) == len(cfg.seeds):
+        raise VaelabError(f"--resume {run_dir}: the run is already complete (all {len(cfg.seeds)} seed(s) have metrics); "
+                          f"nothing to resume (`vaelab eval {run_dir}` adds bounds)")
+    return per_seed, histories
+
+
+def _resumable_checkpoint(seed_dir: Path, cfg: TrainConfig, seed: int, device: torch.device) -> dict | None:
+    """The seed's last checkpoint, checked to belong to this run; None when it has none (start afresh)."""
+    path = seed_dir / "checkpoint.pt"
+    if not path.exists():
+        return None
+    ckpt = load_checkpoint(path, device)
+    if "trainer" not in ckpt or ckpt.get("seed") != seed:
+        raise VaelabError(f"{path}: written by a vaelab without exact resume (or another seed); "
+                          f"it cannot be continued, start a new run")
+    saved = {k: v for k, v in ckpt["config"].items() if k not in _NOT_COMPARED}
+    now = {k: v for k, v in dataclasses.asdict(cfg).items() if k not in _NOT_COMPARED}
+    if saved != now:
+        diff = sorted(k for k in now if saved.get(k) != now[k])
+        raise VaelabError(f"{path}: its configuration differs from config.json ({', '.join(diff)}); "
+                          f"the run folder was edited, start a new run")
+    return ckpt
 
 
 def _judge(cfg: TrainConfig, device):

@@ -123,6 +123,14 @@ def parse_idx(data: bytes, path: str | os.PathLike = "<bytes>") -> np.ndarray:
             f"the file is corrupt or not an IDX file, re-download it"
         )
 
+    nonzero = 1
+    for d in shape:
+        nonzero *= max(d, 1)
+    if nonzero * dtype.itemsize > np.iinfo(np.intp).max:   # an empty array numpy cannot shape
+        raise VaelabError(
+            f"{path}: IDX header claims an impossible shape {shape_text}; "
+            f"the file is corrupt or not an IDX file, re-download it"
+        )
     array = np.frombuffer(data, dtype=dtype, offset=header_size).reshape(shape)
     # astype copies (so the result is writable) and converts to native byte order.
     return array.astype(dtype.newbyteorder("="))

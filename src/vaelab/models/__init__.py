@@ -27,3 +27,6 @@ def build_model(name: str, x_dim: int, **options):
         return cls(x_dim=x_dim, **options)
     except ValueError as e:
         raise VaelabError(f"model {name!r}: {e}") from None
+    except (RuntimeError, MemoryError, OverflowError) as e:   # e.g. layers too large to allocate
+        reason = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
+        raise VaelabError(f"model {name!r} cannot be built with {options} ({reason}); use smaller sizes") from None

@@ -66,6 +66,13 @@ class VAE(nn.Module):
         self.register_buffer("z_prior_v", torch.ones(z_dim))
         if likelihood == "gaussian":
             learned = str(sigma) == "learned"
+            if not learned:
+                try:
+                    ok = math.isfinite(float(sigma)) and float(sigma) > 0
+                except ValueError:
+                    ok = False
+                if not ok:
+                    raise ValueError(f"sigma {sigma!r}: give a positive number (e.g. 0.1) or 'learned'")
             log_sigma = torch.tensor(0.0 if learned else math.log(float(sigma)))
             if learned:
                 self.log_sigma = nn.Parameter(log_sigma)

@@ -1,0 +1,134 @@
+"""Training speed of every model at its default configuration on the CPU: iterations/s and wall time.
+
+For every model and thread count, a fresh worker process (OMP_NUM_THREADS, MKL_NUM_THREADS and
+torch.set_num_threads all set to the thread count before torch starts) trains the model with
+the real trainer (`vaelab.train.fit`, default batch size, Adam, dynamic binarization, the
+per-step finiteness checks) on real MNIST: one warm-up run of --warmup iterations, then
+--repeats timed runs of --iters iterations each; the table reports the median (and the
+spread) of the timed runs, and the wall time a default-length training run would take.
+Validation and checkpoints are left out of the timed loop (they are not per-iteration costs).
+
+    python benchmarks/speed.py --data-dir ../shared/data              # the full table (run on a quiet machine)
+    python benchmarks/speed.py --quick --dataset mnist-5k --results /tmp/speed   # seconds: a smoke test
+
+Writes benchmarks/results/speed.{json,md} (or speed-quick.* with --quick).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shlex
+import statistics
+import subprocess
+import sys
+import time
+from datetime import datetime
+from pathlib import Path
+
+from common import DEFAULT_DATA, REPO, RESULTS, save
+
+THREADS_ENV = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
+
+
+def parse_args(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--data-dir", default=str(DEFAULT_DATA))
+    ap.add_argument("--dataset", default="mnist", help="data set (default: real MNIST)")
+    ap.add_argument("--models", nargs="+", default=None, help="default: every registered model")
+    ap.add_argument("--threads", type=int, nargs="+", default=[1, 2])
+    ap.add_argument("--iters", type=int, default=500, help="timed iterations per repeat")
+    ap.add_argument("--warmup", type=int, default=100, help="untimed iterations first")
+    ap.add_argument("--repeats", type=int, default=5, help="timed repeats; the median is reported")
+    ap.add_argument("--quick", action="store_true", help="smoke test: 1 thread, 5 iterations, 2 repeats")
+    ap.add_argument("--results", type=Path, default=RESULTS, help="folder for speed.json / speed.md")
+    ap.add_argument("--worker", nargs=2, metavar=("MODEL", "THREADS"), help=argparse.SUPPRESS)
+    args = ap.parse_args(argv)
+    if args.quick:
+        args.threads, args.iters, args.warmup, args.repeats = [1], 5, 2, 2
+    if min(args.threads) < 1 or args.iters < 1 or args.warmup < 0 or args.repeats < 1:
+        ap.error("--threads, --iters and --repeats must be positive, --warmup >= 0")
+    return args
+
+
+def worker(args) -> dict:
+    """In a process whose thread environment is already set: time one model."""
+    import dataclasses
+
+    import torch
+
+    from vaelab.models import MODELS, build_model
+    from vaelab.train import TrainConfig, fit, flush_denormal, prepare_data
+
+    model_name, threads = args.worker[0], int(args.worker[1])
+    torch.set_num_threads(threads)
+    cfg = TrainConfig(model=model_name, dataset=args.dataset, data_dir=args.data_dir, progress=False,
+                      device="cpu", threads=threads).validate()
+    data = prepare_data(cfg, torch.device("cpu"))
+    data = dataclasses.replace(data, val_x=data.val_x[:0])   # no validation pass inside the timed loop
+    torch.manual_seed(0)
+    model = build_model(model_name, data.x_dim, **cfg.model_options)
+    seconds = []
+    with flush_denormal():
+        for i in range(args.repeats + (1 if args.warmup else 0)):
+            run = dataclasses.replace(cfg, iters=args.warmup if args.warmup and i == 0 else args.iters)
+            hist = fit(model, data, run)
+            if not (args.warmup and i == 0):
+                seconds.append(hist["train_seconds"])
+    per_iter = statistics.median(seconds) / args.iters
+    return {"model": model_name, "threads": threads, "torch_threads": torch.get_num_threads(),
+            "iters_per_second": 1 / per_iter,
+            "iters_per_second_min_max": [args.iters / max(seconds), args.iters / min(seconds)],
+            "timed_seconds": seconds, "timed_iters": args.iters, "warmup_iters": args.warmup,
+            "default_iters": cfg.iters, "default_run_wall_seconds": cfg.iters * per_iter,
+            "batch_size": cfg.batch_size, "model_options": cfg.model_options or "defaults",
+            "torch": torch.__version__, "date": datetime.now().isoformat(timespec="seconds")}
+
+
+def row_command(args, model: str, threads: int) -> str:
+    cmd = ["python", "benchmarks/speed.py", "--dataset", args.dataset, "--models", model, "--threads", str(threads),
+           "--iters", str(args.iters), "--warmup", str(args.warmup), "--repeats", str(args.repeats)]
+    if args.dataset != "mnist-5k":
+        cmd[4:4] = ["--data-dir", args.data_dir]
+    return " ".join(shlex.quote(c) for c in cmd)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    if args.worker:
+        print(json.dumps(worker(args)))
+        return
+    from vaelab.models import MODELS
+    models = args.models or list(MODELS)
+    rows = []
+    for threads in args.threads:
+        for model in models:
+            env = {**os.environ, **{k: str(threads) for k in THREADS_ENV},
+                   "PYTHONPATH": os.pathsep.join([str(REPO / "src"), os.environ.get("PYTHONPATH", "")])}
+            argv_w = [sys.executable, __file__, "--worker", model, str(threads), "--dataset", args.dataset,
+                      "--data-dir", args.data_dir, "--iters", str(args.iters), "--warmup", str(args.warmup),
+                      "--repeats", str(args.repeats)]
+            t0 = time.perf_counter()
+            res = subprocess.run(argv_w, env=env, capture_output=True, text=True)
+            if res.returncode != 0:
+                sys.exit(f"speed.py: {model} with {threads} thread(s) failed:\n{res.stderr.strip()}")
+            row = json.loads(res.stdout.strip().splitlines()[-1])
+            row.update(command=row_command(args, model, threads), process_seconds=time.perf_counter() - t0)
+            rows.append(row)
+            print(f"{model:<6} {threads} thread(s): {row['iters_per_second']:.1f} it/s "
+                  f"(default {row['default_iters']} iterations: {row['default_run_wall_seconds']:.0f} s)", flush=True)
+    lines = ["# Training speed on the CPU, default configuration of every model", "",
+             f"Data: {args.dataset}; batch size {rows[0]['batch_size']}; {args.warmup} warm-up iterations, then "
+             f"{args.repeats} x {args.iters} timed iterations, median (min-max over repeats). Wall time: a run of the "
+             f"model's default number of iterations at that speed (training only, no evaluation).", "",
+             "| model | threads | it/s | it/s min-max | default iters | wall time | date | command |",
+             "|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        lo, hi = r["iters_per_second_min_max"]
+        lines.append(f"| {r['model']} | {r['threads']} | {r['iters_per_second']:.1f} | {lo:.1f}-{hi:.1f} | "
+                     f"{r['default_iters']} | {r['default_run_wall_seconds']:.0f} s | {r['date']} | `{r['command']}` |")
+    save("speed-quick" if args.quick else "speed", {"rows": rows}, "\n".join(lines), folder=args.results)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,20 @@
+"""benchmarks/speed.py runs end to end in its --quick mode (the full table is run by hand on a quiet machine)."""
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_speed_script_quick_mode_writes_a_table_with_command_and_date(tmp_path):
+    res = subprocess.run([sys.executable, str(REPO / "benchmarks" / "speed.py"), "--quick", "--dataset", "mnist-5k",
+                          "--models", "vae", "--results", str(tmp_path)], capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr
+    doc = json.loads((tmp_path / "speed-quick.json").read_text())
+    (row,) = doc["rows"]
+    assert row["model"] == "vae" and row["threads"] == row["torch_threads"] == 1
+    assert row["iters_per_second"] > 0 and len(row["timed_seconds"]) == 2 and row["default_iters"] == 20_000
+    assert "benchmarks/speed.py" in row["command"] and "--threads 1" in row["command"] and row["date"]
+    table = (tmp_path / "speed-quick.md").read_text()
+    assert "| vae | 1 |" in table and "`python benchmarks/speed.py" in table
