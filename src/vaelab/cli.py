@@ -118,7 +118,12 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--out", help="run folder to create (default: runs/MODEL-DATASET-TIMESTAMP)")
         p.add_argument("--seeds", type=_seed, nargs="+", default=d.seeds, help="one training run per seed")
         p.add_argument("--seed", type=_seed, dest="seeds", nargs=1, help="a single seed (same as --seeds S)")
-        p.add_argument("--iters", type=_positive_int, default=d.iters, help="training iterations")
+        p.add_argument("--iters", type=_positive_int, default=d.iters,
+                       help=f"training iterations (default: the model's, {cls.DEFAULT_ITERS})")
+        p.add_argument("--epochs", type=_positive_int, help="train for N passes over the training set instead of --iters "
+                       "(validation, log and checkpoint once per epoch)")
+        p.add_argument("--patience", type=_positive_int, help="with --epochs: stop after P epochs without a better "
+                       "validation NELBO and keep the best epoch's weights (the course practice uses 3)")
         p.add_argument("--batch-size", type=_positive_int, default=d.batch_size)
         p.add_argument("--lr", type=_positive_float, default=d.lr, help="Adam learning rate")
         p.add_argument("--binarize", choices=BINARIZE_MODES, default=d.binarize,
@@ -202,8 +207,11 @@ def cmd_train(args) -> int:
         raise VaelabError(f"vaelab train needs a MODEL ({', '.join(MODELS)}) or --resume RUN; "
                           f"e.g. `vaelab train vae --iters 5000`")
     options = {k[4:]: v for k, v in vars(args).items() if k.startswith("opt_")}
+    if args.iters is not None and args.epochs is not None:
+        raise VaelabError("give --iters or --epochs, not both")
     cfg = TrainConfig(model=args.model, dataset=args.dataset, data_dir=args.data_dir, out=args.out, seeds=args.seeds,
-                      iters=args.iters, batch_size=args.batch_size, lr=args.lr, binarize=args.binarize,
+                      iters=args.iters, epochs=args.epochs, patience=args.patience,
+                      batch_size=args.batch_size, lr=args.lr, binarize=args.binarize,
                       val_size=args.val_size, eval_every=args.eval_every, checkpoint_every=args.checkpoint_every,
                       iwae_k=args.iwae_k, eval_repeats=args.eval_repeats, device=args.device, threads=args.threads,
                       progress=args.progress, model_options=options)

@@ -36,18 +36,22 @@ def save_curves(path: Path, histories: dict[str, dict], title: str = "") -> Path
     fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
     for seed, hist in histories.items():
         it = hist["iteration"]
-        axes[0].plot(it, hist["nelbo"], label=f"train, seed {seed}", lw=1)
+        if "nelbo" in hist:
+            axes[0].plot(it, hist["nelbo"], label=f"train, seed {seed}", lw=1)
         if hist.get("val_iteration"):
             axes[0].plot(hist["val_iteration"], hist["val_nelbo"], "o-", ms=3, label=f"validation, seed {seed}")
-        axes[1].plot(it, hist["kl"], lw=1, label=f"seed {seed}")
-        axes[2].plot(it, hist["rec"], lw=1, label=f"seed {seed}")
+        for ax, key in ((axes[1], "kl"), (axes[2], "rec")):
+            if key in hist:
+                ax.plot(it, hist[key], lw=1, label=f"train, seed {seed}")
+            if hist.get(f"val_{key}"):
+                ax.plot(hist["val_iteration"], hist[f"val_{key}"], "o-", ms=3, label=f"validation, seed {seed}")
     for ax, name in zip(axes, ["NELBO", "KL", "Rec"]):
         ax.set_xlabel("iteration")
         ax.set_ylabel(f"{name} (nats)")
         ax.grid(alpha=0.3)
     # The first iterations dwarf the rest: show the NELBO and Rec from the 5% point on.
     for ax, key in ((axes[0], "nelbo"), (axes[2], "rec")):
-        vals = [v for h in histories.values() for v in h[key][max(1, len(h[key]) // 20):]]
+        vals = [v for h in histories.values() for v in h.get(key, [])[max(1, len(h.get(key, [])) // 20):]]
         if vals:
             lo, hi = min(vals), max(vals)
             ax.set_ylim(lo - 0.05 * (hi - lo + 1), hi + 0.1 * (hi - lo + 1))

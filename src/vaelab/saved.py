@@ -16,6 +16,11 @@ from .train import TrainConfig, flush_denormal, load_model, prepare_data, resolv
 MAX_GRID = 10_000   # images in one sample grid (a 100x100 grid is a 6,000-pixel square PNG)
 
 
+def model_checkpoint(seed_dir: Path) -> Path:
+    """The weights a seed's results come from: the best epoch's (early stopping) or the last."""
+    return seed_dir / "best.pt" if (seed_dir / "best.pt").exists() else seed_dir / "checkpoint.pt"
+
+
 def seed_dirs(run: Path) -> dict[int, Path]:
     run = Path(run)
     if not (run / "config.json").exists():
@@ -53,7 +58,7 @@ def evaluate_run(run: Path, iwae_k=(5000,), repeats: int | None = None, data_dir
 
 def _evaluate_seeds(seeds, metrics, data, dev, iwae_k, repeats, progress):
     for seed, path in seeds.items():
-        model = load_model(load_checkpoint(path / "checkpoint.pt", dev), dev)
+        model = load_model(load_checkpoint(model_checkpoint(path), dev), dev)
         torch.manual_seed(20_000 + seed)
         m = metrics["per_seed"].setdefault(str(seed), {})
         if repeats:
@@ -71,7 +76,7 @@ def load_run_model(run: Path, run_seed=None, device="auto"):
     if run_seed not in dirs:
         raise VaelabError(f"--run-seed {run_seed}: this run has seeds {sorted(dirs)}")
     dev = resolve_device(device)
-    ckpt = load_checkpoint(dirs[run_seed] / "checkpoint.pt", dev)
+    ckpt = load_checkpoint(model_checkpoint(dirs[run_seed]), dev)
     return load_model(ckpt, dev), ckpt
 
 

@@ -38,7 +38,9 @@ class TrainConfig:
     data_dir: str | None = None
     out: str | None = None
     seeds: list[int] = field(default_factory=lambda: [0])
-    iters: int | None = None          # None: the model's DEFAULT_ITERS
+    iters: int | None = None          # None: the model's DEFAULT_ITERS (or --epochs)
+    epochs: int | None = None         # epoch training: iters = epochs x (training images // batch size)
+    patience: int | None = None       # early stopping after this many epochs without validation progress
     batch_size: int = 100
     lr: float = 1e-3
     binarize: str = "dynamic"
@@ -58,6 +60,11 @@ class TrainConfig:
             raise VaelabError(f"unknown model {self.model!r}: choose one of {', '.join(MODELS)}")
         if self.iters is None:
             self.iters = MODELS[self.model][0].DEFAULT_ITERS
+        for name in ("epochs", "patience"):
+            if getattr(self, name) is not None and getattr(self, name) <= 0:
+                raise VaelabError(f"--{name} must be a positive integer, got {getattr(self, name)}")
+        if self.patience is not None and self.epochs is None:
+            raise VaelabError("--patience needs --epochs: early stopping checks the validation loss once per epoch")
         for name in ("iters", "batch_size", "eval_every", "log_every", "checkpoint_every", "eval_repeats"):
             if getattr(self, name) <= 0:
                 raise VaelabError(f"--{name.replace('_', '-')} must be a positive integer, got {getattr(self, name)}")
@@ -182,6 +189,8 @@ def fit(model, data: DeviceData, cfg: TrainConfig, seed_dir: Path | None = None,
     hist = {"iteration": [], "val_iteration": [], "val_nelbo": []}
     window = {}
     start, seconds_before, last_ckpt = 1, 0.0, None
+    # Early stopping on the validation NELBO, checked at every validation (once per epoch with --epochs).
+    stopping = {"best": math.inf, "best_iteration": 0, "bad": 0, "stopped": False}
     if resume is not None:
         model.load_state_dict(resume["model"])
         opt.load_state_dict(resume["optimizer"])
@@ -191,7 +200,8 @@ def fit(model, data: DeviceData, cfg: TrainConfig, seed_dir: Path | None = None,
             labelled.load_state_dict(trainer["labelled_batches"])
         hist, window = trainer["history"], {k: v.to(device) for k, v in trainer["window"].items()}
         seconds_before = trainer["train_seconds"]
-        start = resume["iteration"] + 1
+        stopping = trainer.get("stopping", stopping)
+        start = cfg.iters + 1 if stopping["stopped"] else resume["iteration"] + 1
         last_ckpt = (resume["iteration"], seed_dir / "checkpoint.pt")
         _set_rng_state(resume)
     check_each_step = device.type == "cpu"   # a .item() per step is free on CPU, a sync on GPU
@@ -236,11 +246,19 @@ def fit(model, data: DeviceData, cfg: TrainConfig, seed_dir: Path | None = None,
         if len(data.val_x) and (it % cfg.eval_every == 0 or it == cfg.iters):
             # Under a forked RNG: validation draws never shift the training noise.
             with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
-                val = evaluate_elbo(model, data.val_x, repeats=1, y=data.val_y)["nelbo"]
+                val = evaluate_elbo(model, data.val_x, repeats=1, y=data.val_y)
             hist["val_iteration"].append(it)
-            hist["val_nelbo"].append(val)
+            for k in model.ELBO_TERMS:
+                hist.setdefault(f"val_{k}", []).append(val[k])
             model.train()
-        if seed_dir is not None and (it % cfg.checkpoint_every == 0 or it == cfg.iters):
+            if cfg.patience and seed_dir is not None:
+                if val["nelbo"] < stopping["best"]:
+                    stopping.update(best=val["nelbo"], best_iteration=it, bad=0)
+                    save_checkpoint(seed_dir / "best.pt", _checkpoint_state(model, opt, cfg, it, seed, data, None))
+                else:
+                    stopping["bad"] += 1
+                    stopping["stopped"] = stopping["bad"] >= cfg.patience
+        if seed_dir is not None and (it % cfg.checkpoint_every == 0 or it == cfg.iters or stopping["stopped"]):
             if not check_each_step:   # never overwrite the last good checkpoint with bad weights
                 if grads_bad_at.item():
                     _diverged_grads(grads_bad_at.item(), model, last_ckpt)
@@ -249,13 +267,20 @@ def fit(model, data: DeviceData, cfg: TrainConfig, seed_dir: Path | None = None,
             trainer = {"batches": batches.state_dict(),
                        "labelled_batches": labelled.state_dict() if labelled is not None else None,
                        "history": hist, "window": {k: v.cpu() for k, v in window.items()},
-                       "train_seconds": seconds_before + time.perf_counter() - t0}
+                       "train_seconds": seconds_before + time.perf_counter() - t0, "stopping": stopping}
             save_checkpoint(seed_dir / "checkpoint.pt", _checkpoint_state(model, opt, cfg, it, seed, data, trainer))
             last_ckpt = (it, seed_dir / "checkpoint.pt")
+        if stopping["stopped"]:
+            break
     bar.close()
     seconds = seconds_before + time.perf_counter() - t0
+    done = hist["iteration"][-1] if hist["iteration"] else cfg.iters
     hist["train_seconds"] = seconds
-    hist["iters_per_second"] = cfg.iters / seconds
+    hist["iters_per_second"] = done / seconds
+    if cfg.patience and seed_dir is not None and (seed_dir / "best.pt").exists():
+        model.load_state_dict(load_checkpoint(seed_dir / "best.pt", device)["model"])   # evaluate the best epoch
+        hist.update(best_iteration=stopping["best_iteration"], best_val_nelbo=stopping["best"],
+                    stopped_early=stopping["stopped"], iterations_run=done)
     return hist
 
 
@@ -398,6 +423,11 @@ def _train_run(cfg: TrainConfig, resume: bool = False) -> Path:
     if cfg.out is None:
         cfg.out = str(default_out(cfg))
     data = prepare_data(cfg, device)
+    if cfg.epochs:   # one validation, log line and checkpoint per epoch
+        steps = len(data.train_x) // cfg.batch_size
+        if steps == 0:
+            raise VaelabError(f"--batch-size {cfg.batch_size} is larger than the training set ({len(data.train_x)}); lower it")
+        cfg.iters, cfg.eval_every, cfg.log_every, cfg.checkpoint_every = cfg.epochs * steps, steps, steps, steps
     build_model(cfg.model, data.x_dim, **cfg.model_options)   # fail on bad options before writing anything
     run_dir = Path(cfg.out)
     if run_dir.exists() and not run_dir.is_dir():
