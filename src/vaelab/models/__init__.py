@@ -6,12 +6,16 @@ the keyword arguments its constructor takes beyond the data dimension.
 from __future__ import annotations
 
 from ..errors import VaelabError
-from . import gmvae, ssvae, vae
+from . import ae, cae, dae, gmvae, sae, ssvae, vae
 
 MODELS = {
     "vae": (vae.VAE, vae.OPTIONS),
     "gmvae": (gmvae.GMVAE, gmvae.OPTIONS),
     "ssvae": (ssvae.SSVAE, ssvae.OPTIONS),
+    "ae": (ae.AE, ae.OPTIONS),
+    "sae": (sae.SparseAE, sae.OPTIONS),
+    "cae": (cae.ContractiveAE, cae.OPTIONS),
+    "dae": (dae.DenoisingAE, dae.OPTIONS),
 }
 
 

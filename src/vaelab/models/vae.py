@@ -3,7 +3,12 @@
     p(z) = N(0, I),   p(x|z) = Bernoulli(logits = decoder(z))  or  N(decoder(z), sigma^2 I),
     q(z|x) = N(m(x), diag v(x)).
 
-    NELBO = Rec + KL,   Rec = -E_q[log p(x|z)] (one Monte Carlo sample),  KL = KL(q(z|x) || p(z)).
+    NELBO = Rec + KL,   Rec = -E_q[log p(x|z)] ~ -(1/L) sum_l log p(x|z_l),  z_l ~ q(z|x),
+    KL = KL(q(z|x) || p(z))  (closed form for the standard normal prior).
+
+L = --mc-samples (default 1). With the Gaussian likelihood and a fixed sigma0,
+-log p(x|z) = ||x - mu(z)||^2 / (2 sigma0^2) + D log(sigma0 sqrt(2 pi)); with --sigma learned the
+log-normaliser D log sigma is what stops sigma from shrinking to 0, so it is always included.
 
 The training objective is Rec + beta * KL; `negative_elbo_bound` always returns the true
 bound (beta = 1), so numbers stay comparable across beta.
@@ -25,6 +30,7 @@ OPTIONS = {
     "beta": (float, 1.0, "weight of the KL term in the training objective (beta-VAE); reported NELBO always uses 1"),
     "likelihood": (str, "bernoulli", "p(x|z): bernoulli (binary data) or gaussian (continuous data)"),
     "sigma": (str, "0.1", "gaussian likelihood only: fixed observation std, or 'learned'"),
+    "mc_samples": (int, 1, "Monte Carlo samples z_l ~ q(z|x) per data point for the reconstruction term"),
 }
 
 
@@ -48,10 +54,13 @@ class VAE(nn.Module):
     DEFAULT_ITERS = 20_000
 
     def __init__(self, x_dim: int = 784, z_dim: int = 10, hidden="300,300", beta: float = 1.0,
-                 likelihood: str = "bernoulli", sigma="0.1"):
+                 likelihood: str = "bernoulli", sigma="0.1", mc_samples: int = 1):
         super().__init__()
         if likelihood not in ("bernoulli", "gaussian"):
             raise ValueError(f"unknown likelihood {likelihood!r}: use bernoulli or gaussian")
+        if mc_samples <= 0:
+            raise ValueError(f"mc_samples = {mc_samples}: needs at least one sample per data point")
+        self.mc_samples = mc_samples
         hidden = parse_hidden(hidden)
         self.x_dim, self.z_dim, self.beta, self.likelihood = x_dim, z_dim, float(beta), likelihood
         self.enc = Encoder(x_dim, z_dim, hidden)
@@ -81,11 +90,14 @@ class VAE(nn.Module):
         return gaussian_log_likelihood(x, out, self.log_sigma)
 
     def negative_elbo_bound(self, x: torch.Tensor, reduce: bool = True):
-        """(NELBO, KL, Rec): batch means (or per-example values with reduce=False)."""
+        """(NELBO, KL, Rec): batch means (or per-example values with reduce=False).
+
+        Rec and a Monte Carlo KL are averaged over L = mc_samples draws z_l ~ q(z|x) (shape (L, batch, z_dim))."""
         m, v = self.enc(x)
-        z = sample_gaussian(m, v)
-        rec = -self.log_px_given_z(x, z)
-        kl = self.kl_z(m, v, z)
+        L = self.mc_samples
+        z = sample_gaussian(m.expand(L, *m.shape), v.expand(L, *v.shape))
+        rec = -self.log_px_given_z(x, z).mean(0)
+        kl = self.kl_z(m, v, z).expand(L, len(x)).mean(0)   # a closed-form KL is constant in z
         nelbo = rec + kl
         if reduce:
             return nelbo.mean(), kl.mean(), rec.mean()
