@@ -13,7 +13,7 @@ DEFAULT_DATA = REPO.parent / "shared" / "data"
 
 
 def command_line() -> str:
-    return "python " + " ".join(shlex.quote(a) for a in [str(Path(sys.argv[0]).relative_to(REPO)) if Path(sys.argv[0]).resolve().is_relative_to(REPO) else sys.argv[0], *sys.argv[1:]])
+    return "python " + " ".join(shlex.quote(a) for a in [str(Path(sys.argv[0]).resolve().relative_to(REPO)) if Path(sys.argv[0]).resolve().is_relative_to(REPO) else sys.argv[0], *sys.argv[1:]])
 
 
 def save(name: str, payload: dict, markdown: str) -> None:

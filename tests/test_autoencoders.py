@@ -166,6 +166,9 @@ def test_denoising_ae_corrupts_only_during_training():
     assert torch.allclose(model.eval().negative_elbo_bound(x)[0], clean_rec)
     with pytest.raises(VaelabError, match="noise"):
         build_model("dae", 20, noise="blur")
+    gauss = build_model("dae", 2, noise="gaussian", level="0.1,0.3", clip=0)   # continuous data: no clipping
+    assert gauss.corrupt(torch.full((1000, 2), -5.0)).max() < -4
+    assert 0.1 < (gauss.corrupt(torch.zeros(10_000, 2)).std()) < 0.3
 
 
 # -- Gaussian VAE with L Monte Carlo samples --------------------------------------------
