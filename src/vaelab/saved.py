@@ -50,6 +50,10 @@ def _evaluate_seeds(seeds, metrics, data, dev, iwae_k, repeats, progress):
         m = metrics["per_seed"].setdefault(str(seed), {})
         if repeats:
             m.update(evaluate_elbo(model, data.test_x, repeats))
+        if not hasattr(model, "log_importance_weights"):   # autoencoders: no likelihood bound to compute
+            if progress and iwae_k:
+                print(f"seed {seed}: {type(model).__name__} has no likelihood, so no IWAE bound; skipped")
+            continue
         for k in iwae_k:
             m[f"niwae_{k}"] = evaluate_iwae(model, data.test_x, k, progress)
             if progress:
@@ -71,6 +75,11 @@ def sample_run(run: Path, rows=10, cols=20, seed=0, run_seed=None, out=None, dev
     out = Path(out) if out else Path(run) / f"samples-{rows}x{cols}-seed{seed}.png"
     if not out.parent.exists():
         raise VaelabError(f"--out {out}: folder {out.parent} does not exist; create it first")
+    if ckpt["image_shape"] is None:   # 2D points: a scatter over the test data
+        from .data import load_dataset
+        from .plots import save_samples_2d
+
+        return save_samples_2d(out, load_dataset(ckpt["config"]["dataset"]).test_x, images)
     return save_grid(out, images, rows, cols, tuple(ckpt["image_shape"]))
 
 
