@@ -27,9 +27,12 @@ def main():
     ap.add_argument("--hidden", default="512,256")
     ap.add_argument("--z-dim", type=int, default=64)
     ap.add_argument("--noises", nargs="+", default=list(NOISES))
+    ap.add_argument("--mask-level", default=NOISES["mask"], help="masking level or range for training")
+    ap.add_argument("--name", default="dae-fashion")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--out", default=f"runs/bench-dae-fashion-{int(time.time())}")
     args = ap.parse_args()
+    NOISES["mask"] = args.mask_level
     t0 = time.perf_counter()
     results, rows = {}, []
     data = None
@@ -45,7 +48,8 @@ def main():
         with torch.inference_mode():
             noisy = model.corrupt(x, sum(model.level_range) / 2, torch.Generator().manual_seed(0))
             rows += [x, noisy, model.denoise(noisy)]
-    save_grid(RESULTS / "dae-fashion.png", torch.cat(rows), 3 * len(args.noises), 12, (28, 28))
+    RESULTS.mkdir(exist_ok=True)
+    save_grid(RESULTS / f"{args.name}.png", torch.cat(rows), 3 * len(args.noises), 12, (28, 28))
     wall = time.perf_counter() - t0
     table = ["| noise (training level) | test level | MSE corrupted | MSE denoised | PSNR corrupted (dB) | "
              "PSNR denoised (dB) | gain (dB) |", "|---|---|---|---|---|---|---|"]
@@ -59,8 +63,8 @@ def main():
           f"Test: all 10,000 test images corrupted once (seed 4321) at the middle of the training level range; PSNR "
           f"= 10 log10(1 / MSE) per image, averaged. {args.threads} thread(s); wall time {wall:.0f} s.\n\n"
           + "\n".join(table) + "\n\nTarget: masking p = 0.5, denoised PSNR >= corrupted + 8 dB.\n\n"
-          "Rows: (original, corrupted, denoised) for " + ", ".join(args.noises) + ":\n\n![triplets](dae-fashion.png)\n")
-    save("dae-fashion", {"results": results, "wall_seconds": wall, "iters": args.iters}, md)
+          "Rows: (original, corrupted, denoised) for " + ", ".join(args.noises) + f":\n\n![triplets]({args.name}.png)\n")
+    save(args.name, {"results": results, "wall_seconds": wall, "iters": args.iters}, md)
 
 
 if __name__ == "__main__":
