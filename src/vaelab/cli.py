@@ -1,4 +1,4 @@
-"""The `vaelab` command line: train, eval, sample, datasets."""
+"""The `vaelab` command line: train, eval, sample, score, datasets."""
 from __future__ import annotations
 
 import argparse
@@ -97,7 +97,7 @@ def _add_runtime_args(p: argparse.ArgumentParser, prefix: str = "", device_defau
 
 def build_parser() -> argparse.ArgumentParser:
     from .models import MODELS
-    from .train import BINARIZE_MODES, TrainConfig
+    from .train import BINARIZE_MODES, OPTIMIZERS, TrainConfig
 
     d = TrainConfig()
     parser = Parser(prog="vaelab", description="Autoencoders and variational autoencoders.")
@@ -125,9 +125,16 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--patience", type=_positive_int, help="with --epochs: stop after P epochs without a better "
                        "validation NELBO and keep the best epoch's weights (the course practice uses 3)")
         p.add_argument("--batch-size", type=_positive_int, default=d.batch_size)
-        p.add_argument("--lr", type=_positive_float, default=d.lr, help="Adam learning rate")
-        p.add_argument("--binarize", choices=BINARIZE_MODES, default=d.binarize,
-                       help="training images: fresh Bernoulli draw per batch, one fixed draw, or grey levels")
+        p.add_argument("--lr", type=_positive_float, default=d.lr, help="learning rate")
+        p.add_argument("--optimizer", choices=OPTIMIZERS, default=d.optimizer,
+                       help="auto: AdamW for autoencoders, Adam for VAEs")
+        p.add_argument("--binarize", choices=("auto", *BINARIZE_MODES), default=d.binarize,
+                       help="training images: fresh Bernoulli draw per batch, one fixed draw, or grey levels; "
+                            "auto: none for continuous data and autoencoders, dynamic otherwise")
+        p.add_argument("--classes", type=_nonneg_int, nargs="+", dest="train_classes",
+                       help="train only on these classes (e.g. one-class anomaly detection); the test set stays whole")
+        p.add_argument("--fresh-batches", action="store_true",
+                       help="toy data: draw fresh points for every batch instead of the fixed training sample")
         p.add_argument("--val-size", type=_nonneg_int, default=d.val_size,
                        help="validation images held out of the training set (at most a tenth of it)")
         p.add_argument("--eval-every", type=_positive_int, default=d.eval_every, help="validation NELBO every N iterations")
@@ -167,6 +174,16 @@ def build_parser() -> argparse.ArgumentParser:
     pl.add_argument("--run-seed", type=_seed, help="which training seed's model (default: the first)")
     pl.add_argument("--data-dir", type=_existing_dir, help="where the run's data set is, if not where it was found at training time")
     pl.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+
+    sc = sub.add_parser("score", help="anomaly scores of a data set's test images under a trained run (and ROC AUC)")
+    sc.add_argument("run", type=Path, help="run folder")
+    sc.add_argument("--dataset", help="data set whose test split is scored (default: the run's)")
+    sc.add_argument("--normal-classes", type=_nonneg_int, nargs="+",
+                    help="classes that are normal; the others are anomalies (default: the run's --classes)")
+    sc.add_argument("--run-seed", type=_seed, help="which training seed's model (default: the first)")
+    sc.add_argument("--out", type=Path, help="output path prefix for .csv and .json (default: RUN/scores-DATASET-seedS)")
+    sc.add_argument("--eval-repeats", type=_positive_int, default=10, help="Monte Carlo passes for VAE NELBO scores")
+    _add_runtime_args(sc)
 
     ds = sub.add_parser("datasets", help="list data sets and where they were found")
     ds.add_argument("--data-dir", type=_existing_dir, help="also look in this folder first")
@@ -214,7 +231,8 @@ def cmd_train(args) -> int:
                       batch_size=args.batch_size, lr=args.lr, binarize=args.binarize,
                       val_size=args.val_size, eval_every=args.eval_every, checkpoint_every=args.checkpoint_every,
                       iwae_k=args.iwae_k, eval_repeats=args.eval_repeats, device=args.device, threads=args.threads,
-                      progress=args.progress, model_options=options)
+                      progress=args.progress, model_options=options, optimizer=args.optimizer,
+                      train_classes=args.train_classes, fresh_batches=args.fresh_batches)
     run_dir = train_run(cfg)
     print(f"run folder: {run_dir}\nreport: {run_dir / 'report.md'}")
     return 0
@@ -271,6 +289,17 @@ def cmd_plot(args) -> int:
     return 0
 
 
+def cmd_score(args) -> int:
+    from .saved import score_run
+
+    s = score_run(args.run, dataset=args.dataset, normal_classes=args.normal_classes, run_seed=args.run_seed,
+                  out=args.out, data_dir=args.data_dir, device=args.device, threads=args.threads,
+                  repeats=args.eval_repeats)
+    auc = f"ROC AUC {s['auc']:.4f} (normal classes {s['normal_classes']})" if "auc" in s else "no labels given: no AUC"
+    print(f"{s['n']} scores ({s['score']}) on {s['dataset']}: {auc}\nscores: {s['csv']}")
+    return 0
+
+
 def cmd_datasets(args) -> int:
     from .data import dataset_status
 
@@ -286,7 +315,8 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     args = build_parser().parse_args(argv)
     args.argv = argv
-    commands = {"train": cmd_train, "eval": cmd_eval, "sample": cmd_sample, "plot": cmd_plot, "datasets": cmd_datasets}
+    commands = {"train": cmd_train, "eval": cmd_eval, "sample": cmd_sample, "plot": cmd_plot, "score": cmd_score,
+                "datasets": cmd_datasets}
     try:
         return commands[args.command](args)
     except VaelabError as e:

@@ -4,6 +4,11 @@
               whole test set; `nelbo_mc_se` is the standard error of that average.
     IWAE-k  = -E_x[ log (1/k) sum_i p(x, z_i) / q(z_i | x) ],  z_i ~ q(z|x)  (Burda et al. 2016),
               a bound on -log p(x) that tightens as k grows. Stored as niwae_<k> (nats, lower is better).
+
+Autoencoders have no ELBO: their `negative_elbo_bound` returns their own per-example test terms
+(model.ELBO_TERMS: loss, rec, penalty, mse), evaluated in one pass since they are deterministic.
+`anomaly_scores` gives a per-example anomaly score: reconstruction error for autoencoders,
+the NELBO (averaged over Monte Carlo passes) for VAEs.
 """
 from __future__ import annotations
 
@@ -20,9 +25,12 @@ IWAE_ROWS_PER_PASS = 50_000
 
 @torch.inference_mode()
 def evaluate_elbo(model, x: torch.Tensor, repeats: int = 10, batch_size: int = 2000, y: torch.Tensor | None = None) -> dict:
-    """Mean NELBO and its terms (model.ELBO_TERMS) over all of x, averaged over `repeats` Monte Carlo passes."""
+    """Mean NELBO and its terms (model.ELBO_TERMS) over all of x, averaged over `repeats` Monte Carlo passes
+    (one pass for deterministic models); `<first term>_mc_se` is the standard error over passes."""
     model.eval()
     names = model.ELBO_TERMS
+    if getattr(model, "DETERMINISTIC", False):
+        repeats = 1
     totals = torch.zeros(repeats, len(names), dtype=torch.float64)
     for r in range(repeats):
         for i in range(0, len(x), batch_size):
@@ -32,7 +40,7 @@ def evaluate_elbo(model, x: torch.Tensor, repeats: int = 10, batch_size: int = 2
     per_pass = totals / len(x)
     mean = per_pass.mean(0)
     se = per_pass[:, 0].std().item() / math.sqrt(repeats) if repeats > 1 else float("nan")
-    return {**{n: mean[i].item() for i, n in enumerate(names)}, "nelbo_mc_se": se, "eval_repeats": repeats}
+    return {**{n: mean[i].item() for i, n in enumerate(names)}, f"{names[0]}_mc_se": se, "eval_repeats": repeats}
 
 
 @torch.inference_mode()
@@ -64,3 +72,23 @@ def evaluate_model(model, data, iwae_ks=(1, 10, 100), repeats: int = 10, progres
             metrics.update(model.eval().evaluate_extra(data))
     metrics["n_test"] = len(data.test_x)
     return metrics
+
+
+@torch.inference_mode()
+def anomaly_scores(model, x: torch.Tensor, repeats: int = 10, batch_size: int = 2000) -> torch.Tensor:
+    """Per-example anomaly score (higher = more anomalous), shape (N,): model.anomaly_score(x) if the
+    model has one (autoencoders: reconstruction MSE), else the NELBO averaged over `repeats` passes."""
+    model.eval()
+    if hasattr(model, "anomaly_score"):
+        return torch.cat([model.anomaly_score(xb) for xb in x.split(batch_size)]).cpu()
+    total = torch.zeros(len(x), dtype=torch.float64)
+    for _ in range(repeats):
+        total += torch.cat([model.negative_elbo_bound(xb, reduce=False)[0] for xb in x.split(batch_size)]).double().cpu()
+    return (total / repeats).float()
+
+
+def roc_auc(scores, is_anomaly) -> float:
+    """Area under the ROC curve of `scores` for detecting is_anomaly = 1 (ties count one half)."""
+    from sklearn.metrics import roc_auc_score
+
+    return float(roc_auc_score(torch.as_tensor(is_anomaly).cpu().numpy(), torch.as_tensor(scores).cpu().numpy()))

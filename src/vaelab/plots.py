@@ -31,30 +31,33 @@ def save_grid(path: Path, images: torch.Tensor, rows: int, cols: int, shape=(28,
     return Path(path)
 
 
-def save_curves(path: Path, histories: dict[str, dict], title: str = "") -> Path:
-    """Training curves: train NELBO / KL / Rec and validation NELBO per iteration, one line per seed."""
-    fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
+def save_curves(path: Path, histories: dict[str, dict], title: str = "", keys=("nelbo", "kl", "rec")) -> Path:
+    """Training curves of the loss terms `keys` per iteration, one line per seed; the first panel also
+    shows the validation value of keys[0] (validation NELBO for VAEs, validation loss for autoencoders)."""
+    fig, axes = plt.subplots(1, len(keys), figsize=(4.4 * len(keys), 3.6))
+    units = " (nats)" if keys[0] == "nelbo" else ""
     for seed, hist in histories.items():
         it = hist["iteration"]
-        if "nelbo" in hist:
-            axes[0].plot(it, hist["nelbo"], label=f"train, seed {seed}", lw=1)
-        if hist.get("val_iteration"):
-            axes[0].plot(hist["val_iteration"], hist["val_nelbo"], "o-", ms=3, label=f"validation, seed {seed}")
-        for ax, key in ((axes[1], "kl"), (axes[2], "rec")):
+        if keys[0] in hist:
+            axes[0].plot(it, hist[keys[0]], label=f"train, seed {seed}", lw=1)
+        if hist.get("val_iteration") and hist.get(f"val_{keys[0]}"):
+            axes[0].plot(hist["val_iteration"], hist[f"val_{keys[0]}"], "o-", ms=3, label=f"validation, seed {seed}")
+        for ax, key in zip(axes[1:], keys[1:]):
             if key in hist:
                 ax.plot(it, hist[key], lw=1, label=f"train, seed {seed}")
             if hist.get(f"val_{key}"):
                 ax.plot(hist["val_iteration"], hist[f"val_{key}"], "o-", ms=3, label=f"validation, seed {seed}")
-    for ax, name in zip(axes, ["NELBO", "KL", "Rec"]):
+    for ax, name in zip(axes, keys):
         ax.set_xlabel("iteration")
-        ax.set_ylabel(f"{name} (nats)")
+        ax.set_ylabel({"nelbo": "NELBO", "kl": "KL", "rec": "Rec"}.get(name, name) + units)
         ax.grid(alpha=0.3)
-    # The first iterations dwarf the rest: show the NELBO and Rec from the 5% point on.
-    for ax, key in ((axes[0], "nelbo"), (axes[2], "rec")):
+    # The first iterations dwarf the rest: show the first and last panels from the 5% point on.
+    for ax, key in ((axes[0], keys[0]), (axes[-1], keys[-1])):
         vals = [v for h in histories.values() for v in h.get(key, [])[max(1, len(h.get(key, [])) // 20):]]
         if vals:
             lo, hi = min(vals), max(vals)
-            ax.set_ylim(lo - 0.05 * (hi - lo + 1), hi + 0.1 * (hi - lo + 1))
+            pad = hi - lo if keys[0] != "nelbo" else hi - lo + 1
+            ax.set_ylim(lo - 0.05 * pad, hi + 0.1 * pad + 1e-12)
     axes[0].legend(fontsize=7)
     if title:
         fig.suptitle(title)
@@ -174,3 +177,134 @@ def make_latent_figures(run_dir: Path, model, data, which=LATENT_FIGURES, tsne: 
                 save_grid(path, model.sample_x(25), 5, 5, shape)
         made.append(path)
     return made
+
+
+# ---------------------------------------------------------------------------------------
+# 2D (toy) data: scatter figures
+# ---------------------------------------------------------------------------------------
+def _np(t: torch.Tensor) -> np.ndarray:
+    return t.detach().float().cpu().numpy()
+
+
+def _cloud(ax, data_x: torch.Tensor, label: str = "data"):
+    d = _np(data_x)
+    ax.scatter(d[:, 0], d[:, 1], s=3, c="0.75", label=label, rasterized=True)
+    ax.set_aspect("equal")
+
+
+def _codes(model, x: torch.Tensor) -> torch.Tensor:
+    """The code of x: E(x) for autoencoders, the posterior mean for VAEs."""
+    return model.encode(x) if hasattr(model, "encode") else model.enc(x)[0]
+
+
+def reconstruct(model, x: torch.Tensor) -> torch.Tensor:
+    """x_hat = decoder mean at the code of x."""
+    return model.mean_x_given_z(_codes(model, x))
+
+
+def interpolation_path(model, a: torch.Tensor, b: torch.Tensor, steps: int = 25) -> torch.Tensor:
+    """Decode the straight line between the codes of data points a and b: (steps, x_dim)."""
+    za, zb = _codes(model, torch.stack([a, b]))
+    t = torch.linspace(0, 1, steps, device=za.device).unsqueeze(1)
+    return model.mean_x_given_z((1 - t) * za + t * zb)
+
+
+def interpolation_endpoints(x: torch.Tensor) -> tuple[int, int]:
+    """Two far-apart data points: the leftmost and the rightmost (first coordinate)."""
+    return int(x[:, 0].argmin()), int(x[:, 0].argmax())
+
+
+def draw_samples_2d(ax, data_x, samples, title="samples"):
+    _cloud(ax, data_x)
+    s = _np(samples)
+    ax.scatter(s[:, 0], s[:, 1], s=4, c="tab:red", label="decoded z ~ N(0, I)", rasterized=True)
+    ax.set_title(title)
+
+
+def draw_reconstruction_2d(ax, data_x, recon, title="reconstruction"):
+    _cloud(ax, data_x)
+    r = _np(recon)
+    ax.scatter(r[:, 0], r[:, 1], s=3, c="tab:blue", label="reconstruction", rasterized=True)
+    ax.set_title(title)
+
+
+def draw_interpolation_2d(ax, data_x, path, title="latent interpolation"):
+    _cloud(ax, data_x)
+    p = _np(path)
+    ax.plot(p[:, 0], p[:, 1], "-o", c="tab:green", ms=3, lw=1.2, label="decoded path")
+    ax.plot(p[[0, -1], 0], p[[0, -1], 1], "k*", ms=10, label="end points")
+    ax.set_title(title)
+
+
+def save_samples_2d(path: Path, data_x: torch.Tensor, samples: torch.Tensor, title: str = "") -> Path:
+    fig, ax = plt.subplots(figsize=(4.5, 4.5))
+    draw_samples_2d(ax, data_x, samples, title or "samples over the test data")
+    ax.legend(fontsize=7, loc="upper right")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return Path(path)
+
+
+@torch.inference_mode()
+def save_toy_figures(model, data, out_dir: Path) -> list[str]:
+    """reconstruction.png (test data vs reconstructions) and interpolation.png for a model on 2D data."""
+    out_dir = Path(out_dir)
+    x = data.test_x
+    a, b = interpolation_endpoints(x)
+    fig, axes = plt.subplots(1, 2, figsize=(9, 4.5))
+    draw_reconstruction_2d(axes[0], x, reconstruct(model, x), "test data and reconstructions")
+    draw_interpolation_2d(axes[1], x, interpolation_path(model, x[a], x[b]), "interpolation between two test points")
+    for ax in axes:
+        ax.legend(fontsize=7, loc="upper right")
+    fig.tight_layout()
+    fig.savefig(out_dir / "reconstruction.png", dpi=100)
+    plt.close(fig)
+    return ["reconstruction.png"]
+
+
+# ---------------------------------------------------------------------------------------
+# Autoencoders on images
+# ---------------------------------------------------------------------------------------
+@torch.inference_mode()
+def save_image_ae_figures(model, data, out_dir: Path, n: int = 20) -> list[str]:
+    """reconstruction.png (originals over reconstructions); denoising.png for a denoising AE
+    (original / corrupted / denoised rows); codes.png (histogram of code values) for a sparse AE."""
+    out_dir = Path(out_dir)
+    x = data.test_x_grey[:n]
+    written = []
+    if hasattr(model, "denoise"):
+        gen = torch.Generator(device=x.device).manual_seed(0)
+        noisy = model.corrupt(x, sum(model.level_range) / 2, gen)
+        save_grid(out_dir / "denoising.png", torch.cat([x, noisy, model.denoise(noisy)]), 3, n, data.image_shape)
+        written.append("denoising.png")
+    else:
+        save_grid(out_dir / "reconstruction.png", torch.cat([x, reconstruct(model, x)]), 2, n, data.image_shape)
+        written.append("reconstruction.png")
+    if hasattr(model, "top_k"):
+        save_code_histogram(out_dir / "codes.png", _codes(model, data.test_x[:2000]))
+        written.append("codes.png")
+    return written
+
+
+def save_code_histogram(path: Path, codes: torch.Tensor, title: str = "code activations on 2,000 test inputs") -> Path:
+    c = _np(codes).ravel()
+    fig, ax = plt.subplots(figsize=(5, 3.4))
+    ax.hist(c, bins=100, color="tab:blue")
+    ax.set_yscale("log")
+    ax.set_xlabel("code value z_k")
+    ax.set_ylabel("count")
+    ax.set_title(f"{title}\n{(np.abs(c) > 1e-3).mean():.1%} with |z_k| > 1e-3")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return Path(path)
+
+
+def model_figures(model, data, out_dir: Path) -> list[str]:
+    """The model-specific figures of a run (file names written into out_dir)."""
+    if data.image_shape is None:
+        return save_toy_figures(model, data, out_dir)
+    if hasattr(model, "encode"):   # autoencoders
+        return save_image_ae_figures(model, data, out_dir)
+    return []

@@ -7,8 +7,11 @@ from .models import MODELS
 from .runs import atomic_write_bytes, read_json
 
 # Metric key -> column title, in display order. Keys a run does not have are skipped.
-ELBO_COLUMNS = {"nelbo": "NELBO", "kl": "KL", "kl_y": "KL_y", "kl_z": "KL_z", "rec": "Rec"}
-OTHER_COLUMNS = {"accuracy": "accuracy", "accuracy_grey": "accuracy (grey)",
+ELBO_COLUMNS = {"nelbo": "NELBO", "loss": "loss", "kl": "KL", "kl_y": "KL_y", "kl_z": "KL_z", "rec": "Rec",
+                "penalty": "penalty", "mse": "MSE"}
+OTHER_COLUMNS = {"psnr": "PSNR dB", "nonzero_fraction": "non-zero codes", "mse_corrupted": "MSE corrupted",
+                 "mse_denoised": "MSE denoised", "psnr_corrupted": "PSNR corrupted", "psnr_denoised": "PSNR denoised",
+                 "accuracy": "accuracy", "accuracy_grey": "accuracy (grey)",
                  "sample_class_accuracy": "sample class acc.", "sample_class_coverage": "sample coverage",
                  "sample_confidence": "sample conf.", "iters_per_second": "it/s", "train_seconds": "train s"}
 JUDGE_NOTE = ("a classifier trained on the real training images judges 1,000 generated images: "
@@ -17,6 +20,9 @@ JUDGE_NOTE = ("a classifier trained on the real training images judges 1,000 gen
               "sample conf. = mean top-class probability")
 FIGURES = [
     ("samples.png", "Samples from p(x)"),
+    ("reconstruction.png", "Test data and reconstructions"),
+    ("denoising.png", "Test images: original / corrupted / denoised rows"),
+    ("codes.png", "Histogram of code activations"),
     ("curves.png", "Training curves"),
     ("samples-5x5.png", "25 random samples"),
     ("recon.png", "The first 10 test images (top) and their reconstructions (bottom)"),
@@ -25,12 +31,15 @@ FIGURES = [
                      "else the plane of the two leading principal directions of the test posterior means)"),
     ("scatter.png", "Test-set posterior means coloured by class"),
 ]
+AE_KEYS = ("loss", "penalty", "mse", "mse_corrupted", "mse_denoised")   # small numbers: more digits
 
 
 def _fmt(key: str, v: float) -> str:
     if key in ("iters_per_second", "train_seconds"):
         return f"{v:.0f}"
-    return f"{v:.4f}" if key.startswith(("accuracy", "sample_")) else f"{v:.2f}"
+    if key in AE_KEYS or key == "rec" and abs(v) < 1:
+        return f"{v:.5f}" if abs(v) >= 1e-3 or v == 0 else f"{v:.2e}"
+    return f"{v:.4f}" if key.startswith(("accuracy", "sample_")) or key == "nonzero_fraction" else f"{v:.2f}"
 
 
 def metrics_table(metrics: dict) -> str:
@@ -52,22 +61,32 @@ def write_report(run_dir: Path) -> Path:
     run_dir = Path(run_dir)
     cfg, metrics = read_json(run_dir / "config.json"), read_json(run_dir / "metrics.json")
     opts = ", ".join(f"{k}={v}" for k, v in cfg["model_options"].items()) or "defaults"
+    autoencoder = getattr(MODELS[cfg["model"]][0], "DETERMINISTIC", False)
+    optimizer = {"adamw": "AdamW"}.get(cfg.get("optimizer"), "Adam")
+    classes = f", training classes {cfg['train_classes']}" if cfg.get("train_classes") is not None else ""
+    fresh = ", a fresh draw per batch" if cfg.get("fresh_batches") else ""
+    if autoencoder:
+        test_line = (f"- test set: {metrics['test_set']}; loss = Rec + penalty (the training objective), MSE per "
+                     "coordinate of the reconstruction; PSNR = 10 log10(1 / MSE) per image, averaged")
+    else:
+        test_line = (f"- test set: {metrics['test_set']}; NELBO/KL/Rec averaged over "
+                     f"{next(iter(metrics['per_seed'].values()))['eval_repeats']} Monte Carlo passes; IWAE-k is the "
+                     "negative importance-weighted bound on -log p(x) (nats, lower is better)")
     text = [
         f"# vaelab run: {cfg['model']} on {cfg['dataset']}",
         "",
         f"- model options: {opts}",
-        f"- training: {cfg['iters']} iterations, batch {cfg['batch_size']}, Adam lr {cfg['lr']}, "
-        f"binarization {cfg['binarize']}, seeds {cfg['seeds']}",
+        f"- training: {cfg['iters']} iterations, batch {cfg['batch_size']}, {optimizer} lr {cfg['lr']}, "
+        f"binarization {cfg['binarize']}, seeds {cfg['seeds']}{classes}{fresh}",
         f"- data: {metrics['data_source']}",
-        f"- test set: {metrics['test_set']}; NELBO/KL/Rec averaged over {next(iter(metrics['per_seed'].values()))['eval_repeats']} "
-        "Monte Carlo passes; IWAE-k is the negative importance-weighted bound on -log p(x) (nats, lower is better)",
+        test_line,
         f"- machine: {metrics['machine']}; {metrics['date']}",
         *(["- accuracy: q(y|x) on the test set's evaluation inputs (the fixed binarization above); "
            "accuracy (grey): on the grey-level test images"] if "accuracy" in metrics["mean_se"] else []),
         *([f"- sample quality: {JUDGE_NOTE}; the judge's accuracy on the real test set is "
            f"{metrics['mean_se']['judge_test_accuracy']['mean']:.4f}"] if "judge_test_accuracy" in metrics["mean_se"] else []),
         "",
-        "## Test-set metrics (nats per image)",
+        "## Test-set metrics" + ("" if autoencoder else " (nats per image)"),
         "",
         metrics_table(metrics),
         "",
@@ -75,6 +94,8 @@ def write_report(run_dir: Path) -> Path:
     for name, caption in FIGURES:
         if name == "samples.png" and hasattr(MODELS[cfg["model"]][0], "sample_x_by_class"):
             caption = "Samples from p(x | y), one row per class"
+        if name == "samples.png" and autoencoder:
+            caption = "Decoded codes z ~ N(0, I) (an autoencoder has no prior: these need not look like data)"
         if (run_dir / name).exists():   # figures describe the first seed's model
             text += [f"## {caption}", "", f"![{caption}]({name})", ""]
     path = run_dir / "report.md"

@@ -132,6 +132,8 @@ def load_checkpoint(path: Path, map_location="cpu") -> dict:
             or not isinstance(x_dim, int) or isinstance(x_dim, bool) or not 0 < x_dim <= 1 << 24):
         raise VaelabError(f"{path}: not a vaelab checkpoint (malformed config, weights or x_dim); the file is damaged, retrain")
     shape = state.get("image_shape", [x_dim])
+    if shape is None:   # points, not images (2D toy data)
+        return state
     if (not isinstance(shape, (list, tuple)) or not shape
             or not all(isinstance(d, int) and not isinstance(d, bool) and d > 0 for d in shape)
             or math.prod(shape) != x_dim):

@@ -9,7 +9,7 @@ from .errors import VaelabError
 from .evaluate import evaluate_elbo, evaluate_iwae
 from .plots import LATENT_FIGURES, make_latent_figures, save_curves, save_grid
 from .report import write_report
-from .runs import load_checkpoint, lock_run_dir, read_json, summarise, write_json
+from .runs import atomic_write_bytes, load_checkpoint, lock_run_dir, read_json, summarise, write_json
 from .train import TrainConfig, flush_denormal, load_model, prepare_data, resolve_device
 
 
@@ -63,6 +63,10 @@ def _evaluate_seeds(seeds, metrics, data, dev, iwae_k, repeats, progress):
         m = metrics["per_seed"].setdefault(str(seed), {})
         if repeats:
             m.update(evaluate_elbo(model, data.test_x, repeats, y=data.test_y))
+        if not hasattr(model, "log_importance_weights"):   # autoencoders: no likelihood bound to compute
+            if progress and iwae_k:
+                print(f"seed {seed}: {type(model).__name__} has no likelihood, so no IWAE bound; skipped")
+            continue
         for k in iwae_k:
             m[f"niwae_{k}"] = evaluate_iwae(model, data.test_x, k, progress, y=data.test_y)
             if progress:
@@ -112,6 +116,65 @@ def sample_run(run: Path, rows=10, cols=20, seed=0, run_seed=None, out=None, dev
     out = Path(out) if out else Path(run) / f"samples-{rows}x{cols}-seed{seed}.png"
     if not out.parent.exists():
         raise VaelabError(f"--out {out}: folder {out.parent} does not exist; create it first")
+    if ckpt["image_shape"] is None:   # 2D points: a scatter over the test data
+        from .data import load_dataset
+        from .plots import save_samples_2d
+
+        return save_samples_2d(out, load_dataset(ckpt["config"]["dataset"]).test_x, images)
     return save_grid(out, images, rows, cols, tuple(ckpt["image_shape"]))
 
 
+
+def score_run(run: Path, dataset: str | None = None, normal_classes=None, run_seed=None, out=None, data_dir=None,
+              device="auto", threads=None, repeats: int = 10) -> dict:
+    """Per-image anomaly scores of a saved run's model on a data set's test split.
+
+    Score: reconstruction MSE for autoencoders, NELBO (mean of `repeats` Monte Carlo passes) for VAEs;
+    higher = more anomalous. Images whose class is not in `normal_classes` (default: the run's
+    training classes, if it was trained on a subset) are the anomalies, and the ROC AUC of the
+    scores for finding them is reported. Writes OUT.csv (index, label, anomaly, score) and OUT.json.
+    """
+    from .evaluate import anomaly_scores, roc_auc
+
+    dirs = seed_dirs(run)
+    run_seed = next(iter(dirs)) if run_seed is None else run_seed
+    if run_seed not in dirs:
+        raise VaelabError(f"--run-seed {run_seed}: this run has seeds {sorted(dirs)}")
+    cfg = TrainConfig(**read_json(Path(run) / "config.json"))
+    trained_on = cfg.train_classes
+    cfg.dataset = dataset or cfg.dataset
+    cfg.train_classes, cfg.fresh_batches = None, False
+    if data_dir is not None:
+        cfg.data_dir = data_dir
+    if threads:
+        torch.set_num_threads(threads)
+    dev = resolve_device(device)
+    ckpt = load_checkpoint(dirs[run_seed] / "checkpoint.pt", dev)
+    data = prepare_data(cfg, dev)
+    if data.x_dim != ckpt["x_dim"]:
+        raise VaelabError(f"--dataset {cfg.dataset} has {data.x_dim} values per example but the model was trained on "
+                          f"{ckpt['x_dim']}; score a data set of the same shape")
+    model = load_model(ckpt, dev)
+    torch.manual_seed(30_000 + run_seed)
+    with flush_denormal():
+        scores = anomaly_scores(model, data.test_x, repeats)
+    labels = data.test_y.cpu()
+    normal = trained_on if normal_classes is None else list(normal_classes)
+    summary = {"run": str(run), "run_seed": run_seed, "dataset": cfg.dataset, "n": len(scores),
+               "score": "reconstruction MSE" if hasattr(model, "anomaly_score") else f"NELBO (mean of {repeats} passes)",
+               "normal_classes": normal, "mean_score": scores.double().mean().item(),
+               "mean_score_per_class": {int(c): scores[labels == c].double().mean().item() for c in labels.unique()}}
+    anomaly = None
+    if normal is not None:
+        anomaly = (~torch.isin(labels, torch.tensor(normal))).long()
+        if 0 < anomaly.sum() < len(anomaly):
+            summary["auc"] = roc_auc(scores, anomaly)
+    out = Path(out) if out else Path(run) / f"scores-{cfg.dataset}-seed{run_seed}"
+    if not out.parent.exists():
+        raise VaelabError(f"--out {out}: folder {out.parent} does not exist; create it first")
+    rows = ["index,label,anomaly,score"] + [
+        f"{i},{int(labels[i])},{'' if anomaly is None else int(anomaly[i])},{scores[i].item():.6g}" for i in range(len(scores))]
+    atomic_write_bytes(out.with_suffix(".csv"), ("\n".join(rows) + "\n").encode())
+    summary["csv"] = str(out.with_suffix(".csv"))
+    write_json(out.with_suffix(".json"), summary)
+    return summary

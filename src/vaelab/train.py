@@ -10,6 +10,7 @@ import contextlib
 import dataclasses
 import math
 import platform
+import shutil
 import time
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -21,6 +22,7 @@ from tqdm.auto import tqdm
 
 from . import __version__
 from .data import BINARIZE_MODES, STATIC_BINARIZATION_SEED, binarize_static, labelled_subset, load_dataset, split_validation
+from .data.toy import is_toy
 from .errors import VaelabError
 from .evaluate import evaluate_elbo, evaluate_model
 from .judge import load_or_train_judge, sample_quality
@@ -29,6 +31,7 @@ from .runs import atomic_write_bytes, load_checkpoint, lock_run_dir, prepare_run
 
 
 SAMPLE_ROWS, SAMPLE_COLS = 10, 20   # the sample grid every image run writes
+OPTIMIZERS = ("auto", "adam", "adamw")
 
 
 @dataclass
@@ -43,7 +46,7 @@ class TrainConfig:
     patience: int | None = None       # early stopping after this many epochs without validation progress
     batch_size: int = 100
     lr: float = 1e-3
-    binarize: str = "dynamic"
+    binarize: str = "auto"            # auto: none for continuous data and autoencoders, else dynamic
     val_size: int = 1000
     eval_every: int = 1000
     log_every: int = 100
@@ -54,6 +57,9 @@ class TrainConfig:
     threads: int | None = None
     progress: bool = True
     model_options: dict = field(default_factory=dict)
+    optimizer: str = "auto"           # auto: the model's DEFAULT_OPTIMIZER (adamw for autoencoders), else adam
+    train_classes: list[int] | None = None   # train (and validate) on these classes only (one-class training)
+    fresh_batches: bool = False       # toy data: a fresh draw for every batch instead of the fixed sample
 
     def validate(self) -> "TrainConfig":
         if self.model not in MODELS:
@@ -80,8 +86,23 @@ class TrainConfig:
             raise VaelabError(f"--seeds has repeated values {self.seeds}; give distinct seeds")
         if any(k <= 0 for k in self.iwae_k):
             raise VaelabError(f"--iwae-k values must be positive, got {self.iwae_k}")
-        if self.binarize not in BINARIZE_MODES:
-            raise VaelabError(f"--binarize must be one of {', '.join(BINARIZE_MODES)}, got {self.binarize!r}")
+        cls = MODELS[self.model][0]
+        if self.binarize not in ("auto", *BINARIZE_MODES):
+            raise VaelabError(f"--binarize must be one of auto, {', '.join(BINARIZE_MODES)}, got {self.binarize!r}")
+        if is_toy(self.dataset) and self.binarize not in ("auto", "none"):
+            raise VaelabError(f"--binarize {self.binarize}: {self.dataset} is continuous data, which cannot be "
+                              "binarized; use --binarize none (or auto)")
+        if self.binarize == "auto":
+            self.binarize = "none" if is_toy(self.dataset) else getattr(cls, "DEFAULT_BINARIZE", "dynamic")
+        if self.optimizer not in OPTIMIZERS:
+            raise VaelabError(f"--optimizer must be one of {', '.join(OPTIMIZERS)}, got {self.optimizer!r}")
+        if self.optimizer == "auto":
+            self.optimizer = getattr(cls, "DEFAULT_OPTIMIZER", "adam")
+        if self.fresh_batches and not is_toy(self.dataset):
+            raise VaelabError(f"--fresh-batches: only the generated toy data sets can draw fresh batches, "
+                              f"not {self.dataset}; drop the option")
+        if self.train_classes is not None and not self.train_classes:
+            raise VaelabError("--classes needs at least one class")
         beta = self.model_options.get("beta")
         if beta is not None and not (beta > 0 and math.isfinite(beta)):
             raise VaelabError(f"--beta must be a positive number, got {beta}")
@@ -114,9 +135,10 @@ class DeviceData:
     test_x: torch.Tensor         # evaluation inputs, like val_x
     test_y: torch.Tensor
     test_x_grey: torch.Tensor    # the test images' grey levels
-    image_shape: tuple[int, int]
+    image_shape: tuple[int, int] | None   # None: 2D points (toy data), not images
     binarize: str
     source: str
+    sampler: object = None       # toy data: sampler(n) -> a fresh (x, y) draw on the CPU
 
     @property
     def x_dim(self) -> int:
@@ -125,8 +147,15 @@ class DeviceData:
 
 def prepare_data(cfg: TrainConfig, device: torch.device) -> DeviceData:
     ds = load_dataset(cfg.dataset, data_dir=cfg.data_dir)
-    n_val = min(cfg.val_size, len(ds.train_x) // 10)
-    train_x, train_y, val_x, val_y = split_validation(ds.train_x, ds.train_y, n_val, seed=0)
+    train_x, train_y = ds.train_x, ds.train_y
+    if cfg.train_classes is not None:   # one-class (or few-class) training; the test set stays whole
+        unknown = sorted(set(cfg.train_classes) - set(range(len(ds.classes))))
+        if unknown:
+            raise VaelabError(f"--classes {unknown}: {cfg.dataset} has classes 0..{len(ds.classes) - 1}")
+        keep = torch.isin(train_y, torch.tensor(cfg.train_classes))
+        train_x, train_y = train_x[keep], train_y[keep]
+    n_val = min(cfg.val_size, len(train_x) // 10)
+    train_x, train_y, val_x, val_y = split_validation(train_x, train_y, n_val, seed=0)
     test_x = ds.test_x
     if cfg.binarize != "none":   # evaluation always on one fixed, seeded draw
         val_x = binarize_static(val_x, seed=STATIC_BINARIZATION_SEED + 1)
@@ -135,16 +164,18 @@ def prepare_data(cfg: TrainConfig, device: torch.device) -> DeviceData:
         train_x = binarize_static(train_x, seed=STATIC_BINARIZATION_SEED + 2)
     to = lambda t: t.to(device)  # noqa: E731
     return DeviceData(to(train_x), to(train_y), to(val_x), to(val_y), to(test_x), to(ds.test_y), to(ds.test_x),
-                      tuple(ds.image_shape), cfg.binarize, ds.source)
+                      tuple(ds.image_shape) if ds.image_shape else None, cfg.binarize, ds.source,
+                      ds.sampler if cfg.fresh_batches else None)
 
 
 class Batches:
-    """Endless minibatches: shuffled epochs over tensors on the device, binarized per batch if dynamic."""
+    """Endless minibatches: shuffled epochs over tensors on the device, binarized per batch if dynamic,
+    or (toy data with a sampler) a fresh draw of batch_size points every time."""
 
-    def __init__(self, x: torch.Tensor, y: torch.Tensor, batch_size: int, dynamic: bool):
+    def __init__(self, x: torch.Tensor, y: torch.Tensor, batch_size: int, dynamic: bool, sampler=None):
         if batch_size > len(x):
             raise VaelabError(f"--batch-size {batch_size} is larger than the training set ({len(x)} images); lower it")
-        self.x, self.y, self.batch_size, self.dynamic = x, y, batch_size, dynamic
+        self.x, self.y, self.batch_size, self.dynamic, self.sampler = x, y, batch_size, dynamic, sampler
         self.order = torch.empty(0, dtype=torch.long, device=x.device)
         self.pos = 0
 
@@ -157,6 +188,9 @@ class Batches:
         self.pos = int(state["pos"])
 
     def __next__(self):
+        if self.sampler is not None:
+            x, y = self.sampler(self.batch_size)
+            return x.to(self.x.device), y.to(self.y.device)
         if self.pos + self.batch_size > len(self.order):
             self.order = torch.randperm(len(self.x), device=self.x.device)
             self.pos = 0
@@ -173,20 +207,22 @@ class Batches:
 # ---------------------------------------------------------------------------------------
 def fit(model, data: DeviceData, cfg: TrainConfig, seed_dir: Path | None = None, seed: int = 0,
         resume: dict | None = None) -> dict:
-    """Adam on model.loss for cfg.iters iterations; returns the training history.
+    """Adam (or AdamW, cfg.optimizer) on model.loss for cfg.iters iterations; returns the training history.
 
     With `resume` (a checkpoint written by this function), training continues from its
     iteration with its weights, optimizer state, RNG state, batch order and history, and ends
     exactly where an uninterrupted run would have (on the same device and thread count)."""
     device = data.train_x.device
-    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, **_fused_adam(device))
+    Opt = torch.optim.AdamW if cfg.optimizer == "adamw" else torch.optim.Adam
+    opt = Opt(model.parameters(), lr=cfg.lr, **_fused_adam(device))
     dynamic = cfg.binarize == "dynamic"
-    batches = Batches(data.train_x, data.train_y, cfg.batch_size, dynamic)
+    batches = Batches(data.train_x, data.train_y, cfg.batch_size, dynamic, data.sampler)
     labelled = None
     if getattr(model, "labels_per_class", None):   # semi-supervised: a small labelled subset, every batch
         xl, yl = labelled_subset(data.train_x, data.train_y, model.labels_per_class, model.label_seed)
         labelled = Batches(xl, yl, min(cfg.batch_size, len(xl)), dynamic)
-    hist = {"iteration": [], "val_iteration": [], "val_nelbo": []}
+    val_key = model.ELBO_TERMS[0]   # nelbo for VAEs, loss for autoencoders
+    hist = {"iteration": [], "val_iteration": [], f"val_{val_key}": []}
     window = {}
     start, seconds_before, last_ckpt = 1, 0.0, None
     # Early stopping on the validation NELBO, checked at every validation (once per epoch with --epochs).
@@ -252,8 +288,8 @@ def fit(model, data: DeviceData, cfg: TrainConfig, seed_dir: Path | None = None,
                 hist.setdefault(f"val_{k}", []).append(val[k])
             model.train()
             if cfg.patience and seed_dir is not None:
-                if val["nelbo"] < stopping["best"]:
-                    stopping.update(best=val["nelbo"], best_iteration=it, bad=0)
+                if val[val_key] < stopping["best"]:
+                    stopping.update(best=val[val_key], best_iteration=it, bad=0)
                     save_checkpoint(seed_dir / "best.pt", _checkpoint_state(model, opt, cfg, it, seed, data, None))
                 else:
                     stopping["bad"] += 1
@@ -279,7 +315,7 @@ def fit(model, data: DeviceData, cfg: TrainConfig, seed_dir: Path | None = None,
     hist["iters_per_second"] = done / seconds
     if cfg.patience and seed_dir is not None and (seed_dir / "best.pt").exists():
         model.load_state_dict(load_checkpoint(seed_dir / "best.pt", device)["model"])   # evaluate the best epoch
-        hist.update(best_iteration=stopping["best_iteration"], best_val_nelbo=stopping["best"],
+        hist.update(best_iteration=stopping["best_iteration"], best_val=stopping["best"],
                     stopped_early=stopping["stopped"], iterations_run=done)
     return hist
 
@@ -315,7 +351,7 @@ def _diverged_grads(it: int, model, last_ckpt) -> None:
 def _checkpoint_state(model, opt, cfg: TrainConfig, it: int, seed: int, data: DeviceData, trainer: dict) -> dict:
     return {
         "x_dim": data.x_dim,
-        "image_shape": list(data.image_shape),
+        "image_shape": list(data.image_shape) if data.image_shape else None,
         "model": model.state_dict(),
         "optimizer": opt.state_dict(),
         "iteration": it,
@@ -413,7 +449,7 @@ def resume_run(run, **runtime) -> Path:
 
 
 def _train_run(cfg: TrainConfig, resume: bool = False) -> Path:
-    from .plots import make_latent_figures, save_curves, save_grid
+    from .plots import make_latent_figures, model_figures, save_curves, save_grid, save_samples_2d
     from .report import write_report   # figures and report come last in the flow
 
     cfg.validate()
@@ -428,7 +464,10 @@ def _train_run(cfg: TrainConfig, resume: bool = False) -> Path:
         if steps == 0:
             raise VaelabError(f"--batch-size {cfg.batch_size} is larger than the training set ({len(data.train_x)}); lower it")
         cfg.iters, cfg.eval_every, cfg.log_every, cfg.checkpoint_every = cfg.epochs * steps, steps, steps, steps
-    build_model(cfg.model, data.x_dim, **cfg.model_options)   # fail on bad options before writing anything
+    probe = build_model(cfg.model, data.x_dim, **cfg.model_options)   # fail on bad options before writing anything
+    if data.image_shape is None and getattr(probe, "likelihood", None) == "bernoulli":
+        raise VaelabError(f"{cfg.dataset} is continuous data; a Bernoulli decoder cannot model it: "
+                          "use --likelihood gaussian (VAEs) or --loss mse (autoencoders)")
     run_dir = Path(cfg.out)
     if run_dir.exists() and not run_dir.is_dir():
         raise VaelabError(f"--out {run_dir}: exists and is not a folder; choose another --out")
@@ -464,14 +503,22 @@ def _train_run(cfg: TrainConfig, resume: bool = False) -> Path:
                 metrics.update(sample_quality(model, judge[0]), judge_test_accuracy=judge[1])
             per_seed[str(seed)] = metrics
             histories[str(seed)] = hist
+            model.eval()
             with torch.inference_mode():   # conditional models: one row per class
                 grid = (model.sample_x_by_class(SAMPLE_COLS) if hasattr(model, "sample_x_by_class")
-                        else model.sample_x(SAMPLE_ROWS * SAMPLE_COLS))
-            save_grid(seed_dir / "samples.png", grid, SAMPLE_ROWS, SAMPLE_COLS, data.image_shape)
+                        else model.sample_x(SAMPLE_ROWS * SAMPLE_COLS if data.image_shape else 2000))
+            if data.image_shape is None:   # 2D points: scatter figures instead of image grids
+                save_samples_2d(seed_dir / "samples.png", data.test_x, grid)
+            else:
+                save_grid(seed_dir / "samples.png", grid, SAMPLE_ROWS, SAMPLE_COLS, data.image_shape)
+            figures = ["samples.png", *model_figures(model, data, seed_dir)]
             if seed == cfg.seeds[0]:
-                save_grid(run_dir / "samples.png", grid, SAMPLE_ROWS, SAMPLE_COLS, data.image_shape)
-                make_latent_figures(run_dir, model, data)
-            save_curves(run_dir / "curves.png", histories, f"{cfg.model} on {cfg.dataset}")
+                for name in figures:
+                    shutil.copyfile(seed_dir / name, run_dir / name)
+                if data.image_shape is not None and hasattr(model, "posterior_mean"):
+                    make_latent_figures(run_dir, model, data)
+            save_curves(run_dir / "curves.png", histories, f"{cfg.model} on {cfg.dataset}",
+                        getattr(model, "CURVE_TERMS", ("nelbo", "kl", "rec")))
             # metrics.json last: a seed listed there is complete (what a resumed run skips)
             write_json(run_dir / "metrics.json", _metrics_doc(cfg, data, device, per_seed))
             write_report(run_dir)
@@ -515,7 +562,7 @@ def _resumable_checkpoint(seed_dir: Path, cfg: TrainConfig, seed: int, device: t
 def _judge(cfg: TrainConfig, device):
     """(classifier, its real test accuracy) that scores generated images; None where it does not apply."""
     ds = load_dataset(cfg.dataset, data_dir=cfg.data_dir)
-    if len(ds.classes) < 2 or ds.train_x.shape[1] != ds.image_shape[0] * ds.image_shape[1]:
+    if ds.image_shape is None or len(ds.classes) < 2:   # 2D toy data: no images to judge
         return None
     grey = [t.to(device) for t in (ds.train_x, ds.train_y, ds.test_x, ds.test_y)]
     return load_or_train_judge(cfg.dataset, grey, len(ds.classes))
@@ -526,8 +573,9 @@ def _metrics_doc(cfg, data: DeviceData, device, per_seed: dict) -> dict:
         "model": cfg.model,
         "dataset": cfg.dataset,
         "data_source": data.source,
-        "test_set": f"{len(data.test_x)} images, "
-                    + ("grey levels" if cfg.binarize == "none" else f"fixed binarization seed {STATIC_BINARIZATION_SEED}"),
+        "test_set": (f"{len(data.test_x)} points" if data.image_shape is None else
+                     f"{len(data.test_x)} images, "
+                     + ("grey levels" if cfg.binarize == "none" else f"fixed binarization seed {STATIC_BINARIZATION_SEED}")),
         "machine": machine_description(device),
         "date": datetime.now().isoformat(timespec="seconds"),
         "per_seed": per_seed,

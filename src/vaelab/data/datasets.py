@@ -71,9 +71,15 @@ class Dataset:
     train_y: torch.Tensor
     test_x: torch.Tensor
     test_y: torch.Tensor
-    image_shape: tuple[int, int]
+    image_shape: tuple[int, int] | None   # None: points (the 2D toy sets), not images
     classes: list[str]
     source: str
+    sampler: object = None                # toy sets: sampler(n) -> fresh (x, y) draws
+
+    @property
+    def continuous(self) -> bool:
+        """True for data that is not grey levels in [0, 1] (cannot be binarized)."""
+        return self.image_shape is None
 
 
 @dataclass(frozen=True)
@@ -159,7 +165,9 @@ def get_spec(name: str) -> DatasetSpec:
     """Return the spec of data set ``name`` (case and ``_``/``-`` insensitive)."""
     key = str(name).strip().lower().replace("_", "-")
     if key not in DATASETS:
-        raise VaelabError(f"unknown dataset {name!r}; choose one of: {', '.join(DATASETS)}")
+        from vaelab.data.toy import TOY_DATASETS
+
+        raise VaelabError(f"unknown dataset {name!r}; choose one of: {', '.join([*DATASETS, *TOY_DATASETS])}")
     return DATASETS[key]
 
 
@@ -301,7 +309,13 @@ def verify_checksums(name: str, data_dir: str | os.PathLike | None = None) -> di
 
     Returns {path: sha256} when all match; raises VaelabError on the first mismatch, or the
     "not found" error when the files are nowhere. Never downloads.
+    The 2D toy sets (``swiss-roll``, ``moons``, ``circles``, ``blobs``; see ``vaelab.data.toy``)
+    are generated on the fly.
     """
+    from vaelab.data.toy import is_toy, load_toy
+
+    if is_toy(name):
+        return load_toy(name)
     spec = get_spec(name)
     if spec.embedded:
         raise VaelabError(f"{spec.name} is embedded in a package and has no files to verify; pick mnist or fashion-mnist")
@@ -371,7 +385,13 @@ def download_dataset(
     ``folder`` defaults to ``<user cache>/<name>``; ``mirrors`` to the spec's mirrors.
     Files already in the folder are kept. Each file's uncompressed SHA-256 is checked
     before it gets its final name. Raises VaelabError when a file cannot be had.
+    The 2D toy sets (``swiss-roll``, ``moons``, ``circles``, ``blobs``; see ``vaelab.data.toy``)
+    are generated on the fly.
     """
+    from vaelab.data.toy import is_toy, load_toy
+
+    if is_toy(name):
+        return load_toy(name)
     spec = get_spec(name)
     if spec.embedded:
         raise VaelabError(f"{spec.name} is embedded in a package and needs no download; just load it")
@@ -553,7 +573,13 @@ def load_dataset(name: str, data_dir: str | os.PathLike | None = None, download:
     When they are nowhere, they are downloaded into the user cache unless ``download`` is
     False or ``VAELAB_NO_DOWNLOAD`` is set; otherwise a VaelabError lists every place
     looked at and what to put where. Files are checked (layout, counts, labels, SHA-256).
+    The 2D toy sets (``swiss-roll``, ``moons``, ``circles``, ``blobs``; see ``vaelab.data.toy``)
+    are generated on the fly.
     """
+    from vaelab.data.toy import is_toy, load_toy
+
+    if is_toy(name):
+        return load_toy(name)
     spec = get_spec(name)
     if spec.embedded:
         return _load_mnist_5k(spec)
@@ -603,6 +629,12 @@ def dataset_status(data_dir: str | os.PathLike | None = None) -> list[dict]:
                 "image_shape": spec.image_shape,
             }
         )
+    from vaelab.data.toy import N_TEST, N_TRAIN, TOY_DATASETS
+
+    for spec in TOY_DATASETS.values():
+        rows.append({"name": spec.name, "description": spec.description, "found": True,
+                     "where": "generated on the fly (scikit-learn)", "n_train": N_TRAIN, "n_test": N_TEST,
+                     "image_shape": None})
     return rows
 
 

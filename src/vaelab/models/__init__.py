@@ -6,13 +6,17 @@ the keyword arguments its constructor takes beyond the data dimension.
 from __future__ import annotations
 
 from ..errors import VaelabError
-from . import cvae, gmvae, ssvae, vae
+from . import ae, cae, cvae, dae, gmvae, sae, ssvae, vae
 
 MODELS = {
     "vae": (vae.VAE, vae.OPTIONS),
     "gmvae": (gmvae.GMVAE, gmvae.OPTIONS),
     "ssvae": (ssvae.SSVAE, ssvae.OPTIONS),
     "cvae": (cvae.CVAE, cvae.OPTIONS),
+    "ae": (ae.AE, ae.OPTIONS),
+    "sae": (sae.SparseAE, sae.OPTIONS),
+    "cae": (cae.ContractiveAE, cae.OPTIONS),
+    "dae": (dae.DenoisingAE, dae.OPTIONS),
 }
 
 

@@ -3,7 +3,12 @@
     p(z) = N(0, I),   p(x|z) = Bernoulli(logits = decoder(z))  or  N(decoder(z), sigma^2 I),
     q(z|x) = N(m(x), diag v(x)).
 
-    NELBO = Rec + KL,   Rec = -E_q[log p(x|z)] (one Monte Carlo sample),  KL = KL(q(z|x) || p(z)).
+    NELBO = Rec + KL,   Rec = -E_q[log p(x|z)] ~ -(1/L) sum_l log p(x|z_l),  z_l ~ q(z|x),
+    KL = KL(q(z|x) || p(z))  (closed form for the standard normal prior).
+
+L = --mc-samples (default 1). With the Gaussian likelihood and a fixed sigma0,
+-log p(x|z) = ||x - mu(z)||^2 / (2 sigma0^2) + D log(sigma0 sqrt(2 pi)); with --sigma learned the
+log-normaliser D log sigma is what stops sigma from shrinking to 0, so it is always included.
 
 The training objective is Rec + beta * KL; `negative_elbo_bound` always returns the true
 bound (beta = 1), so numbers stay comparable across beta.
@@ -27,6 +32,7 @@ OPTIONS = {
     "likelihood": (str, "bernoulli", "p(x|z): bernoulli (binary data) or gaussian (continuous data)"),
     "sigma": (str, "0.1", "gaussian likelihood only: fixed observation std, or 'learned'"),
     "net": (str, "mlp", "encoder/decoder: mlp, or conv (stride-2 convolutions; 28x28 or 32x32 images)"),
+    "mc_samples": (int, 1, "Monte Carlo samples z_l ~ q(z|x) per data point for the reconstruction term"),
 }
 
 
@@ -50,13 +56,16 @@ class VAE(nn.Module):
     DEFAULT_ITERS = 20_000
 
     def __init__(self, x_dim: int = 784, z_dim: int = 10, hidden="300,300", beta: float = 1.0,
-                 likelihood: str = "bernoulli", sigma="0.1", net: str = "mlp", y_dim: int = 0):
+                 likelihood: str = "bernoulli", sigma="0.1", net: str = "mlp", mc_samples: int = 1, y_dim: int = 0):
         super().__init__()
         if likelihood not in ("bernoulli", "gaussian"):
             raise ValueError(f"unknown likelihood {likelihood!r}: use bernoulli or gaussian")
         if net not in ("mlp", "conv"):
             raise ValueError(f"unknown net {net!r}: use mlp or conv")
+        if mc_samples <= 0:
+            raise ValueError(f"mc_samples = {mc_samples}: needs at least one sample per data point")
         self.x_dim, self.z_dim, self.beta, self.likelihood, self.y_dim = x_dim, z_dim, float(beta), likelihood, y_dim
+        self.mc_samples = mc_samples
         if net == "conv":
             self.enc, self.dec = ConvEncoder(x_dim, z_dim, y_dim), ConvDecoder(z_dim, x_dim, y_dim)
         else:
@@ -103,12 +112,15 @@ class VAE(nn.Module):
 
     def negative_elbo_bound(self, x: torch.Tensor, y: torch.Tensor | None = None, reduce: bool = True):
         """(NELBO, KL, Rec): batch means (or per-example values with reduce=False).
+
+        Rec and a Monte Carlo KL are averaged over L = mc_samples draws z_l ~ q(z|x) (shape (L, batch, z_dim)).
         y, the labels, is used by conditional models only."""
         y = self.onehot(y)
         m, v = self.enc(x, y)
-        z = sample_gaussian(m, v)
-        rec = -self.log_px_given_z(x, z, y)
-        kl = self.kl_z(m, v, z)
+        L = self.mc_samples
+        z = sample_gaussian(m.expand(L, *m.shape), v.expand(L, *v.shape))
+        rec = -self.log_px_given_z(x, z, None if y is None else y.expand(L, *y.shape)).mean(0)
+        kl = self.kl_z(m, v, z).expand(L, len(x)).mean(0)   # a closed-form KL is constant in z
         nelbo = rec + kl
         if reduce:
             return nelbo.mean(), kl.mean(), rec.mean()
