@@ -139,9 +139,8 @@ class VAE(nn.Module):
         z = sample_gaussian(m.expand(k, *m.shape), v.expand(k, *v.shape))
         log_pz = self.log_pz(z)
         log_qz = log_normal(z, m, v)
-        yk = None if y is None else y.expand(k, *y.shape).reshape(-1, y.shape[-1])
-        log_px = self.log_px_given_z(x.expand(k, *x.shape).reshape(-1, x.shape[-1]), z.reshape(-1, self.z_dim), yk)
-        return log_px.view(k, -1) + log_pz - log_qz
+        yk = None if y is None else y.expand(k, *y.shape)
+        return self.log_px_given_z(x, z, yk) + log_pz - log_qz   # x broadcasts over the k samples: no copies
 
     # -- generation ----------------------------------------------------------------------
     def sample_z(self, n: int) -> torch.Tensor:
