@@ -76,3 +76,25 @@ def test_judge_scores_conditional_and_unconditional_samples():
             return y.float().unsqueeze(1).expand(-1, 16) * 0.9 + 0.05
 
     assert sample_quality(Obedient(), judge, n_classes=2, per_class=10)["sample_class_accuracy"] == 1.0
+
+
+def test_resize_images_keeps_range_and_mass():
+    from vaelab.data import resize_images
+    x = torch.rand(3, 784)
+    y = resize_images(x, (28, 28), 32)
+    assert y.shape == (3, 1024) and y.min() >= 0 and y.max() <= 1
+    assert torch.allclose(y.mean(1), x.mean(1), atol=0.02)
+    assert resize_images(x, (28, 28), 28) is x
+
+
+def test_cvae_at_32x32_then_sample_one_class(tmp_path):
+    import matplotlib.image as mpimg
+
+    from vaelab.cli import main
+    out = tmp_path / "cvae32"
+    assert main(["train", "cvae", "--net", "conv", "--resize", "32", "--out", str(out), "--iters", "20",
+                 "--iwae-k", "2", "--eval-repeats", "1", "--no-progress", "--threads", "1"]) == 0
+    png = tmp_path / "three.png"
+    assert main(["sample", str(out), "--class", "3", "--rows", "2", "--cols", "3", "--out", str(png)]) == 0
+    assert mpimg.imread(png).shape[:2] == (2 * (2 * 34 + 2), 2 * (3 * 34 + 2))
+    assert main(["sample", str(out), "--class", "10"]) == 2

@@ -91,6 +91,8 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--seed", type=_seed, dest="seeds", nargs=1, help="a single seed (same as --seeds S)")
         p.add_argument("--iters", type=_positive_int, default=d.iters,
                        help=f"training iterations (default: the model's, {cls.DEFAULT_ITERS})")
+        p.add_argument("--resize", type=_positive_int, help="resize images to N x N first (e.g. 32: the 32x32 "
+                       "form of the conv nets)")
         p.add_argument("--epochs", type=_positive_int, help="train for N passes over the training set instead of --iters "
                        "(validation, log and checkpoint once per epoch)")
         p.add_argument("--patience", type=_positive_int, help="with --epochs: stop after P epochs without a better "
@@ -136,6 +138,7 @@ def build_parser() -> argparse.ArgumentParser:
     sa.add_argument("--seed", type=_seed, default=0, help="random seed of the draw")
     sa.add_argument("--run-seed", type=_seed, help="which training seed's model (default: the first)")
     sa.add_argument("--out", type=Path, help="PNG path (default: RUN/samples-ROWSxCOLS-seedS.png)")
+    sa.add_argument("--class", dest="label", type=_nonneg_int, help="conditional models: draw every image of this class")
     sa.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
 
     pl = sub.add_parser("plot", help="make a figure of a saved run again")
@@ -198,7 +201,7 @@ def cmd_train(args) -> int:
     if args.iters is not None and args.epochs is not None:
         raise VaelabError("give --iters or --epochs, not both")
     cfg = TrainConfig(model=args.model, dataset=args.dataset, data_dir=args.data_dir, out=args.out, seeds=args.seeds,
-                      iters=args.iters, epochs=args.epochs, patience=args.patience,
+                      iters=args.iters, epochs=args.epochs, patience=args.patience, resize=args.resize,
                       batch_size=args.batch_size, lr=args.lr, binarize=args.binarize,
                       val_size=args.val_size, eval_every=args.eval_every, checkpoint_every=args.checkpoint_every,
                       iwae_k=args.iwae_k, eval_repeats=args.eval_repeats, device=args.device, threads=args.threads,
@@ -246,7 +249,7 @@ def cmd_sample(args) -> int:
     from .saved import sample_run
 
     path = sample_run(args.run, rows=args.rows, cols=args.cols, seed=args.seed, run_seed=args.run_seed,
-                      out=args.out, device=args.device)
+                      out=args.out, device=args.device, label=args.label)
     print(path)
     return 0
 

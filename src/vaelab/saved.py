@@ -104,16 +104,29 @@ def plot_run(run: Path, kind: str, run_seed=None, tsne=False, data_dir=None, dev
     return make_latent_figures(run, model, data, which=(kind,), tsne=tsne)
 
 
-def sample_run(run: Path, rows=10, cols=20, seed=0, run_seed=None, out=None, device="auto") -> Path:
-    """Draw rows*cols images from p(x) of one seed's model and save them as one grid PNG."""
+def sample_run(run: Path, rows=10, cols=20, seed=0, run_seed=None, out=None, device="auto", label=None) -> Path:
+    """Draw rows*cols images from p(x) (or p(x | y = label) for conditional models) of one seed's
+    model and save them as one grid PNG."""
     if rows * cols > MAX_GRID:
         raise VaelabError(f"--rows {rows} x --cols {cols} = {rows * cols} images: at most {MAX_GRID} per grid; "
                           f"draw several smaller grids (--seed)")
     model, ckpt = load_run_model(run, run_seed, device)
+    if label is not None:
+        n_classes = getattr(model, "y_dim", None) or getattr(model, "n_classes", None)
+        if not hasattr(model, "sample_x_given_y"):
+            raise VaelabError(f"--class {label}: this run's model ({ckpt['config']['model']}) is not conditional; "
+                              "leave --class out")
+        if label >= n_classes:
+            raise VaelabError(f"--class {label}: the model has classes 0..{n_classes - 1}")
     torch.manual_seed(seed)
     with torch.inference_mode():
-        images = model.sample_x(rows * cols)
-    out = Path(out) if out else Path(run) / f"samples-{rows}x{cols}-seed{seed}.png"
+        if label is None:
+            images = model.sample_x(rows * cols)
+        else:
+            images = model.sample_x_given_y(torch.full((rows * cols,), label, dtype=torch.long,
+                                                       device=model.z_prior_m.device))
+    tag = "" if label is None else f"-class{label}"
+    out = Path(out) if out else Path(run) / f"samples-{rows}x{cols}{tag}-seed{seed}.png"
     if not out.parent.exists():
         raise VaelabError(f"--out {out}: folder {out.parent} does not exist; create it first")
     if ckpt["image_shape"] is None:   # 2D points: a scatter over the test data

@@ -21,7 +21,7 @@ from safetensors.torch import save as save_safetensors
 from tqdm.auto import tqdm
 
 from . import __version__
-from .data import BINARIZE_MODES, STATIC_BINARIZATION_SEED, binarize_static, labelled_subset, load_dataset, split_validation
+from .data import BINARIZE_MODES, STATIC_BINARIZATION_SEED, binarize_static, labelled_subset, load_dataset, resize_images, split_validation
 from .data.toy import is_toy
 from .errors import VaelabError
 from .evaluate import evaluate_elbo, evaluate_model
@@ -44,6 +44,7 @@ class TrainConfig:
     iters: int | None = None          # None: the model's DEFAULT_ITERS (or --epochs)
     epochs: int | None = None         # epoch training: iters = epochs x (training images // batch size)
     patience: int | None = None       # early stopping after this many epochs without validation progress
+    resize: int | None = None         # resize images to resize x resize (e.g. 32 for the conv nets' 32x32 form)
     batch_size: int = 100
     lr: float = 1e-3
     binarize: str = "auto"            # auto: none for continuous data and autoencoders, else dynamic
@@ -66,7 +67,7 @@ class TrainConfig:
             raise VaelabError(f"unknown model {self.model!r}: choose one of {', '.join(MODELS)}")
         if self.iters is None:
             self.iters = MODELS[self.model][0].DEFAULT_ITERS
-        for name in ("epochs", "patience"):
+        for name in ("epochs", "patience", "resize"):
             if getattr(self, name) is not None and getattr(self, name) <= 0:
                 raise VaelabError(f"--{name} must be a positive integer, got {getattr(self, name)}")
         if self.patience is not None and self.epochs is None:
@@ -145,8 +146,19 @@ class DeviceData:
         return self.train_x.shape[1]
 
 
-def prepare_data(cfg: TrainConfig, device: torch.device) -> DeviceData:
+def load_images(cfg: TrainConfig):
+    """The data set, resized if cfg.resize asks for it."""
     ds = load_dataset(cfg.dataset, data_dir=cfg.data_dir)
+    if cfg.resize:
+        if ds.image_shape is None:
+            raise VaelabError(f"--resize {cfg.resize}: {cfg.dataset} is not an image data set; leave --resize out")
+        ds.train_x, ds.test_x = (resize_images(t, ds.image_shape, cfg.resize) for t in (ds.train_x, ds.test_x))
+        ds.image_shape = (cfg.resize, cfg.resize)
+    return ds
+
+
+def prepare_data(cfg: TrainConfig, device: torch.device) -> DeviceData:
+    ds = load_images(cfg)
     train_x, train_y = ds.train_x, ds.train_y
     if cfg.train_classes is not None:   # one-class (or few-class) training; the test set stays whole
         unknown = sorted(set(cfg.train_classes) - set(range(len(ds.classes))))
@@ -561,11 +573,12 @@ def _resumable_checkpoint(seed_dir: Path, cfg: TrainConfig, seed: int, device: t
 
 def _judge(cfg: TrainConfig, device):
     """(classifier, its real test accuracy) that scores generated images; None where it does not apply."""
-    ds = load_dataset(cfg.dataset, data_dir=cfg.data_dir)
+    ds = load_images(cfg)
     if ds.image_shape is None or len(ds.classes) < 2:   # 2D toy data: no images to judge
         return None
     grey = [t.to(device) for t in (ds.train_x, ds.train_y, ds.test_x, ds.test_y)]
-    return load_or_train_judge(cfg.dataset, grey, len(ds.classes))
+    h, w = ds.image_shape
+    return load_or_train_judge(f"{cfg.dataset}-{h}x{w}", grey, len(ds.classes))
 
 
 def _metrics_doc(cfg, data: DeviceData, device, per_seed: dict) -> dict:

@@ -686,3 +686,12 @@ def labelled_subset(
         picks.append(idx[torch.randperm(len(idx), generator=generator)[:per_class]])
     chosen = torch.cat(picks).sort().values.to(x.device)
     return x[chosen], y[chosen.to(y.device)]
+
+
+def resize_images(x: torch.Tensor, shape: tuple[int, int], side: int) -> torch.Tensor:
+    """Flattened (N, H*W) grey images -> (N, side*side), bilinear (e.g. 28x28 MNIST to 32x32)."""
+    if tuple(shape) == (side, side):
+        return x
+    img = x.reshape(-1, 1, *shape)
+    out = torch.nn.functional.interpolate(img, size=(side, side), mode="bilinear", align_corners=False)
+    return out.clamp_(0.0, 1.0).reshape(len(x), side * side)
