@@ -20,6 +20,20 @@ from vaelab.report import metrics_table
 from vaelab.train import TrainConfig, train_run
 
 
+def _speed_over_training(run, seeds) -> str:
+    """it/s over the first and the last tenth of training, per seed: a slowdown late in training
+    (e.g. from subnormal floats in the backward pass) would show here."""
+    lines = []
+    for seed in seeds:
+        h = json.loads((run / f"seed-{seed}" / "history.json").read_text())
+        it, sec = h["iteration"], h["seconds"]
+        n = max(1, len(it) // 10)
+        first = it[n - 1] / sec[n - 1]
+        last = (it[-1] - it[-n - 1]) / (sec[-1] - sec[-n - 1])
+        lines.append(f"seed {seed}: {first:.1f} it/s over the first tenth, {last:.1f} it/s over the last tenth")
+    return "Speed over training (" + "; ".join(lines) + ").\n"
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--data-dir", default=str(DEFAULT_DATA))
@@ -50,6 +64,7 @@ def main():
           f"dynamic binarization; test set: {metrics['test_set']}.\n"
           f"Machine: {metrics['machine']}. Whole benchmark wall time (training + evaluation): {wall:.0f} s.\n\n"
           + metrics_table(metrics) + "\n\n"
+          + _speed_over_training(run, args.seeds) +
           "Training speed in this table was measured while other jobs shared the 2 cores; "
           "see speed.md for quiet-machine figures.\n")
     save(name, {"run": str(run), "wall_seconds": wall, "metrics": metrics}, md)

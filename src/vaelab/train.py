@@ -286,6 +286,7 @@ def fit(model, data: DeviceData, cfg: TrainConfig, seed_dir: Path | None = None,
             if not math.isfinite(means["loss"]):
                 _diverged(it, means, last_ckpt)
             hist["iteration"].append(it)
+            hist.setdefault("seconds", []).append(seconds_before + time.perf_counter() - t0)   # speed over training
             for k, v in means.items():
                 hist.setdefault(k, []).append(v)
             bar.set_postfix({k.upper() if k != "rec" else "Rec": f"{means[k]:.2f}" for k in ("nelbo", "kl", "rec") if k in means},
