@@ -171,6 +171,19 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument("--threads", type=_positive_int, help="CPU threads for PyTorch (default: all cores)")
     rp.add_argument("--no-progress", dest="progress", action="store_false", help="no progress output")
 
+    ex = sub.add_parser("explore", help="interactive latent-space explorer of a trained image run in the browser")
+    ex.add_argument("run", type=Path, help="run folder")
+    ex.add_argument("--host", default="127.0.0.1", help="address to listen on (default: loopback only; 0.0.0.0 "
+                    "makes the explorer reachable from other machines)")
+    ex.add_argument("--port", type=_checked(int, lambda v: 0 <= v <= 65535, "a port from 0 to 65535"), default=8765,
+                    help="port (0: any free port)")
+    ex.add_argument("--no-browser", dest="browser", action="store_false", help="do not open the page in a browser")
+    ex.add_argument("--run-seed", type=_seed, help="which training seed's model (default: the first)")
+    ex.add_argument("--data-dir", type=_existing_dir, help="where the run's data set is, if not where it was found at training time")
+    ex.add_argument("--device", default="cpu", choices=["auto", "cpu", "cuda"], help="where to decode (default: cpu)")
+    ex.add_argument("--threads", type=_positive_int, default=1, help="CPU threads for PyTorch")
+    ex.add_argument("--verbose", action="store_true", help="log every request")
+
     ds = sub.add_parser("datasets", help="list data sets and where they were found")
     ds.add_argument("--data-dir", type=_existing_dir, help="also look in this folder first")
     return parser
@@ -303,6 +316,20 @@ def cmd_reproduce(args) -> int:
     return 0
 
 
+def cmd_explore(args) -> int:
+    import torch
+
+    from .explorer import serve
+
+    torch.set_num_threads(args.threads)
+    try:
+        serve(args.run, host=args.host, port=args.port, open_browser=args.browser, run_seed=args.run_seed,
+              data_dir=args.data_dir, device=args.device, verbose=args.verbose)
+    except KeyboardInterrupt:
+        print("vaelab explore: stopped")
+    return 0
+
+
 def cmd_datasets(args) -> int:
     from .data import dataset_status
 
@@ -319,7 +346,8 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     args.argv = argv
     commands = {"train": cmd_train, "eval": cmd_eval, "sample": cmd_sample, "plot": cmd_plot, "score": cmd_score,
-                "datasets": cmd_datasets, "reproduce": cmd_reproduce}
+                "datasets": cmd_datasets, "reproduce": cmd_reproduce,
+                "explore": cmd_explore}
     try:
         return commands[args.command](args)
     except VaelabError as e:
