@@ -62,10 +62,10 @@ def test_report_writer_escapes_and_embeds(tmp_path):
     png.parent.mkdir()
     plt.imsave(png, np.zeros((4, 4)), cmap="gray")
     md, page = write_report(tmp_path, "T <1>", ["intro **bold**", "", "- a", "- b"],
-                            [Section("S & s", ["text `code`", Table(["h1", "h2"], [["1.00", "<x>"]]),
+                            [Section("S & s", ["text `code`", Table(["h1", "h2"], [["1.00", "<x>"], ["p(x|z)", "y"]]),
                                                Figure(png, "cap")])])
     text, html = md.read_text(), page.read_text()
-    assert "| h1 | h2 |" in text and "![cap](runs/fig.png)" in text
+    assert "| h1 | h2 |" in text and "| p(x\\|z) | y |" in text and "![cap](runs/fig.png)" in text
     assert "<strong>bold</strong>" in html and "<li>a</li>" in html and "<code>code</code>" in html
     assert "&lt;x&gt;" in html and "S &amp; s" in html and "T &lt;1&gt;" in html
     assert 'src="data:image/png;base64,' in html and "runs/fig.png" not in html

@@ -35,9 +35,13 @@ class Section:
 
 
 # ------------------------------------------------------------------------------ Markdown
+def _md_cell(c) -> str:
+    return str(c).replace("|", "\\|")   # a pipe inside a cell would end it
+
+
 def _md_table(t: Table) -> str:
-    lines = ["| " + " | ".join(t.headers) + " |", "|" + "---|" * len(t.headers)]
-    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in t.rows]
+    lines = ["| " + " | ".join(map(_md_cell, t.headers)) + " |", "|" + "---|" * len(t.headers)]
+    lines += ["| " + " | ".join(map(_md_cell, row)) + " |" for row in t.rows]
     return "\n".join(lines)
 
 
