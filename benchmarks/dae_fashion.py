@@ -10,14 +10,12 @@ import argparse
 import json
 import time
 
-import torch
 from common import DEFAULT_DATA, RESULTS, save
 
-from vaelab.plots import save_grid
-from vaelab.runs import load_checkpoint
-from vaelab.train import TrainConfig, load_model, prepare_data, train_run
+from vaelab.recipes.blocks import DAE_NOISES, denoising_triplets
+from vaelab.train import TrainConfig, train_run
 
-NOISES = {"mask": "0.3,0.7", "gaussian": "0.3", "salt-pepper": "0.3"}   # mask: p ~ U[0.3, 0.7] as in the course text
+NOISES = dict(DAE_NOISES)   # mask: p ~ U[0.3, 0.7] as in the course text
 
 
 def main():
@@ -34,22 +32,16 @@ def main():
     args = ap.parse_args()
     NOISES["mask"] = args.mask_level
     t0 = time.perf_counter()
-    results, rows = {}, []
-    data = None
+    results, runs = {}, {}
     for noise in args.noises:
         opts = {"noise": noise, "level": NOISES[noise], "hidden": args.hidden, "z_dim": args.z_dim}
         cfg = TrainConfig(model="dae", dataset="fashion-mnist", data_dir=args.data_dir, out=f"{args.out}/{noise}",
                           iters=args.iters, threads=args.threads, iwae_k=[], progress=False, model_options=opts)
         run = train_run(cfg)
         results[noise] = json.loads((run / "metrics.json").read_text())["per_seed"]["0"]
-        data = data or prepare_data(cfg, torch.device("cpu"))
-        model = load_model(load_checkpoint(run / "seed-0" / "checkpoint.pt"), torch.device("cpu"))
-        x = data.test_x_grey[:12]
-        with torch.inference_mode():
-            noisy = model.corrupt(x, sum(model.level_range) / 2, torch.Generator().manual_seed(0))
-            rows += [x, noisy, model.denoise(noisy)]
+        runs[noise] = run
     RESULTS.mkdir(exist_ok=True)
-    save_grid(RESULTS / f"{args.name}.png", torch.cat(rows), 3 * len(args.noises), 12, (28, 28))
+    denoising_triplets(runs, RESULTS / f"{args.name}.png", data_dir=args.data_dir)
     wall = time.perf_counter() - t0
     table = ["| noise (training level) | test level | MSE corrupted | MSE denoised | PSNR corrupted (dB) | "
              "PSNR denoised (dB) | gain (dB) |", "|---|---|---|---|---|---|---|"]

@@ -16,8 +16,7 @@ import time
 
 from common import DEFAULT_DATA, save
 
-from vaelab.saved import score_run
-from vaelab.train import TrainConfig, train_run
+from vaelab.recipes.blocks import one_class_aucs
 
 
 def _value(s: str):
@@ -45,15 +44,9 @@ def main():
     args = ap.parse_args()
     options = {k: _value(v) for k, v in (o.split("=", 1) for o in args.opt)}
     t0 = time.perf_counter()
-    aucs = {}
-    for c in args.classes:
-        cfg = TrainConfig(model=args.model, dataset=args.dataset, data_dir=args.data_dir, out=f"{args.out}/class-{c}",
-                          seeds=[args.seed], iters=args.iters, batch_size=args.batch_size, lr=args.lr,
-                          binarize=args.binarize, iwae_k=[], eval_repeats=1, threads=args.threads, progress=False,
-                          model_options=options, train_classes=[c])
-        run = train_run(cfg)
-        aucs[c] = score_run(run, threads=args.threads)["auc"]
-        print(f"class {c}: AUC {aucs[c]:.4f}", flush=True)
+    aucs = one_class_aucs(args.out, args.dataset, args.classes, model=args.model, options=options, iters=args.iters,
+                          batch_size=args.batch_size, lr=args.lr, binarize=args.binarize, seed=args.seed,
+                          data_dir=args.data_dir, threads=args.threads)
     wall = time.perf_counter() - t0
     mean = sum(aucs.values()) / len(aucs)
     opts = ", ".join(f"{k}={v}" for k, v in options.items()) or "defaults"

@@ -12,17 +12,11 @@ import argparse
 import json
 import time
 
-import matplotlib.pyplot as plt
-import torch
 from common import RESULTS, save
 
-from vaelab.plots import (draw_interpolation_2d, draw_reconstruction_2d, draw_samples_2d, interpolation_endpoints,
-                          interpolation_path, reconstruct)
-from vaelab.runs import load_checkpoint
-from vaelab.train import TrainConfig, load_model, prepare_data, train_run
-
-# A 1D latent for the 1D manifold: with z_dim = 2 and sigma0 = 0.1 the decoded prior fills the inside of the roll.
-VAE_OPTIONS = {"likelihood": "gaussian", "sigma": "0.1", "z_dim": 1, "hidden": "128,128", "mc_samples": 1}
+from vaelab.recipes.blocks import SWISS_ROLL_VAE_OPTIONS as VAE_OPTIONS
+from vaelab.recipes.blocks import swiss_roll_figure
+from vaelab.train import TrainConfig, train_run
 
 
 def main():
@@ -41,26 +35,9 @@ def main():
         metrics[name] = json.loads((runs[name] / "metrics.json").read_text())["per_seed"]["0"]
     wall = time.perf_counter() - t0
 
-    data = prepare_data(TrainConfig(dataset="swiss-roll").validate(), torch.device("cpu"))
-    x = data.test_x
-    a, b = interpolation_endpoints(x)
-    fig, axes = plt.subplots(2, 3, figsize=(13, 8.6))
-    torch.manual_seed(0)
-    for row, name in enumerate(("ae", "vae")):
-        model = load_model(load_checkpoint(runs[name] / "seed-0" / "checkpoint.pt"), torch.device("cpu"))
-        with torch.inference_mode():
-            label = "AE" if name == "ae" else "Gaussian VAE"
-            mse = ((reconstruct(model, x) - x) ** 2).mean().item()
-            draw_reconstruction_2d(axes[row, 0], x, reconstruct(model, x), f"{label}: reconstructions (MSE {mse:.4f})")
-            draw_samples_2d(axes[row, 1], x, model.sample_x(2000), f"{label}: decoded z ~ N(0, I)")
-            draw_interpolation_2d(axes[row, 2], x, interpolation_path(model, x[a], x[b]), f"{label}: latent interpolation")
-            metrics[name]["reconstruction_mse_at_code"] = mse
-    for ax in axes.flat:
-        ax.legend(fontsize=7, loc="upper right")
-    fig.tight_layout()
     RESULTS.mkdir(exist_ok=True)
-    fig.savefig(RESULTS / "swiss-roll.png", dpi=90)
-    plt.close(fig)
+    for name, mse in swiss_roll_figure(runs, RESULTS / "swiss-roll.png").items():
+        metrics[name]["reconstruction_mse_at_code"] = mse
 
     ae, vae = metrics["ae"], metrics["vae"]
     md = ("# Swiss roll: AE vs Gaussian VAE\n\n"

@@ -159,6 +159,31 @@ def build_parser() -> argparse.ArgumentParser:
     sc.add_argument("--eval-repeats", type=_positive_int, default=10, help="Monte Carlo passes for VAE NELBO scores")
     _add_runtime_args(sc)
 
+    rp = sub.add_parser("reproduce", help="run a named course experiment end to end and write its report "
+                        "(`vaelab reproduce --list`)", usage="vaelab reproduce NAME [--quick] [options]  |  vaelab reproduce --list")
+    rp.add_argument("name", nargs="?", metavar="NAME", help="recipe name (see --list)")
+    rp.add_argument("--list", action="store_true", help="list the recipes, what each does and the data it needs")
+    rp.add_argument("--quick", action="store_true", help="the quick form: about a minute on one CPU thread, tiny "
+                    "iteration counts; its numbers are not comparable to the references")
+    rp.add_argument("--data-dir", type=_existing_dir, help="folder holding data sets as DIR/mnist/, DIR/fashion-mnist/")
+    rp.add_argument("--out", type=Path, help="folder to create for the runs and the report "
+                    "(default: runs/reproduce-NAME-TIMESTAMP)")
+    rp.add_argument("--threads", type=_positive_int, help="CPU threads for PyTorch (default: all cores)")
+    rp.add_argument("--no-progress", dest="progress", action="store_false", help="no progress output")
+
+    ex = sub.add_parser("explore", help="interactive latent-space explorer of a trained image run in the browser")
+    ex.add_argument("run", type=Path, help="run folder")
+    ex.add_argument("--host", default="127.0.0.1", help="address to listen on (default: loopback only; 0.0.0.0 "
+                    "makes the explorer reachable from other machines)")
+    ex.add_argument("--port", type=_checked(int, lambda v: 0 <= v <= 65535, "a port from 0 to 65535"), default=8765,
+                    help="port (0: any free port)")
+    ex.add_argument("--no-browser", dest="browser", action="store_false", help="do not open the page in a browser")
+    ex.add_argument("--run-seed", type=_seed, help="which training seed's model (default: the first)")
+    ex.add_argument("--data-dir", type=_existing_dir, help="where the run's data set is, if not where it was found at training time")
+    ex.add_argument("--device", default="cpu", choices=["auto", "cpu", "cuda"], help="where to decode (default: cpu)")
+    ex.add_argument("--threads", type=_positive_int, default=1, help="CPU threads for PyTorch")
+    ex.add_argument("--verbose", action="store_true", help="log every request")
+
     ds = sub.add_parser("datasets", help="list data sets and where they were found")
     ds.add_argument("--data-dir", type=_existing_dir, help="also look in this folder first")
     return parser
@@ -274,6 +299,37 @@ def cmd_score(args) -> int:
     return 0
 
 
+def cmd_reproduce(args) -> int:
+    from .recipes import RECIPES, run_recipe
+
+    if args.list:
+        width = max(map(len, RECIPES))
+        for name, r in RECIPES.items():
+            print(f"{name:<{width}}  {r.description}\n{'':<{width}}  data: {', '.join(r.data)} (--quick: "
+                  f"{', '.join(r.quick_data)})")
+        return 0
+    if args.name is None:
+        raise VaelabError("vaelab reproduce needs a recipe NAME; `vaelab reproduce --list` shows them")
+    out = run_recipe(args.name, quick=args.quick, data_dir=args.data_dir, out=args.out, threads=args.threads,
+                     progress=args.progress, command="vaelab " + " ".join(args.argv))
+    print(f"report: {out / 'report.md'}\nreport (HTML, figures embedded): {out / 'report.html'}")
+    return 0
+
+
+def cmd_explore(args) -> int:
+    import torch
+
+    from .explorer import serve
+
+    torch.set_num_threads(args.threads)
+    try:
+        serve(args.run, host=args.host, port=args.port, open_browser=args.browser, run_seed=args.run_seed,
+              data_dir=args.data_dir, device=args.device, verbose=args.verbose)
+    except KeyboardInterrupt:
+        print("vaelab explore: stopped")
+    return 0
+
+
 def cmd_datasets(args) -> int:
     from .data import dataset_status
 
@@ -290,7 +346,8 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     args.argv = argv
     commands = {"train": cmd_train, "eval": cmd_eval, "sample": cmd_sample, "plot": cmd_plot, "score": cmd_score,
-                "datasets": cmd_datasets}
+                "datasets": cmd_datasets, "reproduce": cmd_reproduce,
+                "explore": cmd_explore}
     try:
         return commands[args.command](args)
     except VaelabError as e:

@@ -1,0 +1,104 @@
+"""Building blocks shared by the recipes and the benchmark scripts (benchmarks/*.py).
+
+Each trains through `train_run` and works on the run folders it writes.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+
+from ..runs import load_checkpoint, read_json
+from ..train import TrainConfig, load_model, prepare_data, train_run
+
+# Swiss roll: a 1D latent for the 1D manifold; with z_dim = 2 and sigma0 = 0.1 the decoded prior
+# fills the inside of the roll.
+SWISS_ROLL_VAE_OPTIONS = {"likelihood": "gaussian", "sigma": "0.1", "z_dim": 1, "hidden": "128,128", "mc_samples": 1}
+# Denoising: the training corruption level (or range) per noise type; mask p ~ U[0.3, 0.7] as in the course text.
+DAE_NOISES = {"mask": "0.3,0.7", "gaussian": "0.3", "salt-pepper": "0.3"}
+
+
+def seed_model(run: Path, seed: int = 0):
+    """The trained model of one seed of a run folder, on the CPU, in evaluation mode."""
+    return load_model(load_checkpoint(Path(run) / f"seed-{seed}" / "checkpoint.pt"), torch.device("cpu"))
+
+
+def first_seed_metrics(run: Path) -> dict:
+    return next(iter(read_json(Path(run) / "metrics.json")["per_seed"].values()))
+
+
+def one_class_aucs(out: Path, dataset: str, classes, model: str = "ae", options: dict | None = None,
+                   iters: int = 2000, batch_size: int = 100, lr: float = 1e-3, binarize: str = "auto", seed: int = 0,
+                   data_dir=None, threads=None, progress: bool = False, log=print) -> dict[int, float]:
+    """One-class anomaly detection: for each class c, train on class c only (run folder out/class-c),
+    score every test image (reconstruction MSE for autoencoders, NELBO for VAEs) and return the ROC AUC
+    of finding the other classes, per class."""
+    from ..saved import score_run
+
+    aucs = {}
+    for c in classes:
+        cfg = TrainConfig(model=model, dataset=dataset, data_dir=data_dir, out=str(Path(out) / f"class-{c}"),
+                          seeds=[seed], iters=iters, batch_size=batch_size, lr=lr, binarize=binarize, iwae_k=[],
+                          eval_repeats=1, threads=threads, progress=progress, model_options=dict(options or {}),
+                          train_classes=[c])
+        run = train_run(cfg)
+        aucs[c] = score_run(run, threads=threads, data_dir=data_dir)["auc"]
+        if log:
+            log(f"class {c}: AUC {aucs[c]:.4f}")
+    return aucs
+
+
+@torch.inference_mode()
+def swiss_roll_figure(runs: dict[str, Path], path: Path) -> dict[str, float]:
+    """Rows: the models of `runs` ({'ae': run, 'vae': run}); columns: test reconstructions, decoded
+    z ~ N(0, I), latent interpolation between the leftmost and rightmost test points. Returns each
+    model's test MSE of reconstructions at the code (posterior mean for the VAE)."""
+    import matplotlib.pyplot as plt
+
+    from ..plots import (draw_interpolation_2d, draw_reconstruction_2d, draw_samples_2d, interpolation_endpoints,
+                         interpolation_path, reconstruct)
+
+    data = prepare_data(TrainConfig(dataset="swiss-roll").validate(), torch.device("cpu"))
+    x = data.test_x
+    a, b = interpolation_endpoints(x)
+    fig, axes = plt.subplots(len(runs), 3, figsize=(13, 4.3 * len(runs)), squeeze=False)
+    torch.manual_seed(0)
+    mses = {}
+    for row, (name, run) in enumerate(runs.items()):
+        model = seed_model(run)
+        label = "AE" if name == "ae" else "Gaussian VAE" if name == "vae" else name
+        recon = reconstruct(model, x)
+        mses[name] = ((recon - x) ** 2).mean().item()
+        draw_reconstruction_2d(axes[row, 0], x, recon, f"{label}: reconstructions (MSE {mses[name]:.4f})")
+        draw_samples_2d(axes[row, 1], x, model.sample_x(2000), f"{label}: decoded z ~ N(0, I)")
+        draw_interpolation_2d(axes[row, 2], x, interpolation_path(model, x[a], x[b]), f"{label}: latent interpolation")
+    for ax in axes.flat:
+        ax.legend(fontsize=7, loc="upper right")
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return mses
+
+
+@torch.inference_mode()
+def denoising_triplets(runs: dict[str, Path], path: Path, n: int = 12, data_dir=None) -> Path:
+    """(original, corrupted, denoised) rows of the first n test images for each denoising run
+    ({noise type: run}), corrupted at the middle of the run's training level range (seed 0)."""
+    from ..plots import save_grid
+
+    rows, data = [], None
+    for run in runs.values():
+        cfg = TrainConfig(**read_json(Path(run) / "config.json"))
+        if data_dir is not None:
+            cfg.data_dir = data_dir
+        data = data or prepare_data(cfg, torch.device("cpu"))
+        model = seed_model(run)
+        x = data.test_x_grey[:n]
+        noisy = model.corrupt(x, sum(model.level_range) / 2, torch.Generator().manual_seed(0))
+        rows += [x, noisy, model.denoise(noisy)]
+    return save_grid(path, torch.cat(rows), 3 * len(runs), n, data.image_shape)
+
+
+def metrics_of(run: Path) -> dict:
+    return json.loads((Path(run) / "metrics.json").read_text())
