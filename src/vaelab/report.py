@@ -34,10 +34,12 @@ FIGURES = [
 AE_KEYS = ("loss", "penalty", "mse", "mse_corrupted", "mse_denoised")   # small numbers: more digits
 
 
-def _fmt(key: str, v: float) -> str:
+def _fmt(key: str, v: float, scale: float | None = None) -> str:
+    """v formatted for column key; scale (the column's mean, for a standard error) picks the precision."""
+    scale = v if scale is None else scale
     if key in ("iters_per_second", "train_seconds"):
         return f"{v:.0f}"
-    if key in AE_KEYS or key == "rec" and abs(v) < 1:
+    if key in AE_KEYS or key == "rec" and abs(scale) < 1:
         return f"{v:.5f}" if abs(v) >= 1e-3 or v == 0 else f"{v:.2e}"
     return f"{v:.4f}" if key.startswith(("accuracy", "sample_")) or key == "nonzero_fraction" else f"{v:.2f}"
 
@@ -53,7 +55,7 @@ def metrics_table(metrics: dict) -> str:
         lines.append(f"| {seed} | " + " | ".join(_fmt(k, m[k]) for k in keys) + " |")
     if len(per_seed) > 1:
         lines.append("| **mean ± SE** | " + " | ".join(
-            f"**{_fmt(k, summary[k]['mean'])} ± {_fmt(k, summary[k]['se'])}**" for k in keys) + " |")
+            f"**{_fmt(k, summary[k]['mean'])} ± {_fmt(k, summary[k]['se'], summary[k]['mean'])}**" for k in keys) + " |")
     return "\n".join(lines)
 
 
