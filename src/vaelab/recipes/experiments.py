@@ -247,7 +247,7 @@ def cvae_fashion(ctx: Context) -> list[Section]:
 
 def convvae_bce_vs_mse(ctx: Context) -> list[Section]:
     epochs, patience = (3, 1) if ctx.quick else (50, 3)
-    variants = {"bce": ("Bernoulli p(x|z) (BCE), binarized images", {"likelihood": "bernoulli"}, "auto"),
+    variants = {"bce": ("Bernoulli p(x|z) (BCE), grey levels", {"likelihood": "bernoulli"}, "none"),
                 "mse": ("Gaussian p(x|z), sigma 0.1 (MSE), grey levels", {"likelihood": "gaussian", "sigma": "0.1"}, "none")}
     rows, figures = [], []
     for name, (label, opts, binarize) in variants.items():
