@@ -6,6 +6,7 @@ import math
 import sys
 from pathlib import Path
 
+from . import distributed
 from .errors import VaelabError
 
 
@@ -111,6 +112,8 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--val-size", type=_nonneg_int, default=d.val_size,
                        help="validation images held out of the training set (at most a tenth of it)")
         p.add_argument("--eval-every", type=_positive_int, default=d.eval_every, help="validation NELBO every N iterations")
+        p.add_argument("--log-every", type=_positive_int, default=d.log_every,
+                       help="one point of the training curves (history.json) per N iterations, the mean over them")
         p.add_argument("--checkpoint-every", type=_positive_int, default=d.checkpoint_every)
         p.add_argument("--resume", metavar="RUN", type=Path,
                        help="continue this interrupted run folder (same as `vaelab train --resume RUN`)")
@@ -214,26 +217,31 @@ def cmd_train(args) -> int:
             setattr(args, k, runtime[k])
     resume = getattr(args, "resume", None) or args.top_resume
     if resume is not None:
-        _check_resume_options(resume, args, given)
+        with distributed.same_on_every_rank():   # option errors: under torchrun, rank 0 reports them
+            _check_resume_options(resume, args, given)
         run_dir = resume_run(resume, **runtime)
-        print(f"run folder: {run_dir}\nreport: {run_dir / 'report.md'}")
+        if distributed.is_main():
+            print(f"run folder: {run_dir}\nreport: {run_dir / 'report.md'}")
         return 0
-    if args.model is None:
-        from .models import MODELS
-        raise VaelabError(f"vaelab train needs a MODEL ({', '.join(MODELS)}) or --resume RUN; "
-                          f"e.g. `vaelab train vae --iters 5000`")
+    with distributed.same_on_every_rank():
+        if args.model is None:
+            from .models import MODELS
+            raise VaelabError(f"vaelab train needs a MODEL ({', '.join(MODELS)}) or --resume RUN; "
+                              f"e.g. `vaelab train vae --iters 5000`")
+        if args.iters is not None and args.epochs is not None:
+            raise VaelabError("give --iters or --epochs, not both")
     options = {k[4:]: v for k, v in vars(args).items() if k.startswith("opt_")}
-    if args.iters is not None and args.epochs is not None:
-        raise VaelabError("give --iters or --epochs, not both")
     cfg = TrainConfig(model=args.model, dataset=args.dataset, data_dir=args.data_dir, out=args.out, seeds=args.seeds,
                       iters=args.iters, epochs=args.epochs, patience=args.patience, resize=args.resize,
                       batch_size=args.batch_size, lr=args.lr, binarize=args.binarize,
-                      val_size=args.val_size, eval_every=args.eval_every, checkpoint_every=args.checkpoint_every,
+                      val_size=args.val_size, eval_every=args.eval_every, log_every=args.log_every,
+                      checkpoint_every=args.checkpoint_every,
                       iwae_k=args.iwae_k, eval_repeats=args.eval_repeats, device=args.device, threads=args.threads,
                       progress=args.progress, model_options=options, optimizer=args.optimizer,
                       train_classes=args.train_classes, fresh_batches=args.fresh_batches)
     run_dir = train_run(cfg)
-    print(f"run folder: {run_dir}\nreport: {run_dir / 'report.md'}")
+    if distributed.is_main():   # under torchrun: once, not once per process
+        print(f"run folder: {run_dir}\nreport: {run_dir / 'report.md'}")
     return 0
 
 
@@ -349,9 +357,13 @@ def main(argv: list[str] | None = None) -> int:
                 "datasets": cmd_datasets, "reproduce": cmd_reproduce,
                 "explore": cmd_explore}
     try:
+        if distributed.launched() and args.command != "train":
+            raise distributed.SharedError(f"only `vaelab train` runs as several processes; run `vaelab "
+                                          f"{args.command}` once, without torchrun")
         return commands[args.command](args)
     except VaelabError as e:
-        print(f"vaelab: error: {e}", file=sys.stderr)
+        if distributed.is_main() or not isinstance(e, distributed.SharedError):   # a shared error: rank 0 says it
+            print(f"vaelab: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("vaelab: interrupted; files already written are complete (checkpoints are written atomically)",

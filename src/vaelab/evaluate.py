@@ -9,6 +9,10 @@ Autoencoders have no ELBO: their `negative_elbo_bound` returns their own per-exa
 (model.ELBO_TERMS: loss, rec, penalty, mse), evaluated in one pass since they are deterministic.
 `anomaly_scores` gives a per-example anomaly score: reconstruction error for autoencoders,
 the NELBO (averaged over Monte Carlo passes) for VAEs.
+
+across_ranks=True (training under torchrun): each rank evaluates its contiguous shard of x and
+the sums are added over the ranks, so every rank gets the metric of the whole of x (Monte Carlo
+noise from each rank's own stream). One process: exactly the same as without it.
 """
 from __future__ import annotations
 
@@ -17,6 +21,7 @@ import math
 import torch
 from tqdm.auto import tqdm
 
+from . import distributed
 from .densities import log_mean_exp
 
 # Rows of the decoder input per forward pass when evaluating IWAE bounds (memory vs speed).
@@ -24,29 +29,41 @@ IWAE_ROWS_PER_PASS = 50_000
 
 
 @torch.inference_mode()
-def evaluate_elbo(model, x: torch.Tensor, repeats: int = 10, batch_size: int = 2000, y: torch.Tensor | None = None) -> dict:
+def evaluate_elbo(model, x: torch.Tensor, repeats: int = 10, batch_size: int = 2000, y: torch.Tensor | None = None,
+                  across_ranks: bool = False) -> dict:
     """Mean NELBO and its terms (model.ELBO_TERMS) over all of x, averaged over `repeats` Monte Carlo passes
     (one pass for deterministic models); `<first term>_mc_se` is the standard error over passes."""
     model.eval()
     names = model.ELBO_TERMS
     if getattr(model, "DETERMINISTIC", False):
         repeats = 1
+    n = len(x)
+    if across_ranks:
+        mine = distributed.shard(n)
+        x, y = x[mine], None if y is None else y[mine]
     totals = torch.zeros(repeats, len(names), dtype=torch.float64)
     for r in range(repeats):
         for i in range(0, len(x), batch_size):
             yb = None if y is None else y[i:i + batch_size]
             terms = model.negative_elbo_bound(x[i:i + batch_size], yb, reduce=False)
             totals[r] += torch.stack([t.sum() for t in terms]).double().cpu()
-    per_pass = totals / len(x)
+    if across_ranks:
+        totals = distributed.sum_across(totals)
+    per_pass = totals / n
     mean = per_pass.mean(0)
     se = per_pass[:, 0].std().item() / math.sqrt(repeats) if repeats > 1 else float("nan")
     return {**{n: mean[i].item() for i, n in enumerate(names)}, f"{names[0]}_mc_se": se, "eval_repeats": repeats}
 
 
 @torch.inference_mode()
-def evaluate_iwae(model, x: torch.Tensor, k: int, progress: bool = True, y: torch.Tensor | None = None) -> float:
+def evaluate_iwae(model, x: torch.Tensor, k: int, progress: bool = True, y: torch.Tensor | None = None,
+                  across_ranks: bool = False) -> float:
     """-(1/N) sum_n log (1/k) sum_i w_ni over all of x: the negative IWAE-k bound in nats."""
     model.eval()
+    n = len(x)
+    if across_ranks:
+        mine = distributed.shard(n)
+        x, y = x[mine], None if y is None else y[mine]
     chunk = max(1, min(k, IWAE_ROWS_PER_PASS))          # importance samples per pass
     batch = max(1, IWAE_ROWS_PER_PASS // chunk)         # images per pass
     total = 0.0
@@ -57,16 +74,26 @@ def evaluate_iwae(model, x: torch.Tensor, k: int, progress: bool = True, y: torc
         total += log_mean_exp(log_w, dim=0).double().sum().item()
         bar.update(len(xb))
     bar.close()
-    return -total / len(x)
+    if across_ranks:
+        total = distributed.sum_across(torch.tensor(total, dtype=torch.float64)).item()
+    return -total / n
 
 
-def evaluate_model(model, data, iwae_ks=(1, 10, 100), repeats: int = 10, progress: bool = True) -> dict:
+def evaluate_model(model, data, iwae_ks=(1, 10, 100), repeats: int = 10, progress: bool = True,
+                   across_ranks: bool = False) -> dict:
     """Every test-set metric the model supports: NELBO terms, IWAE bounds, and model-specific
-    ones (a model may define evaluate_extra(data), e.g. classification accuracy)."""
-    metrics = evaluate_elbo(model, data.test_x, repeats, y=data.test_y)
+    ones (a model may define evaluate_extra(data), e.g. classification accuracy).
+
+    across_ranks=True (under torchrun, called on every rank): NELBO terms and IWAE bounds are
+    summed over the ranks' shards of the test set; the model-specific metrics, deterministic,
+    are computed by rank 0 alone on the whole test set (the other ranks return without them)."""
+    metrics = evaluate_elbo(model, data.test_x, repeats, y=data.test_y, across_ranks=across_ranks)
     if hasattr(model, "log_importance_weights"):
         for k in iwae_ks:
-            metrics[f"niwae_{k}"] = evaluate_iwae(model, data.test_x, k, progress, y=data.test_y)
+            metrics[f"niwae_{k}"] = evaluate_iwae(model, data.test_x, k, progress, y=data.test_y,
+                                                  across_ranks=across_ranks)
+    if across_ranks and not distributed.is_main():
+        return metrics
     if hasattr(model, "evaluate_extra"):
         with torch.inference_mode():
             metrics.update(model.eval().evaluate_extra(data))

@@ -67,6 +67,8 @@ def write_report(run_dir: Path) -> Path:
     optimizer = {"adamw": "AdamW"}.get(cfg.get("optimizer"), "Adam")
     classes = f", training classes {cfg['train_classes']}" if cfg.get("train_classes") is not None else ""
     fresh = ", a fresh draw per batch" if cfg.get("fresh_batches") else ""
+    procs = metrics.get("processes", 1)
+    batch = f"{cfg['batch_size']} ({procs} processes x {cfg['batch_size'] // procs}, DDP)" if procs > 1 else cfg["batch_size"]
     if autoencoder:
         test_line = (f"- test set: {metrics['test_set']}; loss = Rec + penalty (the training objective), MSE per "
                      "coordinate of the reconstruction; PSNR = 10 log10(1 / MSE) per image, averaged")
@@ -78,7 +80,7 @@ def write_report(run_dir: Path) -> Path:
         f"# vaelab run: {cfg['model']} on {cfg['dataset']}",
         "",
         f"- model options: {opts}",
-        f"- training: {cfg['iters']} iterations, batch {cfg['batch_size']}, {optimizer} lr {cfg['lr']}, "
+        f"- training: {cfg['iters']} iterations, batch {batch}, {optimizer} lr {cfg['lr']}, "
         f"binarization {cfg['binarize']}, seeds {cfg['seeds']}{classes}{fresh}",
         f"- data: {metrics['data_source']}",
         test_line,

@@ -20,7 +20,7 @@ import torch
 from safetensors.torch import save as save_safetensors
 from tqdm.auto import tqdm
 
-from . import __version__
+from . import __version__, distributed
 from .data import BINARIZE_MODES, STATIC_BINARIZATION_SEED, binarize_static, labelled_subset, load_dataset, resize_images, split_validation
 from .data.toy import is_toy
 from .errors import VaelabError
@@ -114,12 +114,15 @@ class TrainConfig:
 
 
 def resolve_device(name: str) -> torch.device:
+    """The device to compute on; under torchrun on GPUs, this process's own GPU (cuda:LOCAL_RANK)."""
     if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        name = "cuda" if torch.cuda.is_available() else "cpu"
     if name == "cuda" and not torch.cuda.is_available():
         raise VaelabError("--device cuda: no CUDA GPU is visible to PyTorch; use --device cpu or auto")
     if name not in ("cpu", "cuda"):
         raise VaelabError(f"--device must be auto, cpu or cuda, got {name!r}")
+    if name == "cuda" and distributed.launched():
+        return distributed.local_cuda_device()
     return torch.device(name)
 
 
@@ -180,37 +183,62 @@ def prepare_data(cfg: TrainConfig, device: torch.device) -> DeviceData:
                       ds.sampler if cfg.fresh_batches else None)
 
 
+BATCH_STREAM, LABELLED_STREAM = 2**32, 2 * 2**32   # seed offsets of the data-order streams (user seeds < 2**32)
+
+
+def _check_split(batch_size: int, world: int, what: str) -> None:
+    if batch_size % world:
+        raise VaelabError(f"{what} {batch_size} cannot be split evenly across {world} processes; use a multiple "
+                          f"of {world} (it is the global batch, shared by all processes)")
+
+
 class Batches:
     """Endless minibatches: shuffled epochs over tensors on the device, binarized per batch if dynamic,
-    or (toy data with a sampler) a fresh draw of batch_size points every time."""
+    or (toy data with a sampler) a fresh draw of batch_size points every time.
 
-    def __init__(self, x: torch.Tensor, y: torch.Tensor, batch_size: int, dynamic: bool, sampler=None):
+    The shuffles and binarization draws come from the batches' own generator (seeded with `seed`),
+    not from the global RNG: the data order does not depend on the model's noise, and every rank
+    of a multi-process run draws the same global batch of batch_size, of which it keeps its
+    contiguous shard (shard = (rank, world); batch_size must be a multiple of world).
+    `what` names the batch size in error messages."""
+
+    def __init__(self, x: torch.Tensor, y: torch.Tensor, batch_size: int, dynamic: bool, sampler=None,
+                 seed: int = BATCH_STREAM, shard: tuple[int, int] = (0, 1), what: str = "--batch-size"):
         if batch_size > len(x):
-            raise VaelabError(f"--batch-size {batch_size} is larger than the training set ({len(x)} images); lower it")
+            raise VaelabError(f"{what} {batch_size} is larger than the training set ({len(x)} images); lower it")
+        rank, world = shard
+        _check_split(batch_size, world, what)
         self.x, self.y, self.batch_size, self.dynamic, self.sampler = x, y, batch_size, dynamic, sampler
+        self.mine = slice(rank * batch_size // world, (rank + 1) * batch_size // world)
+        self.generator = torch.Generator(device=x.device).manual_seed(seed)
         self.order = torch.empty(0, dtype=torch.long, device=x.device)
         self.pos = 0
 
     def state_dict(self) -> dict:
-        """Where the batches are: the current epoch's order and the position in it (for exact resume)."""
-        return {"order": self.order.cpu(), "pos": self.pos}
+        """Where the batches are: the epoch's order, the position in it, the generator (for exact resume)."""
+        return {"order": self.order.cpu(), "pos": self.pos, "generator": self.generator.get_state(),
+                "sampler_seed": getattr(self.sampler, "seed", None)}
 
     def load_state_dict(self, state: dict) -> None:
         self.order = state["order"].to(self.x.device)
         self.pos = int(state["pos"])
+        self.generator.set_state(state["generator"])
+        if self.sampler is not None and state.get("sampler_seed") is not None:
+            self.sampler.seed = state["sampler_seed"]
 
     def __next__(self):
-        if self.sampler is not None:
+        if self.sampler is not None:   # the same fresh draw on every rank (the sampler's seed counts up)
             x, y = self.sampler(self.batch_size)
-            return x.to(self.x.device), y.to(self.y.device)
+            return x[self.mine].to(self.x.device), y[self.mine].to(self.y.device)
         if self.pos + self.batch_size > len(self.order):
-            self.order = torch.randperm(len(self.x), device=self.x.device)
+            self.order = torch.randperm(len(self.x), generator=self.generator, device=self.x.device)
             self.pos = 0
-        idx = self.order[self.pos:self.pos + self.batch_size]
+        idx = self.order[self.pos:self.pos + self.batch_size][self.mine]
         self.pos += self.batch_size
         x = self.x[idx]
-        if self.dynamic:   # a fresh Bernoulli draw: P(pixel = 1) = grey level
-            x = (torch.rand_like(x) < x).to(x.dtype)
+        if self.dynamic:   # a fresh Bernoulli draw: P(pixel = 1) = grey level (drawn for the global batch)
+            u = torch.rand((self.batch_size, *x.shape[1:]), generator=self.generator, dtype=x.dtype, device=x.device)
+            x = (u[self.mine] < x).to(x.dtype)
         return x, self.y[idx]
 
 
@@ -223,16 +251,22 @@ def fit(model, data: DeviceData, cfg: TrainConfig, seed_dir: Path | None = None,
 
     With `resume` (a checkpoint written by this function), training continues from its
     iteration with its weights, optimizer state, RNG state, batch order and history, and ends
-    exactly where an uninterrupted run would have (on the same device and thread count)."""
+    exactly where an uninterrupted run would have (on the same device and thread count).
+
+    Under torchrun (see distributed.py) every rank calls fit: each trains on its shard of every
+    global batch through DDP, the logged terms and validation metrics are reduced over the ranks
+    (identical on all of them), and rank 0 alone writes checkpoints."""
     device = data.train_x.device
+    main, shard = distributed.is_main(), (distributed.rank(), distributed.world())
     Opt = torch.optim.AdamW if cfg.optimizer == "adamw" else torch.optim.Adam
     opt = Opt(model.parameters(), lr=cfg.lr, **_fused_adam(device))
     dynamic = cfg.binarize == "dynamic"
-    batches = Batches(data.train_x, data.train_y, cfg.batch_size, dynamic, data.sampler)
+    batches = Batches(data.train_x, data.train_y, cfg.batch_size, dynamic, data.sampler, seed + BATCH_STREAM, shard)
     labelled = None
     if getattr(model, "labels_per_class", None):   # semi-supervised: a small labelled subset, every batch
         xl, yl = labelled_subset(data.train_x, data.train_y, model.labels_per_class, model.label_seed)
-        labelled = Batches(xl, yl, min(cfg.batch_size, len(xl)), dynamic)
+        labelled = Batches(xl, yl, min(cfg.batch_size, len(xl)), dynamic, None, seed + LABELLED_STREAM, shard,
+                           what="the labelled batch (--labels-per-class x classes, at most --batch-size)")
     val_key = model.ELBO_TERMS[0]   # nelbo for VAEs, loss for autoencoders
     hist = {"iteration": [], "val_iteration": [], f"val_{val_key}": []}
     window = {}
@@ -246,25 +280,28 @@ def fit(model, data: DeviceData, cfg: TrainConfig, seed_dir: Path | None = None,
         batches.load_state_dict(trainer["batches"])
         if labelled is not None:
             labelled.load_state_dict(trainer["labelled_batches"])
-        hist, window = trainer["history"], {k: v.to(device) for k, v in trainer["window"].items()}
+        own = (trainer["other_ranks"][shard[0] - 1] if shard[0]   # this rank's log-window sums and RNG states
+               else {"window": trainer["window"], "rng_cpu": resume["rng_cpu"], "rng_cuda": resume.get("rng_cuda")})
+        hist, window = trainer["history"], {k: v.to(device) for k, v in own["window"].items()}
         seconds_before = trainer["train_seconds"]
         stopping = trainer.get("stopping", stopping)
         start = cfg.iters + 1 if stopping["stopped"] else resume["iteration"] + 1
         last_ckpt = (resume["iteration"], seed_dir / "checkpoint.pt")
-        _set_rng_state(resume)
+        _set_rng_state(own)
+    step = distributed.data_parallel(model, device)   # model.loss, through DDP under torchrun
     check_each_step = device.type == "cpu"   # a .item() per step is free on CPU, a sync on GPU
     grads_bad_at = torch.zeros((), dtype=torch.long, device=device)   # GPU: first iteration with bad gradients
-    bar = tqdm(total=cfg.iters, initial=start - 1, desc=f"train {cfg.model} seed {seed}", disable=not cfg.progress,
-               mininterval=0.5, unit="it")
+    bar = tqdm(total=cfg.iters, initial=start - 1, desc=f"train {cfg.model} seed {seed}",
+               disable=not (cfg.progress and main), mininterval=0.5, unit="it")
     t0 = time.perf_counter()
     model.train()
     for it in range(start, cfg.iters + 1):
         x, y = next(batches)
-        loss, terms = model.loss(x, y) if labelled is None else model.loss(x, y, labelled=next(labelled))
+        loss, terms = step(x, y) if labelled is None else step(x, y, labelled=next(labelled))
+        opt.zero_grad(set_to_none=True)
+        loss.backward()   # under DDP, also the gradient average: every rank gets here before any stops
         if check_each_step and not math.isfinite(loss.item()):
             _diverged(it, terms, last_ckpt)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
         grads = [q.grad for q in model.parameters() if q.grad is not None]
         finite = torch.isfinite(torch.stack(torch._foreach_norm(grads))).all() if grads else None
         if finite is not None:
@@ -281,7 +318,7 @@ def fit(model, data: DeviceData, cfg: TrainConfig, seed_dir: Path | None = None,
             if not check_each_step and grads_bad_at.item():
                 _diverged_grads(grads_bad_at.item(), model, last_ckpt)
             n = cfg.log_every if it % cfg.log_every == 0 else it % cfg.log_every
-            means = {k: (v / n).item() for k, v in window.items()}
+            means = {k: (v / n).item() for k, v in distributed.mean_across(window).items()}   # over all ranks
             window = {}
             if not math.isfinite(means["loss"]):
                 _diverged(it, means, last_ckpt)
@@ -295,15 +332,16 @@ def fit(model, data: DeviceData, cfg: TrainConfig, seed_dir: Path | None = None,
         if len(data.val_x) and (it % cfg.eval_every == 0 or it == cfg.iters):
             # Under a forked RNG: validation draws never shift the training noise.
             with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
-                val = evaluate_elbo(model, data.val_x, repeats=1, y=data.val_y)
+                val = evaluate_elbo(model, data.val_x, repeats=1, y=data.val_y, across_ranks=True)
             hist["val_iteration"].append(it)
             for k in model.ELBO_TERMS:
                 hist.setdefault(f"val_{k}", []).append(val[k])
             model.train()
-            if cfg.patience and seed_dir is not None:
+            if cfg.patience and seed_dir is not None:   # val is the same on every rank: all stop together
                 if val[val_key] < stopping["best"]:
                     stopping.update(best=val[val_key], best_iteration=it, bad=0)
-                    save_checkpoint(seed_dir / "best.pt", _checkpoint_state(model, opt, cfg, it, seed, data, None))
+                    if main:
+                        save_checkpoint(seed_dir / "best.pt", _checkpoint_state(model, opt, cfg, it, seed, data, None))
                 else:
                     stopping["bad"] += 1
                     stopping["stopped"] = stopping["bad"] >= cfg.patience
@@ -313,11 +351,15 @@ def fit(model, data: DeviceData, cfg: TrainConfig, seed_dir: Path | None = None,
                     _diverged_grads(grads_bad_at.item(), model, last_ckpt)
                 if window and not math.isfinite(window["loss"].item()):
                     _diverged(it, {k: v for k, v in window.items()}, last_ckpt)
-            trainer = {"batches": batches.state_dict(),
-                       "labelled_batches": labelled.state_dict() if labelled is not None else None,
-                       "history": hist, "window": {k: v.cpu() for k, v in window.items()},
-                       "train_seconds": seconds_before + time.perf_counter() - t0, "stopping": stopping}
-            save_checkpoint(seed_dir / "checkpoint.pt", _checkpoint_state(model, opt, cfg, it, seed, data, trainer))
+            # The other ranks' own RNG states and log-window sums, so that a resumed run is exact on every rank.
+            others = distributed.all_gather(_rank_state(window))[1:]
+            if main:
+                trainer = {"batches": batches.state_dict(),
+                           "labelled_batches": labelled.state_dict() if labelled is not None else None,
+                           "history": hist, "window": {k: v.cpu() for k, v in window.items()},
+                           "train_seconds": seconds_before + time.perf_counter() - t0, "stopping": stopping,
+                           "other_ranks": others}
+                save_checkpoint(seed_dir / "checkpoint.pt", _checkpoint_state(model, opt, cfg, it, seed, data, trainer))
             last_ckpt = (it, seed_dir / "checkpoint.pt")
         if stopping["stopped"]:
             break
@@ -326,8 +368,10 @@ def fit(model, data: DeviceData, cfg: TrainConfig, seed_dir: Path | None = None,
     done = hist["iteration"][-1] if hist["iteration"] else cfg.iters
     hist["train_seconds"] = seconds
     hist["iters_per_second"] = done / seconds
-    if cfg.patience and seed_dir is not None and (seed_dir / "best.pt").exists():
-        model.load_state_dict(load_checkpoint(seed_dir / "best.pt", device)["model"])   # evaluate the best epoch
+    if cfg.patience and seed_dir is not None and stopping["best_iteration"]:   # evaluate the best epoch
+        if main:
+            model.load_state_dict(load_checkpoint(seed_dir / "best.pt", device)["model"])
+        distributed.broadcast_module(model)
         hist.update(best_iteration=stopping["best_iteration"], best_val=stopping["best"],
                     stopped_early=stopping["stopped"], iterations_run=done)
     return hist
@@ -337,6 +381,13 @@ def _set_rng_state(ckpt: dict) -> None:
     torch.set_rng_state(ckpt["rng_cpu"].cpu())
     if ckpt.get("rng_cuda") is not None and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(ckpt["rng_cuda"])
+
+
+def _rank_state(window: dict) -> dict:
+    """What differs between ranks and a resumed rank needs: its RNG states and its log-window sums."""
+    return {"rng_cpu": torch.get_rng_state(),
+            "rng_cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
+            "window": {k: v.cpu() for k, v in window.items()}}
 
 
 def _fused_adam(device: torch.device) -> dict:
@@ -373,6 +424,7 @@ def _checkpoint_state(model, opt, cfg: TrainConfig, it: int, seed: int, data: De
         "rng_cpu": torch.get_rng_state(),
         "rng_cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
         "trainer": trainer,   # batch order and position, history, log-window sums, seconds so far
+        "world_size": distributed.world(),   # processes that trained it (a resume needs as many)
         "vaelab_version": __version__,
     }
 
@@ -405,7 +457,8 @@ def load_model(ckpt: dict, device: torch.device):
 def machine_description(device: torch.device) -> str:
     cpu = platform.processor() or platform.machine()
     gpu = f", {torch.cuda.get_device_name(device)}" if device.type == "cuda" else ""
-    return f"{platform.system()} {cpu}, {torch.get_num_threads()} thread(s), torch {torch.__version__}{gpu}"
+    procs = f"{distributed.world()} processes x " if distributed.world() > 1 else ""
+    return f"{platform.system()} {cpu}, {procs}{torch.get_num_threads()} thread(s), torch {torch.__version__}{gpu}"
 
 
 def default_out(cfg: TrainConfig) -> Path:
@@ -428,9 +481,19 @@ def train_run(cfg: TrainConfig, resume: bool = False) -> Path:
     """Train every seed of cfg, evaluate on the full test set, and write the run folder.
 
     resume=True continues the run folder cfg.out (see resume_run): finished seeds are kept,
-    an interrupted seed continues from its last checkpoint."""
-    with flush_denormal():
-        return _train_run(cfg, resume)
+    an interrupted seed continues from its last checkpoint.
+
+    Started by torchrun with several processes, every process calls this: they train together
+    (see distributed.py) and rank 0 writes the run folder; every rank returns its path."""
+    with distributed.same_on_every_rank():   # bad options fail before the processes connect
+        cfg.validate()
+        device = resolve_device(cfg.device)
+        _check_split(cfg.batch_size, distributed.world(), "--batch-size")
+    if cfg.out is None:
+        cfg.out = str(default_out(cfg))
+    with flush_denormal(), distributed.process_group(device):
+        cfg.out = distributed.on_main(lambda: cfg.out)   # one folder for all ranks: rank 0's (a default name has the time)
+        return _train_run(cfg, device, resume)
 
 
 RUNTIME_OPTIONS = ("data_dir", "device", "threads", "progress")   # what may change when a run is resumed
@@ -443,17 +506,19 @@ def resume_run(run, **runtime) -> Path:
     Only RUNTIME_OPTIONS (data_dir, device, threads, progress) may be given; None keeps the saved value."""
     from .runs import read_json
     run = Path(run)
-    if not (run / "config.json").is_file():
-        raise VaelabError(f"--resume {run}: not a vaelab run folder (no config.json); pass the folder `vaelab train` printed")
-    bad = set(runtime) - set(RUNTIME_OPTIONS)
-    if bad:
-        raise VaelabError(f"--resume keeps the run's saved configuration; only {', '.join(RUNTIME_OPTIONS)} may change, "
-                          f"not {', '.join(sorted(bad))}")
-    saved = read_json(run / "config.json")
-    try:
-        cfg = TrainConfig(**saved)
-    except TypeError as e:
-        raise VaelabError(f"{run / 'config.json'}: not a configuration this vaelab can resume ({e}); start a new run") from None
+    with distributed.same_on_every_rank():
+        if not (run / "config.json").is_file():
+            raise VaelabError(f"--resume {run}: not a vaelab run folder (no config.json); pass the folder `vaelab train` printed")
+        bad = set(runtime) - set(RUNTIME_OPTIONS)
+        if bad:
+            raise VaelabError(f"--resume keeps the run's saved configuration; only {', '.join(RUNTIME_OPTIONS)} may "
+                              f"change, not {', '.join(sorted(bad))}")
+        saved = read_json(run / "config.json")
+        try:
+            cfg = TrainConfig(**saved)
+        except TypeError as e:
+            raise VaelabError(f"{run / 'config.json'}: not a configuration this vaelab can resume ({e}); "
+                              f"start a new run") from None
     for k, v in runtime.items():
         if v is not None:
             setattr(cfg, k, v)
@@ -461,44 +526,54 @@ def resume_run(run, **runtime) -> Path:
     return train_run(cfg, resume=True)
 
 
-def _train_run(cfg: TrainConfig, resume: bool = False) -> Path:
+def _train_run(cfg: TrainConfig, device: torch.device, resume: bool = False) -> Path:
     from .plots import make_latent_figures, model_figures, save_curves, save_grid, save_samples_2d
     from .report import write_report   # figures and report come last in the flow
 
-    cfg.validate()
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
-    device = resolve_device(cfg.device)
-    if cfg.out is None:
-        cfg.out = str(default_out(cfg))
-    data = prepare_data(cfg, device)
-    if cfg.epochs:   # one validation, log line and checkpoint per epoch
-        steps = len(data.train_x) // cfg.batch_size
-        if steps == 0:
-            raise VaelabError(f"--batch-size {cfg.batch_size} is larger than the training set ({len(data.train_x)}); lower it")
-        cfg.iters, cfg.eval_every, cfg.log_every, cfg.checkpoint_every = cfg.epochs * steps, steps, steps, steps
-    probe = build_model(cfg.model, data.x_dim, **cfg.model_options)   # fail on bad options before writing anything
-    if data.image_shape is None and getattr(probe, "likelihood", None) == "bernoulli":
-        raise VaelabError(f"{cfg.dataset} is continuous data; a Bernoulli decoder cannot model it: "
-                          "use --likelihood gaussian (VAEs) or --loss mse (autoencoders)")
+    with distributed.same_on_every_rank():
+        data = prepare_data(cfg, device)
+        if cfg.epochs:   # one validation, log line and checkpoint per epoch
+            steps = len(data.train_x) // cfg.batch_size
+            if steps == 0:
+                raise VaelabError(f"--batch-size {cfg.batch_size} is larger than the training set ({len(data.train_x)}); lower it")
+            cfg.iters, cfg.eval_every, cfg.log_every, cfg.checkpoint_every = cfg.epochs * steps, steps, steps, steps
+        probe = build_model(cfg.model, data.x_dim, **cfg.model_options)   # fail on bad options before writing anything
+        if data.image_shape is None and getattr(probe, "likelihood", None) == "bernoulli":
+            raise VaelabError(f"{cfg.dataset} is continuous data; a Bernoulli decoder cannot model it: "
+                              "use --likelihood gaussian (VAEs) or --loss mse (autoencoders)")
+    main = distributed.is_main()   # under torchrun: rank 0 alone touches the run folder
     run_dir = Path(cfg.out)
-    if run_dir.exists() and not run_dir.is_dir():
-        raise VaelabError(f"--out {run_dir}: exists and is not a folder; choose another --out")
-    with lock_run_dir(run_dir):   # held until the run is written: a second writer is refused
-        judge = _judge(cfg, device)
-        per_seed, histories = {}, {}
-        if resume:
-            per_seed, histories = _resume_progress(run_dir, cfg)
-        else:
+    with contextlib.ExitStack() as held:
+        judge = None
+
+        def open_run():   # rank 0: lock the folder (held until the run is written), judge, config or progress
+            nonlocal judge
+            if run_dir.exists() and not run_dir.is_dir():
+                raise VaelabError(f"--out {run_dir}: exists and is not a folder; choose another --out")
+            held.enter_context(lock_run_dir(run_dir))   # a second writer is refused
+            judge = _judge(cfg, device)
+            if resume:
+                return _resume_progress(run_dir, cfg)
             prepare_run_dir(run_dir, dataclasses.asdict(cfg))
+            return {}, {}
+
+        per_seed, histories = distributed.on_main(open_run)   # its errors stop every rank
         for seed in cfg.seeds:
             if str(seed) in per_seed:   # finished before the interruption: its files are complete
                 continue
             seed_dir = run_dir / f"seed-{seed}"
-            seed_dir.mkdir(exist_ok=True)
-            ckpt = _resumable_checkpoint(seed_dir, cfg, seed, device) if resume else None
+
+            def open_seed():   # rank 0: the seed's folder and, resuming, its checkpoint (handed to every rank)
+                seed_dir.mkdir(exist_ok=True)
+                return _resumable_checkpoint(seed_dir, cfg, seed) if resume else None
+
+            ckpt = distributed.on_main(open_seed)
             torch.manual_seed(seed)
             model = build_model(cfg.model, data.x_dim, **cfg.model_options).to(device)
+            if distributed.rank():   # the other ranks' own noise streams (DDP gives them rank 0's weights)
+                torch.manual_seed(distributed.rank_seed(seed))
             if ckpt is not None and ckpt["iteration"] >= cfg.iters:   # trained; stopped during evaluation
                 model.load_state_dict(ckpt["model"])
                 hist = ckpt["trainer"]["history"]
@@ -506,11 +581,14 @@ def _train_run(cfg: TrainConfig, resume: bool = False) -> Path:
                 hist.update(train_seconds=seconds, iters_per_second=cfg.iters / seconds)
             else:
                 hist = fit(model, data, cfg, seed_dir, seed, resume=ckpt)
-            atomic_write_bytes(seed_dir / "model.safetensors",
-                               save_safetensors({k: v.contiguous() for k, v in model.state_dict().items()}))
-            write_json(seed_dir / "history.json", hist)
-            torch.manual_seed(10_000 + seed)   # evaluation noise independent of training
-            metrics = evaluate_model(model, data, cfg.iwae_k, cfg.eval_repeats, cfg.progress)
+            if main:
+                atomic_write_bytes(seed_dir / "model.safetensors",
+                                   save_safetensors({k: v.contiguous() for k, v in model.state_dict().items()}))
+                write_json(seed_dir / "history.json", hist)
+            torch.manual_seed(distributed.rank_seed(10_000 + seed))   # evaluation noise independent of training
+            metrics = evaluate_model(model, data, cfg.iwae_k, cfg.eval_repeats, cfg.progress and main, across_ranks=True)
+            if not main:   # the rest is rank 0's: sample quality, figures, metrics.json, report
+                continue
             metrics.update(train_seconds=hist["train_seconds"], iters_per_second=hist["iters_per_second"])
             if judge is not None:
                 metrics.update(sample_quality(model, judge[0]), judge_test_accuracy=judge[1])
@@ -554,15 +632,22 @@ def _resume_progress(run_dir: Path, cfg: TrainConfig) -> tuple[dict, dict]:
     return per_seed, histories
 
 
-def _resumable_checkpoint(seed_dir: Path, cfg: TrainConfig, seed: int, device: torch.device) -> dict | None:
-    """The seed's last checkpoint, checked to belong to this run; None when it has none (start afresh)."""
+def _resumable_checkpoint(seed_dir: Path, cfg: TrainConfig, seed: int) -> dict | None:
+    """The seed's last checkpoint (on the CPU), checked to belong to this run; None when it has none (start afresh)."""
     path = seed_dir / "checkpoint.pt"
     if not path.exists():
         return None
-    ckpt = load_checkpoint(path, device)
-    if "trainer" not in ckpt or ckpt.get("seed") != seed:
-        raise VaelabError(f"{path}: written by a vaelab without exact resume (or another seed); "
-                          f"it cannot be continued, start a new run")
+    ckpt = load_checkpoint(path, "cpu")
+    trainer = ckpt.get("trainer") or {}
+    if ckpt.get("seed") != seed or "generator" not in trainer.get("batches", {}):
+        raise VaelabError(f"{path}: written for another seed, or by a vaelab without exact resume (or whose batch "
+                          f"order came from the global RNG); it cannot be continued, start a new run")
+    trained_by, world = ckpt.get("world_size", 1), distributed.world()
+    if trained_by != world:
+        how = (f"torchrun --nproc_per_node {trained_by} -m vaelab train --resume {seed_dir.parent}" if trained_by > 1
+               else f"vaelab train --resume {seed_dir.parent} (one process, without torchrun)")
+        raise VaelabError(f"{path}: trained by {trained_by} process(es), resumed with {world}; each process's random "
+                          f"stream is part of the checkpoint, so resume with as many: {how}")
     saved = {k: v for k, v in ckpt["config"].items() if k not in _NOT_COMPARED}
     now = {k: v for k, v in dataclasses.asdict(cfg).items() if k not in _NOT_COMPARED}
     if saved != now:
@@ -591,6 +676,7 @@ def _metrics_doc(cfg, data: DeviceData, device, per_seed: dict) -> dict:
                      f"{len(data.test_x)} images, "
                      + ("grey levels" if cfg.binarize == "none" else f"fixed binarization seed {STATIC_BINARIZATION_SEED}")),
         "machine": machine_description(device),
+        "processes": distributed.world(),   # torchrun --nproc_per_node (1: a plain run)
         "date": datetime.now().isoformat(timespec="seconds"),
         "per_seed": per_seed,
         "mean_se": summarise(per_seed),

@@ -48,6 +48,7 @@ class SSVAE(nn.Module):
         hidden = parse_hidden(hidden)
         self.x_dim, self.z_dim, self.n_classes = x_dim, z_dim, n_classes
         self.gw, self.cw, self.labels_per_class, self.label_seed = gw, cw, labels_per_class, label_seed
+        self.trains_every_parameter = gw > 0   # gw = 0: the loss leaves encoder and decoder out (DDP must know)
         self.enc = Encoder(x_dim, z_dim, hidden, y_dim=n_classes)
         self.dec = Decoder(z_dim, x_dim, hidden, y_dim=n_classes)
         self.cls = Classifier(x_dim, n_classes, hidden, activation="relu")
