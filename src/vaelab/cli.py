@@ -69,7 +69,7 @@ def _add_runtime_args(p: argparse.ArgumentParser, prefix: str = "", device_defau
 
 def build_parser() -> argparse.ArgumentParser:
     from .models import MODELS
-    from .train import BINARIZE_MODES, OPTIMIZERS, TrainConfig
+    from .train import BINARIZE_MODES, OPTIMIZERS, PRECISIONS, TrainConfig
 
     d = TrainConfig()
     parser = Parser(prog="vaelab", description="Autoencoders and variational autoencoders.")
@@ -115,6 +115,12 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--log-every", type=_positive_int, default=d.log_every,
                        help="one point of the training curves (history.json) per N iterations, the mean over them")
         p.add_argument("--checkpoint-every", type=_positive_int, default=d.checkpoint_every)
+        p.add_argument("--precision", choices=PRECISIONS, default=d.precision,
+                       help="bf16: the networks under bfloat16 autocast (log-densities stay float32); "
+                            "for GPUs with bfloat16 units")
+        p.add_argument("--compile", action="store_true",
+                       help="torch.compile the training step (a one-off compile of tens of seconds; "
+                            "pays off on GPUs, where the small default nets are launch-bound)")
         p.add_argument("--resume", metavar="RUN", type=Path,
                        help="continue this interrupted run folder (same as `vaelab train --resume RUN`)")
         p.add_argument("--iwae-k", type=_positive_int, nargs="+", default=d.iwae_k,
@@ -238,7 +244,8 @@ def cmd_train(args) -> int:
                       checkpoint_every=args.checkpoint_every,
                       iwae_k=args.iwae_k, eval_repeats=args.eval_repeats, device=args.device, threads=args.threads,
                       progress=args.progress, model_options=options, optimizer=args.optimizer,
-                      train_classes=args.train_classes, fresh_batches=args.fresh_batches)
+                      train_classes=args.train_classes, fresh_batches=args.fresh_batches,
+                      precision=args.precision, compile=args.compile)
     run_dir = train_run(cfg)
     if distributed.is_main():   # under torchrun: once, not once per process
         print(f"run folder: {run_dir}\nreport: {run_dir / 'report.md'}")

@@ -3,6 +3,9 @@
 Encoders return the parameters of a diagonal Gaussian (mean, variance); decoders return
 the parameters of p(x|z) (Bernoulli logits, or Gaussian means). A label y, when given, is
 concatenated to the input as a one-hot vector (conditional and semi-supervised models).
+
+Every network returns float32, also under bfloat16 autocast (`--precision bf16`): the
+log-densities and KLs downstream always run in single precision.
 """
 from __future__ import annotations
 
@@ -37,7 +40,7 @@ class Encoder(nn.Module):
         self.net = mlp([x_dim + y_dim, *hidden, 2 * z_dim], activation)
 
     def forward(self, x: torch.Tensor, y: torch.Tensor | None = None):
-        return gaussian_parameters(self.net(_cat(x, y)))
+        return gaussian_parameters(self.net(_cat(x, y)).float())
 
     def forward_every_label(self, x: torch.Tensor, n_classes: int):
         """q(z | x, y) for every label y of every x: (m, v) of shape (n_classes * batch, z_dim), label-major.
@@ -48,7 +51,7 @@ class Encoder(nn.Module):
         x_dim = first.in_features - n_classes
         h = F.linear(x, first.weight[:, :x_dim], first.bias)                  # (b, h1)
         h = h.unsqueeze(0) + first.weight[:, x_dim:].t().unsqueeze(1)          # (K, b, h1)
-        return gaussian_parameters(self.net[1:](h.reshape(-1, h.shape[-1])))
+        return gaussian_parameters(self.net[1:](h.reshape(-1, h.shape[-1])).float())
 
 
 class Decoder(nn.Module):
@@ -59,7 +62,7 @@ class Decoder(nn.Module):
         self.net = mlp([z_dim + y_dim, *hidden, x_dim], activation)
 
     def forward(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
-        return self.net(_cat(z, y))
+        return self.net(_cat(z, y)).float()
 
 
 class Classifier(nn.Module):
@@ -70,7 +73,7 @@ class Classifier(nn.Module):
         self.net = mlp([x_dim, *hidden, n_classes], activation)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(x)
+        return self.net(x).float()
 
 
 def image_side(x_dim: int) -> int:
@@ -101,7 +104,7 @@ class ConvEncoder(nn.Module):
         h = x.reshape(-1, 1, self.side, self.side)
         if y is not None:
             h = torch.cat([h, y[:, :, None, None].expand(-1, -1, self.side, self.side)], dim=1)
-        return gaussian_parameters(self.out(self.conv(h)))
+        return gaussian_parameters(self.out(self.conv(h)).float())
 
 
 class ConvDecoder(nn.Module):
@@ -121,4 +124,4 @@ class ConvDecoder(nn.Module):
 
     def forward(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         h = self.inp(_cat(z, y)).reshape(-1, 64, 4, 4)
-        return self.deconv(h).view(*z.shape[:-1], self.side * self.side)
+        return self.deconv(h).float().view(*z.shape[:-1], self.side * self.side)

@@ -32,6 +32,7 @@ from .runs import atomic_write_bytes, load_checkpoint, lock_run_dir, prepare_run
 
 SAMPLE_ROWS, SAMPLE_COLS = 10, 20   # the sample grid every image run writes
 OPTIMIZERS = ("auto", "adam", "adamw")
+PRECISIONS = ("fp32", "bf16")
 
 
 @dataclass
@@ -61,6 +62,8 @@ class TrainConfig:
     optimizer: str = "auto"           # auto: the model's DEFAULT_OPTIMIZER (adamw for autoencoders), else adam
     train_classes: list[int] | None = None   # train (and validate) on these classes only (one-class training)
     fresh_batches: bool = False       # toy data: a fresh draw for every batch instead of the fixed sample
+    precision: str = "fp32"           # bf16: the networks' forward and backward under bfloat16 autocast
+    compile: bool = False             # torch.compile the training step's loss (forward and backward)
 
     def validate(self) -> "TrainConfig":
         if self.model not in MODELS:
@@ -107,6 +110,8 @@ class TrainConfig:
         beta = self.model_options.get("beta")
         if beta is not None and not (beta > 0 and math.isfinite(beta)):
             raise VaelabError(f"--beta must be a positive number, got {beta}")
+        if self.precision not in PRECISIONS:
+            raise VaelabError(f"--precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
         if self.threads is not None and self.threads <= 0:
             raise VaelabError(f"--threads must be a positive integer, got {self.threads}")
         resolve_device(self.device)
@@ -289,6 +294,9 @@ def fit(model, data: DeviceData, cfg: TrainConfig, seed_dir: Path | None = None,
         last_ckpt = (resume["iteration"], seed_dir / "checkpoint.pt")
         _set_rng_state(own)
     step = distributed.data_parallel(model, device)   # model.loss, through DDP under torchrun
+    if cfg.compile:   # traced and compiled at the first step (and again if the batch shape changes)
+        step = torch.compile(step)
+    bf16 = cfg.precision == "bf16"   # the networks' matrix products in bfloat16; their outputs and the maths in float32
     check_each_step = device.type == "cpu"   # a .item() per step is free on CPU, a sync on GPU
     grads_bad_at = torch.zeros((), dtype=torch.long, device=device)   # GPU: first iteration with bad gradients
     bar = tqdm(total=cfg.iters, initial=start - 1, desc=f"train {cfg.model} seed {seed}",
@@ -297,7 +305,8 @@ def fit(model, data: DeviceData, cfg: TrainConfig, seed_dir: Path | None = None,
     model.train()
     for it in range(start, cfg.iters + 1):
         x, y = next(batches)
-        loss, terms = step(x, y) if labelled is None else step(x, y, labelled=next(labelled))
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+            loss, terms = step(x, y) if labelled is None else step(x, y, labelled=next(labelled))
         opt.zero_grad(set_to_none=True)
         loss.backward()   # under DDP, also the gradient average: every rank gets here before any stops
         if check_each_step and not math.isfinite(loss.item()):

@@ -58,11 +58,11 @@ class AE(nn.Module):
 
     # -- the model ----------------------------------------------------------------------
     def encode(self, x: torch.Tensor) -> torch.Tensor:
-        return self.enc(x)
+        return self.enc(x).float()   # float32 also under bf16 autocast
 
     def mean_x_given_z(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         """D(z): the reconstruction (probabilities for --loss bce)."""
-        out = self.dec(z)
+        out = self.dec(z).float()
         return torch.sigmoid(out) if self.loss_name == "bce" else out
 
     def reconstruct(self, x: torch.Tensor) -> torch.Tensor:
