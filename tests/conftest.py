@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-REAL_DATA = Path(os.environ.get("VAELAB_TEST_DATA") or Path(__file__).resolve().parents[1].parent / "shared" / "data")
+REAL_DATA = Path(os.environ.get("VAELAB_TEST_DATA") or Path(__file__).resolve().parents[1].parent / "shared" / "data").absolute()
 
 
 def has_real(name: str) -> bool:

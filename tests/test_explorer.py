@@ -23,7 +23,7 @@ def _tiny_run(path, model="vae", dataset="mnist-5k", **options):
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
     base = tmp_path_factory.mktemp("explore")
-    return {"vae": _tiny_run(base / "vae"), "cvae": _tiny_run(base / "cvae", "cvae")}
+    return {"vae": _tiny_run(base / "vae"), "cvae": _tiny_run(base / "cvae", "cvae", z_dim=10)}
 
 
 @pytest.fixture(scope="module")

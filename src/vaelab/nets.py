@@ -4,8 +4,8 @@ Encoders return the parameters of a diagonal Gaussian (mean, variance); decoders
 the parameters of p(x|z) (Bernoulli logits, or Gaussian means). A label y, when given, is
 concatenated to the input as a one-hot vector (conditional and semi-supervised models).
 
-Every network returns float32, also under bfloat16 autocast (`--precision bf16`): the
-log-densities and KLs downstream always run in single precision.
+Every network returns its parameters' precision (float32), also under bfloat16 autocast
+(`--precision bf16`): the log-densities and KLs downstream never run in bfloat16.
 """
 from __future__ import annotations
 
@@ -28,6 +28,11 @@ def mlp(sizes: list[int], activation: str = "elu") -> nn.Sequential:
     return nn.Sequential(*layers)
 
 
+def full_precision(out: torch.Tensor, module: nn.Module) -> torch.Tensor:
+    """out in the dtype of module's parameters (undoes autocast's bfloat16; a no-op otherwise)."""
+    return out.to(next(module.parameters()).dtype)
+
+
 def _cat(x: torch.Tensor, y: torch.Tensor | None) -> torch.Tensor:
     return x if y is None else torch.cat([x, y], dim=-1)
 
@@ -40,7 +45,7 @@ class Encoder(nn.Module):
         self.net = mlp([x_dim + y_dim, *hidden, 2 * z_dim], activation)
 
     def forward(self, x: torch.Tensor, y: torch.Tensor | None = None):
-        return gaussian_parameters(self.net(_cat(x, y)).float())
+        return gaussian_parameters(full_precision(self.net(_cat(x, y)), self))
 
     def forward_every_label(self, x: torch.Tensor, n_classes: int):
         """q(z | x, y) for every label y of every x: (m, v) of shape (n_classes * batch, z_dim), label-major.
@@ -51,7 +56,7 @@ class Encoder(nn.Module):
         x_dim = first.in_features - n_classes
         h = F.linear(x, first.weight[:, :x_dim], first.bias)                  # (b, h1)
         h = h.unsqueeze(0) + first.weight[:, x_dim:].t().unsqueeze(1)          # (K, b, h1)
-        return gaussian_parameters(self.net[1:](h.reshape(-1, h.shape[-1])).float())
+        return gaussian_parameters(full_precision(self.net[1:](h.reshape(-1, h.shape[-1])), self))
 
 
 class Decoder(nn.Module):
@@ -62,7 +67,7 @@ class Decoder(nn.Module):
         self.net = mlp([z_dim + y_dim, *hidden, x_dim], activation)
 
     def forward(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
-        return self.net(_cat(z, y)).float()
+        return full_precision(self.net(_cat(z, y)), self)
 
 
 class Classifier(nn.Module):
@@ -73,7 +78,7 @@ class Classifier(nn.Module):
         self.net = mlp([x_dim, *hidden, n_classes], activation)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(x).float()
+        return full_precision(self.net(x), self)
 
 
 def image_side(x_dim: int) -> int:
@@ -104,7 +109,7 @@ class ConvEncoder(nn.Module):
         h = x.reshape(-1, 1, self.side, self.side)
         if y is not None:
             h = torch.cat([h, y[:, :, None, None].expand(-1, -1, self.side, self.side)], dim=1)
-        return gaussian_parameters(self.out(self.conv(h)).float())
+        return gaussian_parameters(full_precision(self.out(self.conv(h)), self))
 
 
 class ConvDecoder(nn.Module):
@@ -124,4 +129,4 @@ class ConvDecoder(nn.Module):
 
     def forward(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         h = self.inp(_cat(z, y)).reshape(-1, 64, 4, 4)
-        return self.deconv(h).float().view(*z.shape[:-1], self.side * self.side)
+        return full_precision(self.deconv(h), self).view(*z.shape[:-1], self.side * self.side)

@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..nets import mlp
+from ..nets import full_precision, mlp
 from .vae import parse_hidden
 
 OPTIONS = {
@@ -58,11 +58,11 @@ class AE(nn.Module):
 
     # -- the model ----------------------------------------------------------------------
     def encode(self, x: torch.Tensor) -> torch.Tensor:
-        return self.enc(x).float()   # float32 also under bf16 autocast
+        return full_precision(self.enc(x), self.enc)   # float32 also under bf16 autocast
 
     def mean_x_given_z(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         """D(z): the reconstruction (probabilities for --loss bce)."""
-        out = self.dec(z).float()
+        out = full_precision(self.dec(z), self.dec)
         return torch.sigmoid(out) if self.loss_name == "bce" else out
 
     def reconstruct(self, x: torch.Tensor) -> torch.Tensor:
