@@ -57,6 +57,17 @@ def _option_type(name: str, typ):
     return typ
 
 
+class DefaultsFormatter(argparse.HelpFormatter):
+    """Help lines end with the option's default, unless it has none, is a flag, or the help says it."""
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        if ("(default" in text or not action.option_strings
+                or any(action.default is v for v in (None, True, False, argparse.SUPPRESS))):
+            return text
+        return f"{text} (default: %(default)s)".lstrip()
+
+
 def _add_runtime_args(p: argparse.ArgumentParser, prefix: str = "", device_default="auto") -> None:
     p.add_argument("--data-dir", dest=prefix + "data_dir", metavar="DATA_DIR", type=_existing_dir, help="folder holding data sets as DIR/mnist/, DIR/fashion-mnist/ "
                    "(default: $VAELAB_DATA, then the user cache, then /usr/share/datasets)")
@@ -85,7 +96,7 @@ def build_parser() -> argparse.ArgumentParser:
     models = train.add_subparsers(dest="model", required=False, metavar="MODEL", parser_class=Parser, prog="vaelab train")
     for name, (cls, options) in MODELS.items():
         p = models.add_parser(name, help=(cls.__doc__ or name).strip().splitlines()[0],
-                              formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                              formatter_class=DefaultsFormatter)
         p.add_argument("--dataset", default=d.dataset, help="data set name (see `vaelab datasets`)")
         p.add_argument("--out", help="run folder to create (default: runs/MODEL-DATASET-TIMESTAMP)")
         p.add_argument("--seeds", type=_seed, nargs="+", default=d.seeds, help="one training run per seed")
@@ -98,7 +109,7 @@ def build_parser() -> argparse.ArgumentParser:
                        "(validation, log and checkpoint once per epoch)")
         p.add_argument("--patience", type=_positive_int, help="with --epochs: stop after P epochs without a better "
                        "validation NELBO and keep the best epoch's weights (the course practice uses 3)")
-        p.add_argument("--batch-size", type=_positive_int, default=d.batch_size)
+        p.add_argument("--batch-size", type=_positive_int, default=d.batch_size, help="images per training step")
         p.add_argument("--lr", type=_positive_float, default=d.lr, help="learning rate")
         p.add_argument("--optimizer", choices=OPTIMIZERS, default=d.optimizer,
                        help="auto: AdamW for autoencoders, Adam for VAEs")
@@ -114,7 +125,8 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--eval-every", type=_positive_int, default=d.eval_every, help="validation NELBO every N iterations")
         p.add_argument("--log-every", type=_positive_int, default=d.log_every,
                        help="one point of the training curves (history.json) per N iterations, the mean over them")
-        p.add_argument("--checkpoint-every", type=_positive_int, default=d.checkpoint_every)
+        p.add_argument("--checkpoint-every", type=_positive_int, default=d.checkpoint_every,
+                       help="write seed-S/checkpoint.pt every N iterations (and at the end)")
         p.add_argument("--precision", choices=PRECISIONS, default=d.precision,
                        help="bf16: the networks under bfloat16 autocast (log-densities stay float32); "
                             "for GPUs with bfloat16 units")
