@@ -266,6 +266,7 @@ def convvae_bce_vs_mse(ctx: Context) -> list[Section]:
                      f"{best // per_epoch if best else ''}", f"{steps // per_epoch}",
                      "yes" if hist.get("stopped_early") else "no", "149.6" if name == "bce" else ""])
         figures += [Figure(run / "curves.png", f"{label}: training and validation curves per epoch"),
+                    Figure(run / "recon.png", f"{label}: the first 10 test images (top) and their reconstructions"),
                     Figure(run / "manifold.png", f"{label}: decoded 20x20 grid over the latent plane [-2, 2]²"),
                     Figure(run / "scatter.png", f"{label}: test posterior means coloured by digit")]
     return [
@@ -276,7 +277,7 @@ def convvae_bce_vs_mse(ctx: Context) -> list[Section]:
             "scales (the Gaussian one includes its normaliser), so compare each with its own reference only.",
             Table(["likelihood", "test NELBO", "KL", "Rec", "IWAE-100", "best epoch", "epochs run", "stopped early",
                    "course practice test loss"], rows)]),
-        Section("Curves, manifolds and latent scatter", figures),
+        Section("Curves, reconstructions, manifolds and latent scatter", figures),
     ]
 
 
