@@ -296,7 +296,9 @@ def fit(model, data: DeviceData, cfg: TrainConfig, seed_dir: Path | None = None,
     step = distributed.data_parallel(model, device)   # model.loss, through DDP under torchrun
     if cfg.compile:   # traced and compiled at the first step (and again if the batch shape changes)
         step = torch.compile(step)
-    bf16 = cfg.precision == "bf16"   # the networks' matrix products in bfloat16; their outputs and the maths in float32
+    # bf16: the networks' matrix products in bfloat16, their outputs and the maths in float32
+    precision = ((lambda: torch.autocast(device.type, dtype=torch.bfloat16)) if cfg.precision == "bf16"
+                 else contextlib.nullcontext)
     check_each_step = device.type == "cpu"   # a .item() per step is free on CPU, a sync on GPU
     grads_bad_at = torch.zeros((), dtype=torch.long, device=device)   # GPU: first iteration with bad gradients
     bar = tqdm(total=cfg.iters, initial=start - 1, desc=f"train {cfg.model} seed {seed}",
@@ -305,7 +307,7 @@ def fit(model, data: DeviceData, cfg: TrainConfig, seed_dir: Path | None = None,
     model.train()
     for it in range(start, cfg.iters + 1):
         x, y = next(batches)
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+        with precision():
             loss, terms = step(x, y) if labelled is None else step(x, y, labelled=next(labelled))
         opt.zero_grad(set_to_none=True)
         loss.backward()   # under DDP, also the gradient average: every rank gets here before any stops
