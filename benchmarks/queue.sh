@@ -7,5 +7,4 @@ export OMP_NUM_THREADS=2
 $PY benchmarks/mnist.py --model vae --iwae-k 1 10 100 1000 --threads 2 --out runs/bench-vae
 $PY benchmarks/beta_table.py --iters 10000 --threads 2 --out runs/bench-beta
 $PY benchmarks/mnist.py --model gmvae --iwae-k 1 10 100 --threads 2 --out runs/bench-gmvae
-$PY benchmarks/mnist.py --model ssvae --set gw=0 --name ssvae-gw0-mnist --iwae-k --threads 2 --out runs/bench-ssvae-gw0
 $PY benchmarks/mnist.py --model ssvae --seeds 0 --name ssvae-mnist --iwae-k --threads 2 --out runs/bench-ssvae

@@ -28,6 +28,14 @@ from .densities import log_mean_exp
 IWAE_ROWS_PER_PASS = 50_000
 
 
+def _share(x: torch.Tensor, y: torch.Tensor | None, across_ranks: bool):
+    """This rank's contiguous share of (x, y) under torchrun with across_ranks; else (x, y)."""
+    if not across_ranks:
+        return x, y
+    mine = distributed.shard(len(x))
+    return x[mine], None if y is None else y[mine]
+
+
 @torch.inference_mode()
 def evaluate_elbo(model, x: torch.Tensor, repeats: int = 10, batch_size: int = 2000, y: torch.Tensor | None = None,
                   across_ranks: bool = False) -> dict:
@@ -38,9 +46,7 @@ def evaluate_elbo(model, x: torch.Tensor, repeats: int = 10, batch_size: int = 2
     if getattr(model, "DETERMINISTIC", False):
         repeats = 1
     n = len(x)
-    if across_ranks:
-        mine = distributed.shard(n)
-        x, y = x[mine], None if y is None else y[mine]
+    x, y = _share(x, y, across_ranks)
     totals = torch.zeros(repeats, len(names), dtype=torch.float64)
     for r in range(repeats):
         for i in range(0, len(x), batch_size):
@@ -61,9 +67,7 @@ def evaluate_iwae(model, x: torch.Tensor, k: int, progress: bool = True, y: torc
     """-(1/N) sum_n log (1/k) sum_i w_ni over all of x: the negative IWAE-k bound in nats."""
     model.eval()
     n = len(x)
-    if across_ranks:
-        mine = distributed.shard(n)
-        x, y = x[mine], None if y is None else y[mine]
+    x, y = _share(x, y, across_ranks)
     chunk = max(1, min(k, IWAE_ROWS_PER_PASS))          # importance samples per pass
     batch = max(1, IWAE_ROWS_PER_PASS // chunk)         # images per pass
     total = 0.0
