@@ -6,12 +6,14 @@ iterations per second and wall time into benchmarks/results/NAME.{json,md}.
     python benchmarks/mnist.py --model vae --data-dir ../shared/data [--threads 2]
     python benchmarks/mnist.py --model gmvae --iwae-k 1 10 100 1000 5000
     python benchmarks/mnist.py --model ssvae --set gw=0 --name ssvae-gw0-mnist --iwae-k
+    python benchmarks/mnist.py --model ssvae --seeds 0 1 2 --name ssvae-mnist --iwae-k --out runs/bench-ssvae --resume
 """
 from __future__ import annotations
 
 import argparse
 import json
 import time
+from pathlib import Path
 
 from common import DEFAULT_DATA, save
 
@@ -45,6 +47,9 @@ def main():
     ap.add_argument("--iwae-k", type=int, nargs="*", default=[1, 10, 100, 1000, 5000])
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--name", default=None, help="results file name (default: MODEL-mnist)")
+    ap.add_argument("--resume", action="store_true",
+                    help="continue the run folder --out: its finished seeds are kept, the other --seeds trained "
+                         "(e.g. add seeds 1 2 to a one-seed run)")
     args = ap.parse_args()
     options = {}
     for item in args.set:
@@ -55,14 +60,22 @@ def main():
     cfg = TrainConfig(model=args.model, dataset="mnist", data_dir=args.data_dir,
                       out=args.out or f"runs/bench-{name}-{int(time.time())}", seeds=args.seeds,
                       iters=args.iters, iwae_k=args.iwae_k, threads=args.threads, model_options=options, progress=False)
-    run = train_run(cfg)
+    config = Path(cfg.out) / "config.json"
+    if args.resume:
+        if not config.exists():
+            raise SystemExit(f"--resume: {config} not found; pass the --out of an earlier run of this benchmark")
+        saved = json.loads(config.read_text())
+        saved["seeds"] = args.seeds   # the run folder now stands for every seed asked for
+        config.write_text(json.dumps(saved, indent=2))
+    run = train_run(cfg, resume=args.resume)
     wall = time.perf_counter() - t0
     metrics = json.loads((run / "metrics.json").read_text())
     s = metrics["mean_se"]
     md = (f"# {args.model} on binarized MNIST ({', '.join(args.set) or 'default options'})\n\n"
           f"{len(args.seeds)} seeds x {cfg.iters} iterations, batch 100, Adam 1e-3, default networks, "
           f"dynamic binarization; test set: {metrics['test_set']}.\n"
-          f"Machine: {metrics['machine']}. Whole benchmark wall time (training + evaluation): {wall:.0f} s.\n\n"
+          f"Machine: {metrics['machine']}. Whole benchmark wall time (training + evaluation): {wall:.0f} s"
+          f"{' (this invocation: the seeds it added to the resumed run)' if args.resume else ''}.\n\n"
           + metrics_table(metrics) + "\n\n"
           + _speed_over_training(run, args.seeds) +
           "Training speed in this table was measured while other jobs shared the 2 cores; "

@@ -69,6 +69,8 @@ def test_sample_writes_the_requested_grid(quick_run, tmp_path, capsys):
 @pytest.mark.parametrize("model, extra, keys", [
     ("gmvae", ["--k", "20"], ["nelbo", "kl", "rec", "niwae_5"]),
     ("ssvae", ["--batch-size", "50"], ["nelbo", "kl_y", "kl_z", "rec", "accuracy", "accuracy_grey"]),
+    ("m1m2", ["--batch-size", "50", "--m1-iters", "20", "--m1-hidden", "64", "--hidden", "32"],
+     ["nelbo", "kl", "rec", "kl_y", "kl_z2", "accuracy", "accuracy_grey"]),
 ])
 def test_gmvae_and_ssvae_runs(model, extra, keys, tmp_path):
     out = tmp_path / model
@@ -76,9 +78,10 @@ def test_gmvae_and_ssvae_runs(model, extra, keys, tmp_path):
     metrics = json.loads((out / "metrics.json").read_text())
     for key in keys:
         assert key in metrics["mean_se"]
-    if model == "ssvae":
+    if model in ("ssvae", "m1m2"):
         m = metrics["per_seed"]["0"]
-        assert m["nelbo"] == pytest.approx(m["kl_y"] + m["kl_z"] + m["rec"], rel=1e-6)
+        kl = m["kl_y"] + m["kl_z"] if model == "ssvae" else m["kl"]
+        assert m["nelbo"] == pytest.approx(kl + m["rec"], rel=1e-6)
         assert 0.1 < m["accuracy"] <= 1.0
         assert "one row per class" in (out / "report.md").read_text()
 

@@ -540,6 +540,26 @@ def test_log_normal_mixture_shared_components(seed):
     _close(out, torch.logsumexp(manual, -1) - math.log(k))
 
 
+@pytest.mark.parametrize("v_scale", [1e-4, 1.0, 1e3])
+def test_log_normal_mixture_shared_components_matrix_road_equals_elementwise(v_scale):
+    """GMVAE sizes in float32: the (1, k, dim) road (matrix products in float64) gives the values and
+    gradients of the plain (batch, k, dim) computation, computed here in float64 as the reference."""
+    g = _gen(3)
+    z = (3 * _randn((100, 10), g)).float().requires_grad_()
+    m = (3 * _randn((1, 500, 10), g)).float().requires_grad_()
+    v = (v_scale * _var((1, 500, 10), g)).float().requires_grad_()
+    out = D.log_normal_mixture(z, m, v)
+    assert out.dtype == torch.float32 and out.shape == (100,)
+    z64, m64, v64 = (t.detach().double().requires_grad_() for t in (z, m, v))
+    ref = D.log_mean_exp(D.log_normal(z64.unsqueeze(-2), m64, v64), dim=-1)
+    torch.testing.assert_close(out.double(), ref.detach(), rtol=1e-6, atol=1e-5)
+    w = torch.randn(100, generator=g)
+    (out * w).sum().backward()
+    (ref * w.double()).sum().backward()
+    for got, want in ((z.grad, z64.grad), (m.grad, m64.grad), (v.grad, v64.grad)):
+        torch.testing.assert_close(got.double(), want, rtol=1e-4, atol=1e-6 * want.abs().max().item())
+
+
 @pytest.mark.parametrize("dtype", [torch.float32, F64])
 def test_log_normal_mixture_far_apart_components(dtype):
     batch, k, dim = 3, 5, 2

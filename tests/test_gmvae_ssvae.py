@@ -115,3 +115,60 @@ def test_encoder_every_label_shortcut_equals_the_plain_forward():
     m1, v1 = enc(x.repeat(10, 1), y)
     m2, v2 = enc.forward_every_label(x, 10)
     assert torch.allclose(m1, m2, atol=1e-6) and torch.allclose(v1, v2, atol=1e-6)
+
+
+def _m1m2(**options):
+    torch.manual_seed(0)
+    return build_model("m1m2", 12, z1_dim=4, m1_hidden="16", z_dim=3, hidden="16", **options)
+
+
+def test_m1m2_bound_stacks_the_ssvae_bound_on_m1s_features():
+    """NELBO(x) = -log p(x|z1) + log q(z1|x) + NELBO_M2(z1), z1 ~ q(z1|x), with M2's exact sum over labels
+    and a diagonal Gaussian p(z1 | y, z2): against torch.distributions and a loop over labels."""
+    model = _m1m2()
+    with torch.no_grad():
+        model.log_sigma.copy_(0.3 * torch.randn(4))
+    x = torch.bernoulli(torch.rand(5, 12))
+    torch.manual_seed(7)
+    nelbo, kl, rec, kl_y, kl_z2 = model.negative_elbo_bound(x, reduce=False)
+    torch.manual_seed(7)   # same noise: z1's first, then z2's for all (label, image) pairs, label-major
+    m, v = model.m1.enc(x)
+    z1 = m + v.sqrt() * torch.randn(5, 4)
+    eps2 = torch.randn(10 * 5, 3).view(10, 5, 3)
+    qy = D.Categorical(logits=model.cls(z1))
+    std = D.Independent(D.Normal(torch.zeros(3), torch.ones(3)), 1)
+    expect_kl_y = D.kl_divergence(qy, D.Categorical(probs=torch.full((10,), 0.1)))
+    expect_kl_z2, rec_z1 = torch.zeros(5), torch.zeros(5)
+    for label in range(10):
+        y = F.one_hot(torch.full((5,), label), 10).float()
+        m2, v2 = model.enc(z1, y)
+        z2 = m2 + v2.sqrt() * eps2[label]
+        p_z1 = D.Independent(D.Normal(model.dec(z2, y), model.log_sigma.exp()), 1)
+        w = qy.probs[:, label]
+        expect_kl_z2 += w * D.kl_divergence(D.Independent(D.Normal(m2, v2.sqrt()), 1), std)
+        rec_z1 += w * -p_z1.log_prob(z1)
+    expect_rec = -D.Independent(D.Bernoulli(logits=model.m1.dec(z1)), 1).log_prob(x)
+    log_q_z1 = D.Independent(D.Normal(m, v.sqrt()), 1).log_prob(z1)
+    for got, want in ((rec, expect_rec), (kl_y, expect_kl_y), (kl_z2, expect_kl_z2),
+                      (kl, log_q_z1 + expect_kl_y + expect_kl_z2 + rec_z1)):
+        assert torch.allclose(got, want, atol=1e-4)
+    assert torch.allclose(nelbo, rec + kl)
+
+
+def test_m1m2_trains_m1_first_then_m2_on_its_frozen_features():
+    model = _m1m2(m1_iters=2)
+    x, xl, yl = torch.bernoulli(torch.rand(6, 12)), torch.bernoulli(torch.rand(4, 12)), torch.tensor([0, 3, 5, 9])
+    m2_parts = {"enc", "dec", "cls", "log_sigma"}
+    for step in range(4):
+        loss, terms = model.loss(x, None, labelled=(xl, yl))
+        model.zero_grad(set_to_none=True)
+        loss.backward()
+        trained = {n.split(".")[0] for n, q in model.named_parameters() if q.grad is not None and q.grad.abs().sum() > 0}
+        assert trained == ({"m1"} if step < 2 else m2_parts), step
+        if step < 2:
+            assert torch.allclose(loss, terms["m1_nelbo"])
+    assert int(model.steps_done) == 4
+    model.eval()   # evaluation does not advance the stage counter
+    model.loss(x, None, labelled=(xl, yl))
+    assert int(model.steps_done) == 4
+    assert model.accuracy(xl, yl) == (model.cls(model.m1.enc(xl)[0]).argmax(-1) == yl).float().mean().item()

@@ -154,7 +154,19 @@ def log_normal_mixture(z: torch.Tensor, m: torch.Tensor, v: torch.Tensor):
 
     ``z``: ``(batch, dim)``; ``m``, ``v``: ``(batch or 1, k, dim)``.
     Returns ``(batch,)``. Stable when ``z`` is far from every component but one.
+
+    Components shared by the batch (``m``, ``v`` of shape ``(1, k, dim)``, the GMVAE prior) take
+    a faster road: ``sum_d (z_d - m_id)^2 / v_id = z^2 . (1/v_i) - 2 z . (m_i/v_i) + sum_d m_id^2/v_id``
+    as three matrix products over ``(batch, dim) x (dim, k)`` instead of a ``(batch, k, dim)``
+    tensor (about 3x less time, forward and backward). They run in float64, where the
+    expansion's cancellation stays far below float32 rounding (for ``|z|, |m| <~ 1e3 sqrt(v)``).
     """
+    if m.shape[0] == 1 and v.shape[0] == 1 and z.dim() == 2 and m.dim() == 3:
+        z64, m64, v64 = z.double(), m[0].double(), v[0].double()            # (batch, dim), (k, dim), (k, dim)
+        inv_v = 1.0 / v64
+        quad = (z64 * z64) @ inv_v.t() - 2.0 * (z64 @ (m64 * inv_v).t()) + (m64 * m64 * inv_v).sum(-1)
+        log_probs = -0.5 * (z.shape[-1] * _LOG_2PI + v64.log().sum(-1) + quad)   # (batch, k)
+        return log_mean_exp(log_probs, dim=-1).to(torch.promote_types(z.dtype, m.dtype))
     log_probs = log_normal(z.unsqueeze(-2), m, v)  # (batch, k)
     return log_mean_exp(log_probs, dim=-1)
 

@@ -6,12 +6,13 @@ the keyword arguments its constructor takes beyond the data dimension.
 from __future__ import annotations
 
 from ..errors import VaelabError
-from . import ae, cae, cvae, dae, gmvae, sae, ssvae, vae
+from . import ae, cae, cvae, dae, gmvae, m1m2, sae, ssvae, vae
 
 MODELS = {
     "vae": (vae.VAE, vae.OPTIONS),
     "gmvae": (gmvae.GMVAE, gmvae.OPTIONS),
     "ssvae": (ssvae.SSVAE, ssvae.OPTIONS),
+    "m1m2": (m1m2.M1M2, m1m2.OPTIONS),
     "cvae": (cvae.CVAE, cvae.OPTIONS),
     "ae": (ae.AE, ae.OPTIONS),
     "sae": (sae.SparseAE, sae.OPTIONS),

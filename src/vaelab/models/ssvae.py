@@ -55,6 +55,13 @@ class SSVAE(nn.Module):
         self.register_buffer("z_prior_m", torch.zeros(z_dim))
         self.register_buffer("z_prior_v", torch.ones(z_dim))
 
+    def log_px_given_zy(self, x: torch.Tensor, z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return log_bernoulli_with_logits(x, self.dec(z, y))
+
+    def classifier_logits(self, x: torch.Tensor) -> torch.Tensor:
+        """The logits of q(y | x) that classify a test image."""
+        return self.cls(x)
+
     def negative_elbo_bound(self, x: torch.Tensor, y: torch.Tensor | None = None, reduce: bool = True):
         """(NELBO, KL_y, KL_z, Rec) of the unlabelled bound (y is not used): batch means, or
         per-example with reduce=False."""
@@ -67,7 +74,7 @@ class SSVAE(nn.Module):
         m, v = self.enc.forward_every_label(x, k)
         z = sample_gaussian(m, v)
         kl_z = kl_normal(m, v, self.z_prior_m, self.z_prior_v).view(k, b)
-        rec = -log_bernoulli_with_logits(xk, self.dec(z, y)).view(k, b)
+        rec = -self.log_px_given_zy(xk, z, y).view(k, b)
         kl_z = (qy.t() * kl_z).sum(0)
         rec = (qy.t() * rec).sum(0)
         nelbo = kl_y + kl_z + rec
@@ -89,7 +96,7 @@ class SSVAE(nn.Module):
         return self.gw * nelbo + self.cw * ce, terms
 
     def accuracy(self, x: torch.Tensor, y: torch.Tensor, batch_size: int = 5000) -> float:
-        correct = sum((self.cls(xb).argmax(-1) == yb).sum().item() for xb, yb in zip(x.split(batch_size), y.split(batch_size)))
+        correct = sum((self.classifier_logits(xb).argmax(-1) == yb).sum().item() for xb, yb in zip(x.split(batch_size), y.split(batch_size)))
         return correct / len(x)
 
     def evaluate_extra(self, data) -> dict:

@@ -1,0 +1,107 @@
+"""M1+M2 (Kingma, Rezende, Mohamed & Welling 2014): the semi-supervised VAE on a VAE's latent space.
+
+    M1:  p(z1) = N(0, I),  p(x | z1) = Bernoulli(decoder(z1)),  q(z1 | x)        -- a VAE (vae.py)
+    M2:  p(y) uniform,  p(z2) = N(0, I),  p(z1 | y, z2) = N(decoder(z2, y), diag sigma^2),
+         q(y | z1),  q(z2 | z1, y)                                            -- SSVAE (ssvae.py) on z1
+
+One run, two stages: the first m1_iters iterations fit M1 alone (its own NELBO, p(z1) = N(0, I));
+after that M1 is frozen and M2 is fit to samples z1 ~ q(z1 | x) with SSVAE's objective
+gw * NELBO_M2(z1) + cw * CE(q(y | z1) on the labelled batch). A test image is classified by
+q(y | z1 = mean of q(z1 | x)).
+
+The reported bound is on log p(x) of the stacked model, M2 being the prior over z1 (the same bound
+in both stages, so validation curves run through the switch):
+
+    NELBO(x) = Rec + KL,   Rec = -log p(x | z1),   KL = log q(z1 | x) + NELBO_M2(z1),   z1 ~ q(z1 | x)
+
+where NELBO_M2(z1) = KL_y + KL_z2 - sum_y q(y|z1) log p(z1 | y, z2_y) >= -log p(z1) (ssvae.py).
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..densities import gaussian_log_likelihood, kl_normal, log_normal, sample_gaussian
+from .ssvae import SSVAE
+from .ssvae import OPTIONS as SSVAE_OPTIONS
+from .vae import VAE
+
+OPTIONS = {
+    "z1_dim": (int, 50, "M1's latent dimension: the features M2 models and classifies"),
+    "m1_hidden": (str, "600,600", "M1 encoder and decoder hidden layer sizes, comma separated"),
+    "m1_iters": (int, 10_000, "stage 1: iterations that train M1 alone; the remaining --iters train M2"),
+    **SSVAE_OPTIONS,
+    "z_dim": (int, 50, "M2's latent dimension z2"),
+}
+
+
+class M1M2(SSVAE):
+    """M2 (semi-supervised VAE) stacked on M1 (a VAE), trained one after the other in one run."""
+
+    ELBO_TERMS = ("nelbo", "kl", "rec", "kl_y", "kl_z2")
+    DEFAULT_ITERS = 40_000   # 10,000 for M1, then 30,000 for M2
+
+    def __init__(self, x_dim: int = 784, z1_dim: int = 50, m1_hidden="600,600", m1_iters: int = 10_000,
+                 z_dim: int = 50, hidden="300,300", n_classes: int = 10, gw: float = 1.0, cw: float = 100.0,
+                 labels_per_class: int = 10, label_seed: int = 0):
+        if m1_iters < 0:
+            raise ValueError(f"m1_iters = {m1_iters}: give the number of stage-1 iterations (0 or more)")
+        super().__init__(x_dim=z1_dim, z_dim=z_dim, hidden=hidden, n_classes=n_classes, gw=gw, cw=cw,
+                         labels_per_class=labels_per_class, label_seed=label_seed)
+        self.x_dim, self.z1_dim, self.m1_iters = x_dim, z1_dim, m1_iters
+        self.m1 = VAE(x_dim, z1_dim, m1_hidden)
+        self.log_sigma = nn.Parameter(torch.zeros(z1_dim))   # p(z1 | y, z2): one learned std per dimension
+        self.register_buffer("steps_done", torch.zeros((), dtype=torch.long))   # training steps so far (stage)
+        self.trains_every_parameter = False   # each stage trains only its own networks (DDP must know)
+
+    # -- M2's likelihood: a Gaussian over M1's features ------------------------------------
+    def log_px_given_zy(self, z1: torch.Tensor, z2: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return gaussian_log_likelihood(z1, self.dec(z2, y), self.log_sigma)
+
+    def sample_z1(self, x: torch.Tensor):
+        """(m, v, z1): q(z1 | x) and one reparameterised sample of it."""
+        m, v = self.m1.enc(x)
+        return m, v, sample_gaussian(m, v)
+
+    def negative_elbo_bound(self, x: torch.Tensor, y: torch.Tensor | None = None, reduce: bool = True):
+        """(NELBO, KL, Rec, KL_y, KL_z2) of the stacked model (y is not used): batch means, or per-example."""
+        m, v, z1 = self.sample_z1(x)
+        rec = -self.m1.log_px_given_z(x, z1)
+        nelbo_m2, kl_y, kl_z2, _ = super().negative_elbo_bound(z1, reduce=False)
+        kl = log_normal(z1, m, v) + nelbo_m2
+        terms = (rec + kl, kl, rec, kl_y, kl_z2)
+        return tuple(t.mean() for t in terms) if reduce else terms
+
+    def loss(self, x: torch.Tensor, y: torch.Tensor | None = None, labelled=None):
+        """Stage 1: M1's NELBO. Stage 2: gw * NELBO_M2(z1) + cw * CE(labelled z1). The logged terms are the
+        stacked model's bound (and M1's own NELBO, m1_nelbo) in both stages; the labels y are never used."""
+        stage1 = self.training and int(self.steps_done) < self.m1_iters
+        if self.training:
+            self.steps_done += 1
+        xl, yl = labelled
+        with torch.set_grad_enabled(stage1 and torch.is_grad_enabled()):
+            m, v, z1 = self.sample_z1(x)
+            rec = -self.m1.log_px_given_z(x, z1)
+            m1_nelbo = rec + kl_normal(m, v, self.m1.z_prior_m, self.m1.z_prior_v)
+            z1l = self.sample_z1(xl)[2]
+        with torch.set_grad_enabled(not stage1 and torch.is_grad_enabled()):
+            nelbo_m2, kl_y, kl_z2, _ = super().negative_elbo_bound(z1.detach(), reduce=False)
+            ce = F.cross_entropy(self.cls(z1l.detach()), yl)
+        kl = log_normal(z1, m, v).detach() + nelbo_m2
+        terms = {"nelbo": (rec + kl).mean(), "kl": kl.mean(), "rec": rec.mean(), "kl_y": kl_y.mean(),
+                 "kl_z2": kl_z2.mean(), "ce": ce, "m1_nelbo": m1_nelbo.mean()}
+        loss = m1_nelbo.mean() if stage1 else self.gw * nelbo_m2.mean() + self.cw * ce
+        return loss, {k: t.detach() for k, t in terms.items()}
+
+    # -- classification and pictures go through M1 -------------------------------------------
+    def classifier_logits(self, x: torch.Tensor) -> torch.Tensor:
+        return self.cls(self.m1.enc(x)[0])
+
+    def posterior_mean(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """The mean of q(z2 | z1 = mean of q(z1|x), y)."""
+        return super().posterior_mean(self.m1.enc(x)[0], y)
+
+    def mean_x_given_z(self, z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """E[x | z1 = E[z1 | z2, y]]: M1's Bernoulli means of M2's mean features."""
+        return self.m1.mean_x_given_z(self.dec(z, F.one_hot(y, self.n_classes).float()))
