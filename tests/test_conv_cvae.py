@@ -1,5 +1,8 @@
 """Convolutional networks and the conditional VAE."""
+import json
+
 import pytest
+
 import torch
 import torch.nn.functional as F
 from torch import distributions as D
@@ -77,6 +80,13 @@ def test_judge_scores_conditional_and_unconditional_samples():
 
     assert sample_quality(Obedient(), judge, n_classes=2, per_class=10)["sample_class_accuracy"] == 1.0
 
+    class Stubborn(Bright):   # always draws class 1, whatever is asked
+        def sample_x_given_y(self, y):
+            return torch.full((len(y), 16), 0.9)
+
+    q = sample_quality(Stubborn(), judge, n_classes=2, per_class=10)
+    assert q["sample_class_accuracy"] == 0.5 and q["sample_class_accuracy_by_class"] == [0.0, 1.0]
+
 
 def test_resize_images_keeps_range_and_mass():
     from vaelab.data import resize_images
@@ -94,6 +104,10 @@ def test_cvae_at_32x32_then_sample_one_class(tmp_path):
     out = tmp_path / "cvae32"
     assert main(["train", "cvae", "--net", "conv", "--resize", "32", "--out", str(out), "--iters", "20",
                  "--iwae-k", "2", "--eval-repeats", "1", "--no-progress", "--threads", "1"]) == 0
+    first = json.loads((out / "metrics.json").read_text())["per_seed"]["0"]
+    assert list(first["judge_test_accuracy_by_class"]) == [str(d) for d in range(10)]   # the digits' names
+    assert len(first["sample_class_accuracy_by_class"]) == len(first["judge_test_accuracy_by_class"]) == 10
+    assert "## Samples judged class by class" in (out / "report.md").read_text()
     png = tmp_path / "three.png"
     assert main(["sample", str(out), "--class", "3", "--rows", "2", "--cols", "3", "--out", str(png)]) == 0
     assert mpimg.imread(png).shape[:2] == (2 * (2 * 34 + 2), 2 * (3 * 34 + 2))

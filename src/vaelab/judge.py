@@ -5,7 +5,8 @@ real training images (grey levels) and cached in the user cache folder together 
 accuracy on the real test set. Generated images (Bernoulli means / Gaussian means) are then
 classified:
 
-- class-conditional samples: the fraction the judge assigns to the requested class;
+- class-conditional samples: the fraction the judge assigns to the requested class (also per class,
+  to set beside the judge's own per-class accuracy on the real test images);
 - unconditional samples: class coverage (the normalised entropy of the judge's predicted-class
   histogram: 1 = all classes equally often, 0 = a single class) and the judge's mean confidence.
 """
@@ -69,13 +70,22 @@ def load_or_train_judge(dataset: str, data_grey, n_classes: int = 10):
 
 
 @torch.inference_mode()
+def accuracy_by_class(judge, x, y, n_classes: int) -> list[float]:
+    """The judge's accuracy on the images of each class (what a generator's per-class score compares with)."""
+    hit = (judge(x).argmax(-1) == y).float()
+    return [hit[y == c].mean().item() for c in range(n_classes)]
+
+
+@torch.inference_mode()
 def sample_quality(model, judge, n_classes: int = 10, per_class: int = 100) -> dict:
     """Judge the model's samples: conditional accuracy (conditional models) or coverage and confidence."""
     n = per_class * n_classes
     if hasattr(model, "sample_x_given_y"):
         y = torch.arange(n_classes, device=model.z_prior_m.device).repeat_interleave(per_class)
         probs = F.softmax(judge(model.sample_x_given_y(y)), -1)
-        return {"sample_class_accuracy": (probs.argmax(-1) == y).float().mean().item(),
+        hit = (probs.argmax(-1) == y).float()
+        return {"sample_class_accuracy": hit.mean().item(),
+                "sample_class_accuracy_by_class": hit.view(n_classes, per_class).mean(1).tolist(),
                 "sample_confidence": probs.max(-1).values.mean().item()}
     probs = F.softmax(judge(model.sample_x(n)), -1)
     hist = torch.bincount(probs.argmax(-1), minlength=n_classes).float() / n

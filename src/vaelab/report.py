@@ -7,7 +7,7 @@ from .models import MODELS
 from .runs import atomic_write_bytes, read_json
 
 # Metric key -> column title, in display order. Keys a run does not have are skipped.
-ELBO_COLUMNS = {"nelbo": "NELBO", "loss": "loss", "kl": "KL", "kl_y": "KL_y", "kl_z": "KL_z", "rec": "Rec",
+ELBO_COLUMNS = {"nelbo": "NELBO", "loss": "loss", "kl": "KL", "kl_y": "KL_y", "kl_z": "KL_z", "kl_z2": "KL_z2", "rec": "Rec",
                 "penalty": "penalty", "mse": "MSE"}
 OTHER_COLUMNS = {"psnr": "PSNR dB", "nonzero_fraction": "non-zero codes", "mse_corrupted": "MSE corrupted",
                  "mse_denoised": "MSE denoised", "psnr_corrupted": "PSNR corrupted", "psnr_denoised": "PSNR denoised",
@@ -59,6 +59,18 @@ def metrics_table(metrics: dict) -> str:
     return "\n".join(lines)
 
 
+def by_class_table(metrics: dict) -> str | None:
+    """Conditional models: the first seed's samples judged per class, beside the judge's accuracy on the
+    real test images of that class (a generator's class can score little above what real images score)."""
+    first = next(iter(metrics["per_seed"].values()))
+    if "sample_class_accuracy_by_class" not in first or "judge_test_accuracy_by_class" not in first:
+        return None
+    rows = [f"| {name} | {got:.2f} | {real:.2f} |" for got, (name, real)
+            in zip(first["sample_class_accuracy_by_class"], first["judge_test_accuracy_by_class"].items())]
+    return "\n".join(["| class | samples judged as the class | the judge on real test images of the class |",
+                      "|---|---|---|", *rows])
+
+
 def write_report(run_dir: Path) -> Path:
     run_dir = Path(run_dir)
     cfg, metrics = read_json(run_dir / "config.json"), read_json(run_dir / "metrics.json")
@@ -95,6 +107,9 @@ def write_report(run_dir: Path) -> Path:
         metrics_table(metrics),
         "",
     ]
+    table = by_class_table(metrics)
+    if table:
+        text += ["## Samples judged class by class (first seed)", "", table, ""]
     for name, caption in FIGURES:
         if name == "samples.png" and hasattr(MODELS[cfg["model"]][0], "sample_x_by_class"):
             caption = "Samples from p(x | y), one row per class"

@@ -25,7 +25,7 @@ from .data import BINARIZE_MODES, STATIC_BINARIZATION_SEED, binarize_static, lab
 from .data.toy import is_toy
 from .errors import VaelabError
 from .evaluate import evaluate_elbo, evaluate_model
-from .judge import load_or_train_judge, sample_quality
+from .judge import accuracy_by_class, load_or_train_judge, sample_quality
 from .models import MODELS, build_model
 from .runs import atomic_write_bytes, load_checkpoint, lock_run_dir, prepare_run_dir, save_checkpoint, summarise, write_json
 
@@ -602,7 +602,8 @@ def _train_run(cfg: TrainConfig, device: torch.device, resume: bool = False) -> 
                 continue
             metrics.update(train_seconds=hist["train_seconds"], iters_per_second=hist["iters_per_second"])
             if judge is not None:
-                metrics.update(sample_quality(model, judge[0]), judge_test_accuracy=judge[1])
+                metrics.update(sample_quality(model, judge[0]), judge_test_accuracy=judge[1],
+                               judge_test_accuracy_by_class=judge[2])
             per_seed[str(seed)] = metrics
             histories[str(seed)] = hist
             model.eval()
@@ -675,7 +676,8 @@ def _judge(cfg: TrainConfig, device):
         return None
     grey = [t.to(device) for t in (ds.train_x, ds.train_y, ds.test_x, ds.test_y)]
     h, w = ds.image_shape
-    return load_or_train_judge(f"{cfg.dataset}-{h}x{w}", grey, len(ds.classes))
+    judge, acc = load_or_train_judge(f"{cfg.dataset}-{h}x{w}", grey, len(ds.classes))
+    return judge, acc, dict(zip(ds.classes, accuracy_by_class(judge, grey[2], grey[3], len(ds.classes))))
 
 
 def _metrics_doc(cfg, data: DeviceData, device, per_seed: dict) -> dict:

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+from ..report import by_class_table
 from ..train import TrainConfig, train_run
 from .blocks import (DAE_NOISES, ON_DATA_DISTANCE, SWISS_ROLL_VAE_ITERS, SWISS_ROLL_VAE_OPTIONS, denoising_triplets, first_seed_metrics, metrics_of,
                      one_class_aucs, swiss_roll_figure)
@@ -240,6 +241,9 @@ def cvae_fashion(ctx: Context) -> list[Section]:
             f"Bernoulli (BCE) likelihood, one seed x {' '.join(f'{v} {k}' for k, v in length.items())} of batch {batch}. {test_set_line(m)} Sample class acc.: share of 1,000 class-conditional samples a classifier "
             f"trained on the real images assigns to the requested class (its real test accuracy: "
             f"{m['mean_se']['judge_test_accuracy']['mean']:.4f}).", per_seed_table(m, keys, 3)]),
+        Section("Samples judged class by class", [
+            "Each class's 100 samples against the judge's accuracy on that class's real test images.",
+            by_class_table(m) or "(not recorded by this run)"]),
         Section("Per-class samples and reconstructions", [
             Figure(run / "samples.png", "Samples from p(x | y): one row per class (T-shirt, trouser, pullover, dress, "
                                         "coat, sandal, shirt, sneaker, bag, ankle boot)"),
