@@ -172,3 +172,28 @@ def test_m1m2_trains_m1_first_then_m2_on_its_frozen_features():
     model.loss(x, None, labelled=(xl, yl))
     assert int(model.steps_done) == 4
     assert model.accuracy(xl, yl) == (model.cls(model.m1.enc(xl)[0]).argmax(-1) == yl).float().mean().item()
+
+
+def test_ssvae_labelled_bound_and_its_weight_in_the_objective():
+    """-log p(x, y) <= KL(q(z|x,y) || p(z)) - log p(x|z,y) - log p(y), against torch.distributions; lw adds it."""
+    model = build_model("ssvae", 12, z_dim=3, hidden="16", lw=0.5)
+    xl, yl = torch.bernoulli(torch.rand(4, 12)), torch.tensor([0, 3, 5, 9])
+    torch.manual_seed(3)
+    got = model.labelled_negative_elbo(xl, yl)
+    torch.manual_seed(3)
+    y = F.one_hot(yl, 10).float()
+    m, v = model.enc(xl, y)
+    z = m + v.sqrt() * torch.randn(4, 3)
+    q = D.Independent(D.Normal(m, v.sqrt()), 1)
+    kl = D.kl_divergence(q, D.Independent(D.Normal(torch.zeros(3), torch.ones(3)), 1))
+    log_px = D.Independent(D.Bernoulli(logits=model.dec(z, y)), 1).log_prob(xl)
+    assert torch.allclose(got, kl - log_px + math.log(10), atol=1e-4)   # -log p(y) = log 10
+    x = torch.bernoulli(torch.rand(6, 12))
+    torch.manual_seed(4)
+    loss, terms = model.loss(x, None, labelled=(xl, yl))
+    torch.manual_seed(4)   # the labelled bound draws first, then the unlabelled one
+    want = 0.5 * model.labelled_negative_elbo(xl, yl).mean()
+    want = want + model.negative_elbo_bound(x)[0] + 100.0 * F.cross_entropy(model.cls(xl), yl)
+    assert torch.allclose(loss, want, atol=1e-4) and "nelbo_labelled" in terms
+    with pytest.raises(Exception, match="not all 0"):
+        build_model("ssvae", 12, gw=0.0, cw=0.0, lw=0.0)

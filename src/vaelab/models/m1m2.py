@@ -44,11 +44,11 @@ class M1M2(SSVAE):
 
     def __init__(self, x_dim: int = 784, z1_dim: int = 50, m1_hidden="600,600", m1_iters: int = 10_000,
                  z_dim: int = 50, hidden="300,300", n_classes: int = 10, gw: float = 1.0, cw: float = 100.0,
-                 labels_per_class: int = 10, label_seed: int = 0):
+                 labels_per_class: int = 10, label_seed: int = 0, lw: float = 0.0):
         if m1_iters < 0:
             raise ValueError(f"m1_iters = {m1_iters}: give the number of stage-1 iterations (0 or more)")
         super().__init__(x_dim=z1_dim, z_dim=z_dim, hidden=hidden, n_classes=n_classes, gw=gw, cw=cw,
-                         labels_per_class=labels_per_class, label_seed=label_seed)
+                         labels_per_class=labels_per_class, label_seed=label_seed, lw=lw)
         self.x_dim, self.z1_dim, self.m1_iters = x_dim, z1_dim, m1_iters
         self.m1 = VAE(x_dim, z1_dim, m1_hidden)
         self.log_sigma = nn.Parameter(torch.zeros(z1_dim))   # p(z1 | y, z2): one learned std per dimension
@@ -74,7 +74,8 @@ class M1M2(SSVAE):
         return tuple(t.mean() for t in terms) if reduce else terms
 
     def loss(self, x: torch.Tensor, y: torch.Tensor | None = None, labelled=None):
-        """Stage 1: M1's NELBO. Stage 2: gw * NELBO_M2(z1) + cw * CE(labelled z1). The logged terms are the
+        """Stage 1: M1's NELBO. Stage 2: gw * NELBO_M2(z1) + cw * CE(labelled z1) [+ lw * NELBO_M2(labelled
+        z1, y)]. The logged terms are the
         stacked model's bound (and M1's own NELBO, m1_nelbo) in both stages; the labels y are never used."""
         stage1 = self.training and int(self.steps_done) < self.m1_iters
         if self.training:
@@ -87,11 +88,11 @@ class M1M2(SSVAE):
             z1l = self.sample_z1(xl)[2]
         with torch.set_grad_enabled(not stage1 and torch.is_grad_enabled()):
             nelbo_m2, kl_y, kl_z2, _ = super().negative_elbo_bound(z1.detach(), reduce=False)
-            ce = F.cross_entropy(self.cls(z1l.detach()), yl)
-        kl = log_normal(z1, m, v).detach() + nelbo_m2
+            labelled_loss, labelled_terms = self.labelled_loss(z1l.detach(), yl)
+        kl = log_normal(z1, m, v) + nelbo_m2
         terms = {"nelbo": (rec + kl).mean(), "kl": kl.mean(), "rec": rec.mean(), "kl_y": kl_y.mean(),
-                 "kl_z2": kl_z2.mean(), "ce": ce, "m1_nelbo": m1_nelbo.mean()}
-        loss = m1_nelbo.mean() if stage1 else self.gw * nelbo_m2.mean() + self.cw * ce
+                 "kl_z2": kl_z2.mean(), **labelled_terms, "m1_nelbo": m1_nelbo.mean()}
+        loss = m1_nelbo.mean() if stage1 else self.gw * nelbo_m2.mean() + labelled_loss
         return loss, {k: t.detach() for k, t in terms.items()}
 
     # -- classification and pictures go through M1 -------------------------------------------

@@ -7,7 +7,8 @@ Unlabelled negative ELBO, with the exact expectation over the K labels (one z sa
 
     NELBO(x) = KL(q(y|x) || p(y)) + sum_y q(y|x) [ KL(q(z|x,y) || p(z)) - log p(x | z_y, y) ]
 
-Objective: gw * NELBO(unlabelled batch) + cw * cross-entropy of q(y|x) on the labelled batch.
+Objective: gw * NELBO(unlabelled batch) + cw * cross-entropy of q(y|x) on the labelled batch
+[+ lw * NELBO(x, y) of the labelled batch, KL(q(z|x,y) || p(z)) - log p(x | z, y) - log p(y)].
 """
 from __future__ import annotations
 
@@ -26,6 +27,8 @@ OPTIONS = {
     "hidden": (str, "300,300", "hidden layer sizes of encoder, decoder and classifier, comma separated"),
     "gw": (float, 1.0, "weight of the unlabelled NELBO (0: supervised-only baseline on the labelled images)"),
     "cw": (float, 100.0, "weight of the labelled cross-entropy"),
+    "lw": (float, 0.0, "weight of the labelled NELBO, the bound on -log p(x, y) of the labelled batch (Kingma et al.'s "
+                       "objective has it with weight 1; the course reference leaves it out: 0)"),
     "labels_per_class": (int, 10, "labelled training images per class (10 -> 100 MNIST labels)"),
     "label_seed": (int, 0, "seed that picks the labelled images"),
 }
@@ -39,16 +42,17 @@ class SSVAE(nn.Module):
     CONDITIONAL = True   # pictures pass labels to posterior_mean / mean_x_given_z
 
     def __init__(self, x_dim: int = 784, z_dim: int = 64, hidden="300,300", n_classes: int = 10, gw: float = 1.0,
-                 cw: float = 100.0, labels_per_class: int = 10, label_seed: int = 0):
+                 cw: float = 100.0, labels_per_class: int = 10, label_seed: int = 0, lw: float = 0.0):
         super().__init__()
-        if gw < 0 or cw < 0 or gw + cw == 0:
-            raise ValueError(f"gw = {gw}, cw = {cw}: weights must be >= 0 and not both 0")
+        if gw < 0 or cw < 0 or lw < 0 or gw + cw + lw == 0:
+            raise ValueError(f"gw = {gw}, cw = {cw}, lw = {lw}: weights must be >= 0 and not all 0")
         if labels_per_class <= 0:
             raise ValueError(f"labels_per_class = {labels_per_class}: needs at least one labelled image per class")
         hidden = parse_hidden(hidden)
         self.x_dim, self.z_dim, self.n_classes = x_dim, z_dim, n_classes
-        self.gw, self.cw, self.labels_per_class, self.label_seed = gw, cw, labels_per_class, label_seed
-        self.trains_every_parameter = gw > 0   # gw = 0: the loss leaves encoder and decoder out (DDP must know)
+        self.gw, self.cw, self.lw, self.labels_per_class, self.label_seed = gw, cw, lw, labels_per_class, label_seed
+        # gw = lw = 0: the loss leaves encoder and decoder out; cw = 0 without gw: the classifier (DDP must know)
+        self.trains_every_parameter = gw > 0 or (lw > 0 and cw > 0)
         self.enc = Encoder(x_dim, z_dim, hidden, y_dim=n_classes)
         self.dec = Decoder(z_dim, x_dim, hidden, y_dim=n_classes)
         self.cls = Classifier(x_dim, n_classes, hidden, activation="relu")
@@ -85,15 +89,31 @@ class SSVAE(nn.Module):
     def classification_cross_entropy(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         return F.cross_entropy(self.cls(x), y)
 
-    def loss(self, x: torch.Tensor, y: torch.Tensor | None = None, labelled=None):
-        """gw * NELBO(x) + cw * CE(labelled); the labels y of the unlabelled batch are never used."""
-        xl, yl = labelled
+    def labelled_negative_elbo(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """Per-example bound on -log p(x, y): KL(q(z|x,y) || p(z)) - log p(x | z, y) - log p(y), one z sample."""
+        y = F.one_hot(y, self.n_classes).to(x.dtype)
+        m, v = self.enc(x, y)
+        z = sample_gaussian(m, v)
+        kl_z = kl_normal(m, v, self.z_prior_m, self.z_prior_v)
+        return kl_z - self.log_px_given_zy(x, z, y) + math.log(self.n_classes)
+
+    def labelled_loss(self, xl: torch.Tensor, yl: torch.Tensor):
+        """cw * CE(labelled) [+ lw * labelled NELBO], and its terms."""
         ce = self.classification_cross_entropy(xl, yl)
-        if self.gw == 0:   # supervised-only baseline: no generative model to train
+        if not self.lw:
             return self.cw * ce, {"ce": ce}
+        nelbo_l = self.labelled_negative_elbo(xl, yl).mean()
+        return self.cw * ce + self.lw * nelbo_l, {"ce": ce, "nelbo_labelled": nelbo_l}
+
+    def loss(self, x: torch.Tensor, y: torch.Tensor | None = None, labelled=None):
+        """gw * NELBO(x) + cw * CE(labelled) [+ lw * NELBO(labelled)]; the labels y of the unlabelled batch
+        are never used."""
+        loss, terms = self.labelled_loss(*labelled)
+        if self.gw == 0:   # supervised-only baseline: no bound on the unlabelled images
+            return loss, terms
         nelbo, kl_y, kl_z, rec = self.negative_elbo_bound(x)
-        terms = {"nelbo": nelbo, "kl": kl_y + kl_z, "kl_y": kl_y, "kl_z": kl_z, "rec": rec, "ce": ce}
-        return self.gw * nelbo + self.cw * ce, terms
+        terms = {"nelbo": nelbo, "kl": kl_y + kl_z, "kl_y": kl_y, "kl_z": kl_z, "rec": rec, **terms}
+        return self.gw * nelbo + loss, terms
 
     def accuracy(self, x: torch.Tensor, y: torch.Tensor, batch_size: int = 5000) -> float:
         correct = sum((self.classifier_logits(xb).argmax(-1) == yb).sum().item() for xb, yb in zip(x.split(batch_size), y.split(batch_size)))
