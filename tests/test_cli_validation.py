@@ -59,6 +59,8 @@ QUICK = ["--iters", "2", "--eval-repeats", "1", "--iwae-k", "1", "--no-progress"
     (["train", "gmvae", "--k", "0"], "positive integer"),
     (["train", "ssvae", "--gw", "nan"], "finite"),
     (["train", "ssvae", "--cw", "-1"], "weights must be >= 0"),
+    (["train", "m1m2", "--iters", "100", "--m1-iters", "100"], "no iterations after stage 1"),
+    (["train", "m1m2", "--m1-iters", "-1"], "positive integer"),
     (["train", "ssvae", "--labels-per-class", "1000"], "lower --labels-per-class"),
     (["train", "ssvae", "--label-seed", "-3"], "from 0 to"),
     (["train", "--resume"], "expected one argument"),

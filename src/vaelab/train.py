@@ -551,6 +551,9 @@ def _train_run(cfg: TrainConfig, device: torch.device, resume: bool = False) -> 
                 raise VaelabError(f"--batch-size {cfg.batch_size} is larger than the training set ({len(data.train_x)}); lower it")
             cfg.iters, cfg.eval_every, cfg.log_every, cfg.checkpoint_every = cfg.epochs * steps, steps, steps, steps
         probe = build_model(cfg.model, data.x_dim, **cfg.model_options)   # fail on bad options before writing anything
+        if getattr(probe, "m1_iters", 0) >= cfg.iters:   # two-stage models: stage 2 would never run
+            raise VaelabError(f"--iters {cfg.iters} leaves no iterations after stage 1 (--m1-iters {probe.m1_iters}); "
+                              f"raise --iters above {probe.m1_iters} or lower --m1-iters")
         if data.image_shape is None and getattr(probe, "likelihood", None) == "bernoulli":
             raise VaelabError(f"{cfg.dataset} is continuous data; a Bernoulli decoder cannot model it: "
                               "use --likelihood gaussian (VAEs) or --loss mse (autoencoders)")
