@@ -17,11 +17,12 @@ from vaelab.models import MODELS
 from vaelab.runs import read_json
 
 
-def train_command(cfg: dict) -> str:
+def train_command(cfg: dict, seeds: list[str]) -> str:
+    """The `vaelab train` command of the run's configuration, for the seeds that have metrics."""
     defaults = MODELS[cfg["model"]][1]
     opts = " ".join(f"--{k.replace('_', '-')} {v}" for k, v in cfg["model_options"].items()
                     if k not in defaults or v != defaults[k][1])
-    seeds = " ".join(str(s) for s in cfg["seeds"])
+    seeds = " ".join(seeds)
     return (f"vaelab train {cfg['model']} --dataset mnist --iters {cfg['iters']} --seeds {seeds}"
             + (f" {opts}" if opts else ""))
 
@@ -36,13 +37,14 @@ def main():
         cfg, metrics = read_json(run / "config.json"), read_json(run / "metrics.json")
         s, n = metrics["mean_se"], len(metrics["per_seed"])
         pm = lambda k: f"{s[k]['mean']:.4f}" + (f" ± {s[k]['se']:.4f}" if n > 1 else "")  # noqa: E731
-        rows.append(f"| `{train_command(cfg)}` | {n} | {pm('accuracy')} | {pm('accuracy_grey')} | "
+        rows.append(f"| `{train_command(cfg, list(metrics['per_seed']))}` | {n} | {pm('accuracy')} | {pm('accuracy_grey')} | "
                     f"{s['nelbo']['mean']:.2f} |")
         payload.append({"run": str(run), "config": cfg, "mean_se": s, "seeds": n})
     md = ("# Semi-supervised MNIST, 100 labels: configurations tried\n\n"
           "Test accuracy of q(y|x) on the 10,000 test images (binarized with the fixed seed, and grey), "
           "mean ± SE over seeds where there are several; NELBO of the whole model on the binarized test set "
-          "(for m1m2: the stacked model's bound on -log p(x)). Options not shown are the model's defaults "
+          "(for m1m2: the stacked model's bound on -log p(x); gw = 0 trains no generative model, so its NELBO is that "
+          "of untrained networks). Options not shown are the model's defaults "
           "(`vaelab train MODEL --help`).\n\n"
           "| configuration | seeds | accuracy | accuracy (grey) | NELBO |\n|---|---|---|---|---|\n"
           + "\n".join(rows) + "\n")
