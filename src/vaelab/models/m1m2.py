@@ -74,9 +74,9 @@ class M1M2(SSVAE):
         return tuple(t.mean() for t in terms) if reduce else terms
 
     def loss(self, x: torch.Tensor, y: torch.Tensor | None = None, labelled=None):
-        """Stage 1: M1's NELBO. Stage 2: gw * NELBO_M2(z1) + cw * CE(labelled z1) [+ lw * NELBO_M2(labelled
-        z1, y)]. The logged terms are the
-        stacked model's bound (and M1's own NELBO, m1_nelbo) in both stages; the labels y are never used."""
+        """Stage 1: M1's NELBO. Stage 2: gw * NELBO_M2(z1) + cw * CE(labelled z1) [+ lw * labelled NELBO_M2].
+        The logged terms are the stacked model's bound (and M1's own NELBO, m1_nelbo) in both stages;
+        the labels y of the unlabelled batch are never used."""
         stage1 = self.training and int(self.steps_done) < self.m1_iters
         if self.training:
             self.steps_done += 1
