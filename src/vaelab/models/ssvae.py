@@ -27,8 +27,10 @@ OPTIONS = {
     "hidden": (str, "300,300", "hidden layer sizes of encoder, decoder and classifier, comma separated"),
     "gw": (float, 1.0, "weight of the unlabelled NELBO (0: supervised-only baseline on the labelled images)"),
     "cw": (float, 100.0, "weight of the labelled cross-entropy"),
-    "lw": (float, 0.0, "weight of the labelled NELBO, the bound on -log p(x, y) of the labelled batch (Kingma et al.'s "
-                       "objective has it with weight 1; the course reference leaves it out: 0)"),
+    "lw": (float, 0.0, "weight of the labelled NELBO, the bound on -log p(x, y), averaged over the labelled batch "
+                       "(Kingma et al. sum it over the data set with each labelled image weighed like an unlabelled "
+                       "one, i.e. lw = labelled / unlabelled images, ~0.002 for 100 labels; 0: left out, as in the "
+                       "course reference)"),
     "labels_per_class": (int, 10, "labelled training images per class (10 -> 100 MNIST labels)"),
     "label_seed": (int, 0, "seed that picks the labelled images"),
 }
