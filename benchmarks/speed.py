@@ -93,6 +93,16 @@ def row_command(args, model: str, threads: int) -> str:
     return " ".join(shlex.quote(c) for c in cmd)
 
 
+def merged_rows(path: Path, new: list[dict], args, model_order: list[str]) -> list[dict]:
+    """The new rows, plus the recorded rows of the other (model, threads) pairs measured with the same
+    iteration counts (timing some models again keeps the rest of the table), by threads then model."""
+    old = json.loads(path.read_text())["rows"] if path.exists() else []
+    measured = {(r["model"], r["threads"]) for r in new}
+    same = lambda r: (r["timed_iters"], r["warmup_iters"]) == (args.iters, args.warmup)  # noqa: E731
+    kept = [r for r in old if (r["model"], r["threads"]) not in measured and same(r) and r["model"] in model_order]
+    return sorted(kept + new, key=lambda r: (r["threads"], model_order.index(r["model"])))
+
+
 def main(argv=None):
     args = parse_args(argv)
     if args.worker:
@@ -117,6 +127,8 @@ def main(argv=None):
             rows.append(row)
             print(f"{model:<6} {threads} thread(s): {row['iters_per_second']:.1f} it/s "
                   f"(default {row['default_iters']} iterations: {row['default_run_wall_seconds']:.0f} s)", flush=True)
+    name = "speed-quick" if args.quick else "speed"
+    rows = merged_rows(args.results / f"{name}.json", rows, args, list(MODELS))
     lines = ["# Training speed on the CPU, default configuration of every model", "",
              f"Data: {args.dataset}; batch size {rows[0]['batch_size']}; {args.warmup} warm-up iterations, then "
              f"{args.repeats} x {args.iters} timed iterations, median (min-max over repeats). Wall time: a run of the "
@@ -127,7 +139,7 @@ def main(argv=None):
         lo, hi = r["iters_per_second_min_max"]
         lines.append(f"| {r['model']} | {r['threads']} | {r['iters_per_second']:.1f} | {lo:.1f}-{hi:.1f} | "
                      f"{r['default_iters']} | {r['default_run_wall_seconds']:.0f} s | {r['date']} | `{r['command']}` |")
-    save("speed-quick" if args.quick else "speed", {"rows": rows}, "\n".join(lines), folder=args.results)
+    save(name, {"rows": rows}, "\n".join(lines), folder=args.results)
 
 
 if __name__ == "__main__":

@@ -18,3 +18,10 @@ def test_speed_script_quick_mode_writes_a_table_with_command_and_date(tmp_path):
     assert "benchmarks/speed.py" in row["command"] and "--threads 1" in row["command"] and row["date"]
     table = (tmp_path / "speed-quick.md").read_text()
     assert "| vae | 1 |" in table and "`python benchmarks/speed.py" in table
+    # timing another model keeps the recorded row; timing the same one again replaces it
+    for model in ("ae", "ae"):
+        res = subprocess.run([sys.executable, str(REPO / "benchmarks" / "speed.py"), "--quick", "--dataset", "mnist-5k",
+                              "--models", model, "--results", str(tmp_path)], capture_output=True, text=True, timeout=300)
+        assert res.returncode == 0, res.stderr
+    rows = json.loads((tmp_path / "speed-quick.json").read_text())["rows"]
+    assert [r["model"] for r in rows] == ["vae", "ae"] and rows[0] == row
