@@ -35,8 +35,7 @@ def main():
         torch.set_num_threads(args.threads)
     cfg = TrainConfig(**{**read_json(args.run / "config.json"), "data_dir": args.data_dir})
     data = prepare_data(cfg, torch.device("cpu"))
-    model = load_run_model(args.run, args.seed)
-    model = model[0] if isinstance(model, tuple) else model
+    model, _ = load_run_model(args.run, args.seed, device="cpu")
     recorded = read_json(args.run / "metrics.json")["per_seed"][str(args.seed)]
     x = data.test_x[:args.first]
     which = f"the first {len(x)} of the {len(data.test_x)} test images" if len(x) < len(data.test_x) else \

@@ -14,10 +14,10 @@ from pathlib import Path
 import torch
 from common import DEFAULT_DATA, save
 
-from vaelab.judge import accuracy_by_class, load_or_train_judge
+from vaelab.judge import sample_quality
 from vaelab.runs import read_json
 from vaelab.saved import load_run_model
-from vaelab.train import TrainConfig, load_images
+from vaelab.train import TrainConfig, _judge
 
 
 def main():
@@ -31,31 +31,25 @@ def main():
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     cfg = TrainConfig(**{**read_json(args.run / "config.json"), "data_dir": args.data_dir})
-    ds = load_images(cfg)
-    h, w = ds.image_shape
-    judge, acc = load_or_train_judge(f"{cfg.dataset}-{h}x{w}", (ds.train_x, ds.train_y, ds.test_x, ds.test_y),
-                                     len(ds.classes))
-    real = accuracy_by_class(judge, ds.test_x, ds.test_y, len(ds.classes))
-    model = load_run_model(args.run)
-    model = (model[0] if isinstance(model, tuple) else model).eval()
+    judge, acc, real = _judge(cfg, torch.device("cpu"))   # the judge every run uses, and its per-class accuracy
+    model, _ = load_run_model(args.run, device="cpu")
     if not hasattr(model, "sample_x_given_y"):
         raise SystemExit(f"{args.run}: {type(model).__name__} is not a conditional model; nothing to judge per class")
     torch.manual_seed(args.seed)
-    y = torch.arange(len(ds.classes)).repeat_interleave(args.per_class)
-    with torch.inference_mode():
-        hit = (judge(model.sample_x_given_y(y)).argmax(-1) == y).float().view(len(ds.classes), -1).mean(1)
-    rows = [f"| {name} | {got:.3f} | {r:.3f} |" for name, got, r in zip(ds.classes, hit.tolist(), real)]
+    q = sample_quality(model.eval(), judge, len(real), args.per_class)
+    hit, overall = q["sample_class_accuracy_by_class"], q["sample_class_accuracy"]
+    side = cfg.resize or 28   # the images the model was trained on (28x28 unless resized)
+    rows = [f"| {name} | {got:.3f} | {r:.3f} |" for (name, r), got in zip(real.items(), hit)]
     md = (f"# Class-conditional samples judged class by class: {args.run}\n\n"
-          f"{cfg.model} on {cfg.dataset} ({h}x{w}); {args.per_class} samples z ~ N(0, I) per class, decoded with "
+          f"{cfg.model} on {cfg.dataset} ({side}x{side}); {args.per_class} samples z ~ N(0, I) per class, decoded with "
           f"the requested label (Bernoulli means). Judge: the project's MLP judge, accuracy {acc:.4f} on the real "
           f"test images.\n\n"
-          f"Overall: samples judged as the requested class {hit.mean():.4f}; the judge on the real test images "
+          f"Overall: samples judged as the requested class {overall:.4f}; the judge on the real test images "
           f"{acc:.4f}.\n\n"
           "| class | samples judged as the class | the judge on real test images of the class |\n|---|---|---|\n"
           + "\n".join(rows) + "\n")
-    save(args.name, {"run": str(args.run), "per_class": args.per_class, "overall": hit.mean().item(),
-                     "judge_test_accuracy": acc, "by_class": dict(zip(ds.classes, hit.tolist())),
-                     "judge_by_class": dict(zip(ds.classes, real))}, md)
+    save(args.name, {"run": str(args.run), "per_class": args.per_class, "overall": overall,
+                     "judge_test_accuracy": acc, "by_class": dict(zip(real, hit)), "judge_by_class": real}, md)
 
 
 if __name__ == "__main__":

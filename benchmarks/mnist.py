@@ -19,6 +19,7 @@ from common import DEFAULT_DATA, save
 
 from vaelab.models import MODELS
 from vaelab.report import metrics_table
+from vaelab.runs import write_json
 from vaelab.train import TrainConfig, train_run
 
 
@@ -66,7 +67,7 @@ def main():
             raise SystemExit(f"--resume: {config} not found; pass the --out of an earlier run of this benchmark")
         saved = json.loads(config.read_text())
         saved["seeds"] = args.seeds   # the run folder now stands for every seed asked for
-        config.write_text(json.dumps(saved, indent=2))
+        write_json(config, saved)
     run = train_run(cfg, resume=args.resume)
     wall = time.perf_counter() - t0
     metrics = json.loads((run / "metrics.json").read_text())
