@@ -59,6 +59,18 @@ def test_eval_adds_iwae_bounds_and_updates_report(quick_run):
     assert "IWAE-20" in (quick_run / "report.md").read_text()
 
 
+def test_eval_seed_by_seed_enters_the_mean_once_every_seed_has_it(quick_run, capsys):
+    def metrics():
+        return json.loads((quick_run / "metrics.json").read_text())
+    assert main(["eval", str(quick_run), "--iwae-k", "7", "--run-seeds", "0", "--no-progress", "--threads", "1"]) == 0
+    assert "niwae_7" in metrics()["per_seed"]["0"] and "niwae_7" not in metrics()["per_seed"]["1"]
+    assert "niwae_7" not in metrics()["mean_se"]
+    assert main(["eval", str(quick_run), "--iwae-k", "7", "--run-seeds", "1", "--no-progress", "--threads", "1"]) == 0
+    assert metrics()["mean_se"]["niwae_7"]["n"] == 2
+    assert _exit_code(["eval", str(quick_run), "--iwae-k", "7", "--run-seeds", "0", "4", "--no-progress"]) == 2
+    assert "--run-seeds 4: this run has seeds [0, 1]" in capsys.readouterr().err
+
+
 def test_sample_writes_the_requested_grid(quick_run, tmp_path, capsys):
     out = tmp_path / "s.png"
     assert main(["sample", str(quick_run), "--rows", "3", "--cols", "4", "--out", str(out)]) == 0

@@ -150,6 +150,8 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--iwae-k", type=_positive_int, nargs="+", default=[5000], help="importance samples per image")
     ev.add_argument("--eval-repeats", type=_positive_int, default=None,
                     help="also recompute NELBO/KL/Rec with this many Monte Carlo passes")
+    ev.add_argument("--run-seeds", type=_seed, nargs="+", help="only these training seeds (default: all); the "
+                    "mean ± SE of a metric appears once every seed has it, so a long evaluation can go seed by seed")
     _add_runtime_args(ev)
 
     sa = sub.add_parser("sample", help="draw images from p(x) of a trained run as one grid PNG")
@@ -292,7 +294,7 @@ def cmd_eval(args) -> int:
     from .saved import evaluate_run
 
     path = evaluate_run(args.run, iwae_k=args.iwae_k, repeats=args.eval_repeats, data_dir=args.data_dir,
-                        device=args.device, threads=args.threads, progress=args.progress)
+                        device=args.device, threads=args.threads, progress=args.progress, run_seeds=args.run_seeds)
     print(f"metrics: {args.run / 'metrics.json'}\nreport: {path}")
     return 0
 

@@ -32,10 +32,17 @@ def seed_dirs(run: Path) -> dict[int, Path]:
 
 
 def evaluate_run(run: Path, iwae_k=(5000,), repeats: int | None = None, data_dir=None, device="auto",
-                 threads=None, progress=True) -> Path:
-    """Add IWAE-k bounds (and optionally fresh NELBO/KL/Rec) for every seed; rewrite metrics and report."""
+                 threads=None, progress=True, run_seeds=None) -> Path:
+    """Add IWAE-k bounds (and optionally fresh NELBO/KL/Rec) for every seed (or the run_seeds given); rewrite
+    metrics and report. A metric enters the mean ± SE once every seed has it, so a long evaluation can be
+    done one seed per call."""
     run = Path(run)
     seeds = seed_dirs(run)
+    if run_seeds is not None:
+        missing = sorted(set(run_seeds) - set(seeds))
+        if missing:
+            raise VaelabError(f"--run-seeds {' '.join(map(str, missing))}: this run has seeds {sorted(seeds)}")
+        seeds = {s: seeds[s] for s in seeds if s in run_seeds}
     try:
         cfg = TrainConfig(**read_json(run / "config.json"))
     except TypeError as e:
