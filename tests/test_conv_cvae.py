@@ -23,6 +23,19 @@ def test_conv_nets_map_images_to_latents_and_back(side):
     assert not torch.allclose(enc(x, torch.eye(10)[5:10])[0], m)
 
 
+def test_conv_channels_option_widens_both_nets():
+    model = build_model("cvae", 1024, channels="32,64,128", z_dim=8)
+    widths = [m.out_channels for m in model.enc.conv if isinstance(m, torch.nn.Conv2d)]
+    assert widths == [32, 64, 128] and model.dec.inp[0].out_features == 128 * 16
+    assert model.dec.deconv[0].in_channels == 128 and model.dec.deconv[4].in_channels == 32
+    x, y = torch.rand(3, 1024), torch.tensor([0, 4, 9])
+    assert model.negative_elbo_bound(x, y)[0].isfinite()
+    with pytest.raises(VaelabError, match="three counts"):
+        build_model("cvae", 1024, channels="32,64")
+    with pytest.raises(VaelabError, match="positive"):
+        build_model("cvae", 1024, channels="32,-1,64")
+
+
 def test_conv_vae_needs_square_28_or_32_images():
     with pytest.raises(VaelabError, match="28x28 or 32x32"):
         build_model("vae", 100, net="conv")

@@ -91,19 +91,20 @@ def image_side(x_dim: int) -> int:
 
 class ConvEncoder(nn.Module):
     """q(z | x [, y]) for square single-channel images: three stride-2 3x3 convolutions
-    (16-32-64 channels, ELU) then a linear layer to (mean, variance). A label y enters as
+    (16-32-64 channels by default, ELU) then a linear layer to (mean, variance). A label y enters as
     one-hot planes stacked onto the image channel."""
 
-    def __init__(self, x_dim: int, z_dim: int, y_dim: int = 0):
+    def __init__(self, x_dim: int, z_dim: int, y_dim: int = 0, channels=(16, 32, 64)):
         super().__init__()
         self.side, self.y_dim = image_side(x_dim), y_dim
+        c1, c2, c3 = channels
         self.conv = nn.Sequential(
-            nn.Conv2d(1 + y_dim, 16, 3, stride=2, padding=1), nn.ELU(),
-            nn.Conv2d(16, 32, 3, stride=2, padding=1), nn.ELU(),
-            nn.Conv2d(32, 64, 3, stride=2, padding=1), nn.ELU(),
+            nn.Conv2d(1 + y_dim, c1, 3, stride=2, padding=1), nn.ELU(),
+            nn.Conv2d(c1, c2, 3, stride=2, padding=1), nn.ELU(),
+            nn.Conv2d(c2, c3, 3, stride=2, padding=1), nn.ELU(),
             nn.Flatten(),
         )
-        self.out = nn.Linear(64 * 4 * 4, 2 * z_dim)   # 28 -> 14 -> 7 -> 4 and 32 -> 16 -> 8 -> 4
+        self.out = nn.Linear(c3 * 4 * 4, 2 * z_dim)   # 28 -> 14 -> 7 -> 4 and 32 -> 16 -> 8 -> 4
 
     def forward(self, x: torch.Tensor, y: torch.Tensor | None = None):
         h = x.reshape(-1, 1, self.side, self.side)
@@ -114,19 +115,21 @@ class ConvEncoder(nn.Module):
 
 class ConvDecoder(nn.Module):
     """p(x | z [, y]): the mirror image of ConvEncoder: linear to 64x4x4, then three stride-2
-    3x3 transposed convolutions (64-32-16-1 channels). A label y is concatenated to z."""
+    3x3 transposed convolutions (64-32-16-1 channels by default). A label y is concatenated to z."""
 
-    def __init__(self, z_dim: int, x_dim: int, y_dim: int = 0):
+    def __init__(self, z_dim: int, x_dim: int, y_dim: int = 0, channels=(16, 32, 64)):
         super().__init__()
         self.side = image_side(x_dim)
+        c1, c2, c3 = channels
+        self.c3 = c3
         first_pad = 0 if self.side == 28 else 1          # 4 -> 7 for 28x28 images, 4 -> 8 for 32x32
-        self.inp = nn.Sequential(nn.Linear(z_dim + y_dim, 64 * 4 * 4), nn.ELU())
+        self.inp = nn.Sequential(nn.Linear(z_dim + y_dim, c3 * 4 * 4), nn.ELU())
         self.deconv = nn.Sequential(
-            nn.ConvTranspose2d(64, 32, 3, stride=2, padding=1, output_padding=first_pad), nn.ELU(),
-            nn.ConvTranspose2d(32, 16, 3, stride=2, padding=1, output_padding=1), nn.ELU(),
-            nn.ConvTranspose2d(16, 1, 3, stride=2, padding=1, output_padding=1),
+            nn.ConvTranspose2d(c3, c2, 3, stride=2, padding=1, output_padding=first_pad), nn.ELU(),
+            nn.ConvTranspose2d(c2, c1, 3, stride=2, padding=1, output_padding=1), nn.ELU(),
+            nn.ConvTranspose2d(c1, 1, 3, stride=2, padding=1, output_padding=1),
         )
 
     def forward(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
-        h = self.inp(_cat(z, y)).reshape(-1, 64, 4, 4)
+        h = self.inp(_cat(z, y)).reshape(-1, self.c3, 4, 4)
         return full_precision(self.deconv(h), self).view(*z.shape[:-1], self.side * self.side)

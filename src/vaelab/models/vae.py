@@ -32,20 +32,21 @@ OPTIONS = {
     "likelihood": (str, "bernoulli", "p(x|z): bernoulli (binary data) or gaussian (continuous data)"),
     "sigma": (str, "0.1", "gaussian likelihood only: fixed observation std, or 'learned'"),
     "net": (str, "mlp", "encoder/decoder: mlp, or conv (stride-2 convolutions; 28x28 or 32x32 images)"),
+    "channels": (str, "16,32,64", "conv nets only: channels of the encoder's three convolutions (the decoder mirrors them)"),
     "mc_samples": (int, 1, "Monte Carlo samples z_l ~ q(z|x) per data point for the reconstruction term"),
 }
 
 
-def parse_hidden(hidden) -> tuple[int, ...]:
+def parse_hidden(hidden, what: str = "hidden sizes") -> tuple[int, ...]:
     """'300,300' -> (300, 300); '' -> () (a single linear layer)."""
     if not isinstance(hidden, str):
         return tuple(int(h) for h in hidden)
     try:
         sizes = tuple(int(h) for h in hidden.split(",") if h.strip())
     except ValueError:
-        raise ValueError(f"hidden sizes {hidden!r}: give positive integers separated by commas, e.g. 300,300") from None
+        raise ValueError(f"{what} {hidden!r}: give positive integers separated by commas, e.g. 300,300") from None
     if any(h <= 0 for h in sizes):
-        raise ValueError(f"hidden sizes {hidden!r}: every size must be positive")
+        raise ValueError(f"{what} {hidden!r}: every size must be positive")
     return sizes
 
 
@@ -56,7 +57,8 @@ class VAE(nn.Module):
     DEFAULT_ITERS = 20_000
 
     def __init__(self, x_dim: int = 784, z_dim: int = 10, hidden="300,300", beta: float = 1.0,
-                 likelihood: str = "bernoulli", sigma="0.1", net: str = "mlp", mc_samples: int = 1, y_dim: int = 0):
+                 likelihood: str = "bernoulli", sigma="0.1", net: str = "mlp", mc_samples: int = 1, y_dim: int = 0,
+                 channels="16,32,64"):
         super().__init__()
         if likelihood not in ("bernoulli", "gaussian"):
             raise ValueError(f"unknown likelihood {likelihood!r}: use bernoulli or gaussian")
@@ -67,7 +69,10 @@ class VAE(nn.Module):
         self.x_dim, self.z_dim, self.beta, self.likelihood, self.y_dim = x_dim, z_dim, float(beta), likelihood, y_dim
         self.mc_samples = mc_samples
         if net == "conv":
-            self.enc, self.dec = ConvEncoder(x_dim, z_dim, y_dim), ConvDecoder(z_dim, x_dim, y_dim)
+            channels = parse_hidden(channels, what="channels")
+            if len(channels) != 3:
+                raise ValueError(f"channels {','.join(map(str, channels))}: the conv nets take three counts, e.g. 16,32,64")
+            self.enc, self.dec = ConvEncoder(x_dim, z_dim, y_dim, channels), ConvDecoder(z_dim, x_dim, y_dim, channels)
         else:
             hidden = parse_hidden(hidden)
             self.enc, self.dec = Encoder(x_dim, z_dim, hidden, y_dim), Decoder(z_dim, x_dim, hidden, y_dim)
