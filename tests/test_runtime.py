@@ -165,3 +165,27 @@ def _exit_code(argv):
         return main(argv)
     except SystemExit as e:
         return e.code
+
+
+def test_figures_are_written_atomically(tmp_path, monkeypatch):
+    """A PNG is rendered in memory and renamed into place: a failure mid-write keeps the old picture."""
+    import matplotlib.pyplot as plt
+    from vaelab import plots
+
+    path = tmp_path / "samples.png"
+    plots.save_grid(path, torch.rand(4, 784), 2, 2)
+    before = path.read_bytes()
+    assert before[:8] == b"\x89PNG\r\n\x1a\n"
+
+    def broken(fname, *args, **kwargs):
+        fname.write(b"\x89PNG half")
+        raise OSError("disk full")
+    monkeypatch.setattr(plt, "imsave", broken)
+    with pytest.raises(OSError, match="disk full"):
+        plots.save_grid(path, torch.rand(4, 784), 2, 2)
+    assert path.read_bytes() == before and sorted(p.name for p in tmp_path.iterdir()) == ["samples.png"]
+    fig = plt.figure()
+    monkeypatch.setattr(fig, "savefig", broken)
+    with pytest.raises(OSError, match="disk full"):
+        plots.save_figure(fig, tmp_path / "curves.png")
+    assert not (tmp_path / "curves.png").exists()

@@ -1,6 +1,7 @@
 """Figures: image grids and training curves (matplotlib, no display needed)."""
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import matplotlib
@@ -9,6 +10,16 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
+
+from .runs import atomic_write_bytes  # noqa: E402
+
+
+def save_figure(fig, path: Path, dpi: int = 100) -> None:
+    """Render a figure to PNG and write it atomically (a crash never leaves half a picture), then close it."""
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi)
+    plt.close(fig)
+    atomic_write_bytes(Path(path), buf.getvalue())
 
 
 def tile(images: torch.Tensor, rows: int, cols: int, shape: tuple[int, int], pad: int = 2) -> np.ndarray:
@@ -27,7 +38,9 @@ def save_grid(path: Path, images: torch.Tensor, rows: int, cols: int, shape=(28,
     """Save rows x cols images as one PNG, each pixel drawn as scale x scale."""
     grid = tile(images, rows, cols, shape)
     grid = np.kron(grid, np.ones((scale, scale), dtype=np.float32))
-    plt.imsave(path, grid, cmap="gray", vmin=0.0, vmax=1.0)
+    buf = io.BytesIO()
+    plt.imsave(buf, grid, cmap="gray", vmin=0.0, vmax=1.0, format="png")
+    atomic_write_bytes(Path(path), buf.getvalue())
     return Path(path)
 
 
@@ -62,8 +75,7 @@ def save_curves(path: Path, histories: dict[str, dict], title: str = "", keys=("
     if title:
         fig.suptitle(title)
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    save_figure(fig, path, dpi=100)
     return Path(path)
 
 
@@ -130,8 +142,7 @@ def plot_scatter(path, model, test_x, test_y, tsne: bool = False, max_points: in
         sc = ax.scatter(pts[:, 0], pts[:, 1], c=lab, cmap="tab10", s=3, alpha=0.7, vmin=-0.5, vmax=9.5)
         ax.set_title(title)
     fig.colorbar(sc, ax=axes[0].tolist(), ticks=range(10), label="class")
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    save_figure(fig, path, dpi=100)
 
 
 @torch.inference_mode()
@@ -241,8 +252,7 @@ def save_samples_2d(path: Path, data_x: torch.Tensor, samples: torch.Tensor, tit
     draw_samples_2d(ax, data_x, samples, title or "samples over the test data")
     ax.legend(fontsize=7, loc="upper right")
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    save_figure(fig, path, dpi=100)
     return Path(path)
 
 
@@ -258,8 +268,7 @@ def save_toy_figures(model, data, out_dir: Path) -> list[str]:
     for ax in axes:
         ax.legend(fontsize=7, loc="upper right")
     fig.tight_layout()
-    fig.savefig(out_dir / "reconstruction.png", dpi=100)
-    plt.close(fig)
+    save_figure(fig, out_dir / "reconstruction.png", dpi=100)
     return ["reconstruction.png"]
 
 
@@ -296,8 +305,7 @@ def save_code_histogram(path: Path, codes: torch.Tensor, title: str = "code acti
     ax.set_ylabel("count")
     ax.set_title(f"{title}\n{(np.abs(c) > 1e-3).mean():.1%} with |z_k| > 1e-3")
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    save_figure(fig, path, dpi=100)
     return Path(path)
 
 

@@ -66,7 +66,7 @@ def swiss_roll_figure(runs: dict[str, Path], path: Path) -> dict[str, dict[str, 
     import matplotlib.pyplot as plt
 
     from ..plots import (draw_interpolation_2d, draw_reconstruction_2d, draw_samples_2d, interpolation_endpoints,
-                         interpolation_path, reconstruct)
+                         interpolation_path, reconstruct, save_figure)
 
     data = prepare_data(TrainConfig(dataset="swiss-roll").validate(), torch.device("cpu"))
     x = data.test_x
@@ -87,8 +87,7 @@ def swiss_roll_figure(runs: dict[str, Path], path: Path) -> dict[str, dict[str, 
     for ax in axes.flat:
         ax.legend(fontsize=7, loc="upper right")
     fig.tight_layout()
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
+    save_figure(fig, path, dpi=90)
     return scores
 
 
