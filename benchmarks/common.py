@@ -23,3 +23,22 @@ def save(name: str, payload: dict, markdown: str, folder: Path = RESULTS) -> Non
     (folder / f"{name}.json").write_text(json.dumps(payload, indent=2) + "\n")
     (folder / f"{name}.md").write_text(markdown.rstrip() + f"\n\nCommand: `{payload['command']}` ({payload['date']})\n")
     print(f"wrote {folder / name}.json and .md")
+
+
+def train_command(cfg: dict, seeds: list[str]) -> str:
+    """The `vaelab train` command of a run's saved configuration (options that differ from the defaults)."""
+    from vaelab.models import MODELS
+    from vaelab.train import TrainConfig
+
+    base, defaults = TrainConfig(), MODELS[cfg["model"]][1]
+    parts = [f"vaelab train {cfg['model']} --dataset {cfg['dataset']}"]
+    if cfg.get("resize"):
+        parts.append(f"--resize {cfg['resize']}")
+    parts.append(f"--epochs {cfg['epochs']}" if cfg.get("epochs") else f"--iters {cfg['iters']}")
+    for key in ("patience", "batch_size", "lr", "binarize"):
+        if cfg.get(key) is not None and cfg.get(key) != getattr(base, key):
+            parts.append(f"--{key.replace('_', '-')} {cfg[key]}")
+    parts.append("--seeds " + " ".join(seeds))
+    parts += [f"--{k.replace('_', '-')} {v}" for k, v in cfg["model_options"].items()
+              if k not in defaults or v != defaults[k][1]]
+    return " ".join(parts)

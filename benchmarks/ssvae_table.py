@@ -11,20 +11,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from common import save
+from common import save, train_command
 
-from vaelab.models import MODELS
 from vaelab.runs import read_json
-
-
-def train_command(cfg: dict, seeds: list[str]) -> str:
-    """The `vaelab train` command of the run's configuration, for the seeds that have metrics."""
-    defaults = MODELS[cfg["model"]][1]
-    opts = " ".join(f"--{k.replace('_', '-')} {v}" for k, v in cfg["model_options"].items()
-                    if k not in defaults or v != defaults[k][1])
-    seeds = " ".join(seeds)
-    return (f"vaelab train {cfg['model']} --dataset mnist --iters {cfg['iters']} --seeds {seeds}"
-            + (f" {opts}" if opts else ""))
 
 
 def main():
