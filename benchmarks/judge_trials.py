@@ -113,7 +113,9 @@ def main():
     md = (f"# Candidate judges on the samples of {args.run}\n\n"
           f"{cfg.model} on {cfg.dataset} ({side}x{side}); {args.per_class} samples z ~ N(0, I) per class, decoded with "
           f"the requested label (Bernoulli means). Each judge is trained on the real training images and scored on the "
-          f"real test images and on the samples; the class columns give real / samples.\n\n" + head + body)
+          f"real test images and on the samples; the class columns give real / samples. The first row is the project's "
+          f"judge trained afresh here (its initial weights are drawn after seeding, so they differ from the cached "
+          f"judge's, which the run's report uses).\n\n" + head + body)
     save(args.name, {"run": str(args.run), "per_class": args.per_class, "judges": rows}, md)
 
 
