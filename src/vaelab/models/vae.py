@@ -37,14 +37,14 @@ OPTIONS = {
 }
 
 
-def parse_hidden(hidden, what: str = "hidden sizes") -> tuple[int, ...]:
+def parse_hidden(hidden, what: str = "hidden sizes", example: str = "300,300") -> tuple[int, ...]:
     """'300,300' -> (300, 300); '' -> () (a single linear layer)."""
     if not isinstance(hidden, str):
         return tuple(int(h) for h in hidden)
     try:
         sizes = tuple(int(h) for h in hidden.split(",") if h.strip())
     except ValueError:
-        raise ValueError(f"{what} {hidden!r}: give positive integers separated by commas, e.g. 300,300") from None
+        raise ValueError(f"{what} {hidden!r}: give positive integers separated by commas, e.g. {example}") from None
     if any(h <= 0 for h in sizes):
         raise ValueError(f"{what} {hidden!r}: every size must be positive")
     return sizes
@@ -69,7 +69,7 @@ class VAE(nn.Module):
         self.x_dim, self.z_dim, self.beta, self.likelihood, self.y_dim = x_dim, z_dim, float(beta), likelihood, y_dim
         self.mc_samples = mc_samples
         if net == "conv":
-            channels = parse_hidden(channels, what="channels")
+            channels = parse_hidden(channels, what="channels", example="16,32,64")
             if len(channels) != 3:
                 raise ValueError(f"channels {','.join(map(str, channels))}: the conv nets take three counts, e.g. 16,32,64")
             self.enc, self.dec = ConvEncoder(x_dim, z_dim, y_dim, channels), ConvDecoder(z_dim, x_dim, y_dim, channels)
