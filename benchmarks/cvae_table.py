@@ -35,7 +35,8 @@ def main():
           f"Share of class-conditional samples (100 per class, z ~ N(0, I), Bernoulli means) that the project's judge "
           f"assigns to the requested class; the judge itself scores {judge_acc:.3f} on the real test images (target for "
           f"the samples: 0.90). Per class in the order {', '.join(classes or [])}. NELBO and KL in nats on the grey "
-          f"test images. Training time on this 2-core CPU with the threads shown.\n\n"
+          f"test images. Training time on this 2-core CPU with the threads shown, at times shared with other jobs "
+          f"(quiet-machine speeds: speed.md). \"not recorded\": the run predates the per-class record.\n\n"
           "| configuration | samples judged as the class | per class | NELBO | KL | training |\n|---|---|---|---|---|---|\n"
           + "\n".join(rows) + "\n")
     save(args.name, {"runs": payload}, md)
