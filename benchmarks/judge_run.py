@@ -9,6 +9,7 @@ accuracy on the real test images of that class.
 from __future__ import annotations
 
 import argparse
+import math
 from pathlib import Path
 
 import torch
@@ -38,7 +39,7 @@ def main():
     torch.manual_seed(args.seed)
     q = sample_quality(model.eval(), judge, len(real), args.per_class)
     hit, overall = q["sample_class_accuracy_by_class"], q["sample_class_accuracy"]
-    side = cfg.resize or 28   # the images the model was trained on (28x28 unless resized)
+    side = math.isqrt(judge.net[0].in_features)   # the (square) images the judge and the model see
     rows = [f"| {name} | {got:.3f} | {r:.3f} |" for (name, r), got in zip(real.items(), hit)]
     md = (f"# Class-conditional samples judged class by class: {args.run}\n\n"
           f"{cfg.model} on {cfg.dataset} ({side}x{side}); {args.per_class} samples z ~ N(0, I) per class, decoded with "
