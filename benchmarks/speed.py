@@ -40,6 +40,8 @@ def parse_args(argv=None):
     ap.add_argument("--iters", type=int, default=500, help="timed iterations per repeat")
     ap.add_argument("--warmup", type=int, default=100, help="untimed iterations first")
     ap.add_argument("--repeats", type=int, default=5, help="timed repeats; the median is reported")
+    ap.add_argument("--compile", action="store_true", help="torch.compile the training step (vaelab train --compile); "
+                    "the warm-up run then includes the one-off compile")
     ap.add_argument("--quick", action="store_true", help="smoke test: 1 thread, 5 iterations, 2 repeats")
     ap.add_argument("--results", type=Path, default=RESULTS, help="folder for speed.json / speed.md")
     ap.add_argument("--worker", nargs=2, metavar=("MODEL", "THREADS"), help=argparse.SUPPRESS)
@@ -63,7 +65,7 @@ def worker(args) -> dict:
     model_name, threads = args.worker[0], int(args.worker[1])
     torch.set_num_threads(threads)
     cfg = TrainConfig(model=model_name, dataset=args.dataset, data_dir=args.data_dir, progress=False,
-                      device="cpu", threads=threads).validate()
+                      device="cpu", threads=threads, compile=args.compile).validate()
     data = prepare_data(cfg, torch.device("cpu"))
     data = dataclasses.replace(data, val_x=data.val_x[:0])   # no validation pass inside the timed loop
     torch.manual_seed(0)
@@ -76,7 +78,7 @@ def worker(args) -> dict:
             if not (args.warmup and i == 0):
                 seconds.append(hist["train_seconds"])
     per_iter = statistics.median(seconds) / args.iters
-    return {"model": model_name, "threads": threads, "torch_threads": torch.get_num_threads(),
+    return {"model": model_name, "threads": threads, "compile": args.compile, "torch_threads": torch.get_num_threads(),
             "iters_per_second": 1 / per_iter,
             "iters_per_second_min_max": [args.iters / max(seconds), args.iters / min(seconds)],
             "timed_seconds": seconds, "timed_iters": args.iters, "warmup_iters": args.warmup,
@@ -88,6 +90,8 @@ def worker(args) -> dict:
 def row_command(args, model: str, threads: int) -> str:
     cmd = ["python", "benchmarks/speed.py", "--dataset", args.dataset, "--models", model, "--threads", str(threads),
            "--iters", str(args.iters), "--warmup", str(args.warmup), "--repeats", str(args.repeats)]
+    if args.compile:
+        cmd.append("--compile")
     if args.dataset != "mnist-5k":
         cmd[4:4] = ["--data-dir", args.data_dir]
     return " ".join(shlex.quote(c) for c in cmd)
@@ -97,10 +101,11 @@ def merged_rows(path: Path, new: list[dict], args, model_order: list[str]) -> li
     """The new rows, plus the recorded rows of the other (model, threads) pairs measured with the same
     iteration counts (timing some models again keeps the rest of the table), by threads then model."""
     old = json.loads(path.read_text())["rows"] if path.exists() else []
-    measured = {(r["model"], r["threads"]) for r in new}
+    key = lambda r: (r["model"], r["threads"], r.get("compile", False))  # noqa: E731
+    measured = {key(r) for r in new}
     same = lambda r: (r["timed_iters"], r["warmup_iters"]) == (args.iters, args.warmup)  # noqa: E731
-    kept = [r for r in old if (r["model"], r["threads"]) not in measured and same(r) and r["model"] in model_order]
-    return sorted(kept + new, key=lambda r: (r["threads"], model_order.index(r["model"])))
+    kept = [r for r in old if key(r) not in measured and same(r) and r["model"] in model_order]
+    return sorted(kept + new, key=lambda r: (r["threads"], model_order.index(r["model"]), r.get("compile", False)))
 
 
 def main(argv=None):
@@ -117,7 +122,7 @@ def main(argv=None):
                    "PYTHONPATH": os.pathsep.join([str(REPO / "src"), os.environ.get("PYTHONPATH", "")])}
             argv_w = [sys.executable, __file__, "--worker", model, str(threads), "--dataset", args.dataset,
                       "--data-dir", args.data_dir, "--iters", str(args.iters), "--warmup", str(args.warmup),
-                      "--repeats", str(args.repeats)]
+                      "--repeats", str(args.repeats)] + (["--compile"] if args.compile else [])
             t0 = time.perf_counter()
             res = subprocess.run(argv_w, env=env, capture_output=True, text=True)
             if res.returncode != 0:
@@ -125,7 +130,7 @@ def main(argv=None):
             row = json.loads(res.stdout.strip().splitlines()[-1])
             row.update(command=row_command(args, model, threads), process_seconds=time.perf_counter() - t0)
             rows.append(row)
-            print(f"{model:<6} {threads} thread(s): {row['iters_per_second']:.1f} it/s "
+            print(f"{model:<6} {threads} thread(s){' compiled' if args.compile else ''}: {row['iters_per_second']:.1f} it/s "
                   f"(default {row['default_iters']} iterations: {row['default_run_wall_seconds']:.0f} s)", flush=True)
     name = "speed-quick" if args.quick else "speed"
     rows = merged_rows(args.results / f"{name}.json", rows, args, list(MODELS))
@@ -133,11 +138,11 @@ def main(argv=None):
              f"Data: {args.dataset}; batch size {rows[0]['batch_size']}; {args.warmup} warm-up iterations, then "
              f"{args.repeats} x {args.iters} timed iterations, median (min-max over repeats). Wall time: a run of the "
              f"model's default number of iterations at that speed (training only, no evaluation).", "",
-             "| model | threads | it/s | it/s min-max | default iters | wall time | date | command |",
-             "|---|---|---|---|---|---|---|---|"]
+             "| model | threads | step | it/s | it/s min-max | default iters | wall time | date | command |",
+             "|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         lo, hi = r["iters_per_second_min_max"]
-        lines.append(f"| {r['model']} | {r['threads']} | {r['iters_per_second']:.1f} | {lo:.1f}-{hi:.1f} | "
+        lines.append(f"| {r['model']} | {r['threads']} | {'compiled' if r.get('compile') else 'eager'} | {r['iters_per_second']:.1f} | {lo:.1f}-{hi:.1f} | "
                      f"{r['default_iters']} | {r['default_run_wall_seconds']:.0f} s | {r['date']} | `{r['command']}` |")
     save(name, {"rows": rows}, "\n".join(lines), folder=args.results)
 
