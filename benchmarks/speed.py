@@ -98,8 +98,8 @@ def row_command(args, model: str, threads: int) -> str:
 
 
 def merged_rows(path: Path, new: list[dict], args, model_order: list[str]) -> list[dict]:
-    """The new rows, plus the recorded rows of the other (model, threads) pairs measured with the same
-    iteration counts (timing some models again keeps the rest of the table), by threads then model."""
+    """The new rows, plus the recorded rows of the other (model, threads, eager or compiled) settings measured
+    with the same iteration counts (timing some models again keeps the rest of the table), by threads then model."""
     old = json.loads(path.read_text())["rows"] if path.exists() else []
     key = lambda r: (r["model"], r["threads"], r.get("compile", False))  # noqa: E731
     measured = {key(r) for r in new}
