@@ -29,11 +29,11 @@ def class_spread(x: torch.Tensor, y: torch.Tensor, n_classes: int) -> float:
 
 
 @torch.inference_mode()
-def sample_spread(run: Path, seed: str, n_classes: int, per_class: int = 100) -> float:
+def sample_spread(run: Path, seed: str, per_class: int = 100) -> float:
     model, _ = load_run_model(run, run_seed=int(seed), device="cpu")
     torch.manual_seed(0)
-    return class_spread(model.eval().sample_x_by_class(per_class), torch.arange(n_classes).repeat_interleave(per_class),
-                        n_classes)
+    y = torch.arange(model.y_dim).repeat_interleave(per_class)   # the rows of sample_x_by_class
+    return class_spread(model.eval().sample_x_by_class(per_class), y, model.y_dim)
 
 
 def main():
@@ -48,7 +48,7 @@ def main():
         for seed, m in metrics["per_seed"].items():
             classes = list(m.get("judge_test_accuracy_by_class", {})) or classes
             by_class = m.get("sample_class_accuracy_by_class")
-            spread = sample_spread(run, seed, cfg["model_options"].get("n_classes", 10))
+            spread = sample_spread(run, seed)
             rows.append(f"| `{train_command(cfg, [seed])}` | **{m['sample_class_accuracy']:.3f}** | "
                         + (" / ".join(f"{a:.2f}" for a in by_class) if by_class else "not recorded")
                         + f" | {spread:.3f} | {m['nelbo']:.1f} | {m['kl']:.1f} | "

@@ -101,11 +101,11 @@ def merged_rows(path: Path, new: list[dict], args, model_order: list[str]) -> li
     """The new rows, plus the recorded rows of the other (model, threads, eager or compiled) settings measured
     with the same iteration counts (timing some models again keeps the rest of the table), by threads then model."""
     old = json.loads(path.read_text())["rows"] if path.exists() else []
-    key = lambda r: (r["model"], r["threads"], r.get("compile", False))  # noqa: E731
+    key = lambda r: (r["threads"], model_order.index(r["model"]), r.get("compile", False))  # noqa: E731
     measured = {key(r) for r in new}
     same = lambda r: (r["timed_iters"], r["warmup_iters"]) == (args.iters, args.warmup)  # noqa: E731
-    kept = [r for r in old if key(r) not in measured and same(r) and r["model"] in model_order]
-    return sorted(kept + new, key=lambda r: (r["threads"], model_order.index(r["model"]), r.get("compile", False)))
+    kept = [r for r in old if r["model"] in model_order and key(r) not in measured and same(r)]
+    return sorted(kept + new, key=key)
 
 
 def main(argv=None):
