@@ -12,7 +12,8 @@ import time
 
 from common import DEFAULT_DATA, save
 
-from vaelab.train import TrainConfig, train_run
+from vaelab.config import TrainConfig
+from vaelab.pipeline import train_run
 
 
 def main():

@@ -17,7 +17,10 @@ from common import DEFAULT_DATA, RESULTS, save
 
 from vaelab.data.corruption import gaussian_noise
 from vaelab.runs import load_checkpoint
-from vaelab.train import TrainConfig, load_model, prepare_data, train_run
+from vaelab.config import TrainConfig
+from vaelab.models import load_model
+from vaelab.batches import prepare_data
+from vaelab.pipeline import train_run
 
 EPS = [0.0, 0.05, 0.1, 0.2, 0.3, 0.5]
 

@@ -28,7 +28,7 @@ def save(name: str, payload: dict, markdown: str, folder: Path = RESULTS) -> Non
 def train_command(cfg: dict, seeds: list[str]) -> str:
     """The `vaelab train` command of a run's saved configuration (options that differ from the defaults)."""
     from vaelab.models import MODELS
-    from vaelab.train import TrainConfig
+    from vaelab.config import TrainConfig
 
     base, defaults = TrainConfig(), MODELS[cfg["model"]][1]
     parts = [f"vaelab train {cfg['model']} --dataset {cfg['dataset']}"]

@@ -20,7 +20,8 @@ from common import DEFAULT_DATA, save, train_command
 
 from vaelab.runs import read_json
 from vaelab.saved import load_run_model
-from vaelab.train import TrainConfig, load_images
+from vaelab.config import TrainConfig
+from vaelab.batches import load_images
 
 
 def class_spread(x: torch.Tensor, y: torch.Tensor, n_classes: int) -> float:
@@ -32,8 +33,8 @@ def class_spread(x: torch.Tensor, y: torch.Tensor, n_classes: int) -> float:
 def sample_spread(run: Path, seed: str, per_class: int = 100) -> float:
     model, _ = load_run_model(run, run_seed=int(seed), device="cpu")
     torch.manual_seed(0)
-    y = torch.arange(model.y_dim).repeat_interleave(per_class)   # the rows of sample_x_by_class
-    return class_spread(model.eval().sample_x_by_class(per_class), y, model.y_dim)
+    y = torch.arange(model.n_classes).repeat_interleave(per_class)   # the rows of sample_by_class
+    return class_spread(model.eval().sample_by_class(per_class), y, model.n_classes)
 
 
 def main():

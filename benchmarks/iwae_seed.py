@@ -19,7 +19,9 @@ from common import DEFAULT_DATA, save
 from vaelab.evaluate import evaluate_iwae
 from vaelab.runs import mean_se, read_json
 from vaelab.saved import load_run_model
-from vaelab.train import TrainConfig, flush_denormal, prepare_data
+from vaelab.config import TrainConfig
+from vaelab.trainer import flush_denormal
+from vaelab.batches import prepare_data
 
 
 def one_seed(run: Path, seed: int, x: torch.Tensor, k: int, compare_k: list[int]) -> dict:

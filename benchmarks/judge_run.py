@@ -18,7 +18,8 @@ from common import DEFAULT_DATA, save
 from vaelab.judge import sample_quality
 from vaelab.runs import read_json
 from vaelab.saved import load_run_model
-from vaelab.train import TrainConfig, _judge
+from vaelab.config import TrainConfig
+from vaelab.judge import run_judge
 
 
 def main():
@@ -32,9 +33,9 @@ def main():
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     cfg = TrainConfig(**{**read_json(args.run / "config.json"), "data_dir": args.data_dir})
-    judge, acc, real = _judge(cfg, torch.device("cpu"))   # the judge every run uses, and its per-class accuracy
+    judge, acc, real = run_judge(cfg, torch.device("cpu"))   # the judge every run uses, and its per-class accuracy
     model, _ = load_run_model(args.run, device="cpu")
-    if not hasattr(model, "sample_x_given_y"):
+    if not model.conditional:
         raise SystemExit(f"{args.run}: {type(model).__name__} is not a conditional model; nothing to judge per class")
     torch.manual_seed(args.seed)
     q = sample_quality(model.eval(), judge, len(real), args.per_class)

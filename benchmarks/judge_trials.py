@@ -23,7 +23,9 @@ from common import DEFAULT_DATA, save
 from vaelab.nets import Classifier
 from vaelab.runs import read_json
 from vaelab.saved import load_run_model
-from vaelab.train import TrainConfig, _judge, load_images
+from vaelab.config import TrainConfig
+from vaelab.judge import run_judge
+from vaelab.batches import load_images
 
 
 class ConvJudge(nn.Module):
@@ -93,9 +95,9 @@ def main():
     ys = torch.arange(n_classes).repeat_interleave(args.per_class)
     torch.manual_seed(123)
     with torch.inference_mode():
-        samples = model.sample_x_given_y(ys)
+        samples = model.sample(len(ys), ys)
     rows = {}
-    judges = {"MLP (the project's judge, cached)": lambda: _judge(cfg, torch.device("cpu"))[0],
+    judges = {"MLP (the project's judge, cached)": lambda: run_judge(cfg, torch.device("cpu"))[0],
               **{name: lambda c=c: train(c[0](ds.train_x.shape[1], side), ds.train_x, ds.train_y, *c[1:], side)
                  for name, c in CANDIDATES.items()}}
     for name, make in judges.items():

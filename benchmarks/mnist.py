@@ -20,7 +20,8 @@ from common import DEFAULT_DATA, save
 from vaelab.models import MODELS
 from vaelab.report import metrics_table
 from vaelab.runs import write_json
-from vaelab.train import TrainConfig, train_run
+from vaelab.config import TrainConfig
+from vaelab.pipeline import train_run
 
 
 def _speed_over_training(run, seeds) -> str:

@@ -60,7 +60,9 @@ def worker(args) -> dict:
     import torch
 
     from vaelab.models import MODELS, build_model
-    from vaelab.train import TrainConfig, fit, flush_denormal, prepare_data
+    from vaelab.config import TrainConfig
+    from vaelab.trainer import fit, flush_denormal
+    from vaelab.batches import prepare_data
 
     model_name, threads = args.worker[0], int(args.worker[1])
     torch.set_num_threads(threads)

@@ -17,7 +17,7 @@ from common import save
 from torch.profiler import profile
 
 from vaelab.models import build_model
-from vaelab.train import Batches
+from vaelab.batches import Batches
 
 torch.set_num_threads(1)
 

@@ -5,7 +5,8 @@ import pytest
 
 from conftest import REAL_DATA, requires_real
 from vaelab.cli import main
-from vaelab.train import TrainConfig, train_run
+from vaelab.config import TrainConfig
+from vaelab.pipeline import train_run
 
 QUICK = ["--iters", "40", "--eval-every", "20", "--checkpoint-every", "40", "--eval-repeats", "2",
          "--no-progress", "--threads", "1"]

@@ -8,7 +8,7 @@ import torch.nn.functional as F
 from torch import distributions as D
 
 from vaelab.errors import VaelabError
-from vaelab.models import build_model
+from vaelab.models import Model, build_model
 from vaelab.nets import ConvDecoder, ConvEncoder
 
 
@@ -54,7 +54,7 @@ def test_cvae_terms_use_the_label_and_match_torch_distributions():
     kl_ref = D.kl_divergence(D.Independent(D.Normal(m, v.sqrt()), 1), D.Independent(D.Normal(torch.zeros(4), 1.0), 1))
     rec_ref = -D.Independent(D.Bernoulli(logits=model.dec(z, oh)), 1).log_prob(x)
     assert torch.allclose(kl, kl_ref.mean(), rtol=1e-5) and torch.allclose(rec, rec_ref.mean(), rtol=1e-5)
-    with pytest.raises(ValueError, match="needs labels"):
+    with pytest.raises(VaelabError, match="pass the labels y"):
         model.negative_elbo_bound(x)
 
 
@@ -62,7 +62,7 @@ def test_cvae_samples_class_by_class():
     torch.manual_seed(0)
     model = build_model("cvae", 784, z_dim=3, hidden="32")
     with torch.no_grad():
-        grid = model.sample_x_by_class(4)
+        grid = model.sample_by_class(4)
         lw = model.log_importance_weights(torch.bernoulli(torch.rand(3, 784)), 7, torch.tensor([1, 2, 3]))
     assert grid.shape == (40, 784) and ((grid >= 0) & (grid <= 1)).all()
     assert lw.shape == (7, 3) and torch.isfinite(lw).all()
@@ -78,23 +78,29 @@ def test_judge_scores_conditional_and_unconditional_samples():
     judge, acc = train_judge(x, y, x, y, n_classes=2, iters=200)
     assert acc == 1.0
 
-    class Bright(torch.nn.Module):
-        z_prior_m = torch.zeros(1)
+    class Bright(Model):   # the model contract: a decoder and a prior are enough to sample
+        z_dim = 1
 
-        def sample_x(self, n):
-            return torch.full((n, 16), 0.95)
+        def __init__(self):
+            super().__init__()
+            self.w = torch.nn.Parameter(torch.zeros(1))
+
+        def mean_x_given_z(self, z, y=None):
+            return torch.full((len(z), 16), 0.95)
 
     q = sample_quality(Bright(), judge, n_classes=2, per_class=10)
     assert q["sample_class_coverage"] == 0.0 and q["sample_confidence"] > 0.9
 
     class Obedient(Bright):
-        def sample_x_given_y(self, y):
+        conditional, n_classes = True, 2
+
+        def mean_x_given_z(self, z, y=None):
             return y.float().unsqueeze(1).expand(-1, 16) * 0.9 + 0.05
 
     assert sample_quality(Obedient(), judge, n_classes=2, per_class=10)["sample_class_accuracy"] == 1.0
 
-    class Stubborn(Bright):   # always draws class 1, whatever is asked
-        def sample_x_given_y(self, y):
+    class Stubborn(Obedient):   # always draws class 1, whatever is asked
+        def mean_x_given_z(self, z, y=None):
             return torch.full((len(y), 16), 0.9)
 
     q = sample_quality(Stubborn(), judge, n_classes=2, per_class=10)

@@ -21,8 +21,9 @@ from vaelab import distributed
 from vaelab.cli import main
 from vaelab.errors import VaelabError
 from vaelab.models import MODELS, build_model
-from vaelab.train import Batches, TrainConfig
-from vaelab.train import _judge as _judge_of
+from vaelab.batches import Batches
+from vaelab.config import TrainConfig
+from vaelab.judge import run_judge as _judge_of
 
 HERE = Path(__file__).resolve().parent
 SRC = HERE.parent / "src"
@@ -257,7 +258,7 @@ def test_a_model_that_says_it_trains_every_parameter_gives_each_a_gradient(name,
     torch.manual_seed(0)
     model = build_model(name, 784, **options)
     x, y = torch.rand(8, 784).round(), torch.arange(8) % 10
-    loss, _ = model.loss(x, y, labelled=(x, y)) if hasattr(model, "labels_per_class") else model.loss(x, y)
+    loss, _ = model.loss(x, y, labelled=(x, y)) if model.labels_per_class else model.loss(x, y)
     loss.backward()
     unused = [n for n, q in model.named_parameters() if q.grad is None]
     assert (not unused) == getattr(model, "trains_every_parameter", True), unused

@@ -16,7 +16,8 @@ from vaelab.errors import VaelabError
 from vaelab.models import build_model
 from vaelab.runs import load_checkpoint, save_checkpoint
 from vaelab.saved import sample_run
-from vaelab.train import TrainConfig, load_model
+from vaelab.config import TrainConfig
+from vaelab.models import load_model
 
 FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 SMALL = {"hidden": "16", "z_dim": 2}
@@ -73,7 +74,7 @@ def test_idx_files_of_wrong_shape_dtype_or_length_give_only_vaelab_errors(tmp_pa
 @pytest.fixture(scope="module")
 def real_checkpoint(tmp_path_factory):
     """A checkpoint as the trainer writes it (a few Adam steps on random data)."""
-    from vaelab.train import _checkpoint_state
+    from vaelab.trainer import checkpoint_state
     model = build_model("vae", 784, **SMALL)
     opt = torch.optim.Adam(model.parameters())
     loss, _ = model.loss(torch.rand(8, 784).round())
@@ -81,7 +82,7 @@ def real_checkpoint(tmp_path_factory):
     opt.step()
     cfg = TrainConfig(model_options=dict(SMALL))
     data = type("D", (), {"x_dim": 784, "image_shape": (28, 28)})()
-    state = _checkpoint_state(model, opt, cfg, 1, 0, data, {"history": {}, "window": {}})
+    state = checkpoint_state(model, opt, cfg, 1, 0, data, {"history": {}, "window": {}})
     path = tmp_path_factory.mktemp("ckpt") / "checkpoint.pt"
     save_checkpoint(path, state)
     return path

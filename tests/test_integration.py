@@ -2,7 +2,8 @@
 import json
 
 from conftest import REAL_DATA, requires_real
-from vaelab.train import TrainConfig, train_run
+from vaelab.config import TrainConfig
+from vaelab.pipeline import train_run
 
 
 @requires_real("mnist")

@@ -5,7 +5,9 @@ import torch
 from vaelab.cli import main
 from vaelab.errors import VaelabError
 from vaelab.models import build_model
-from vaelab.train import TrainConfig, fit, prepare_data
+from vaelab.config import TrainConfig
+from vaelab.trainer import fit
+from vaelab.batches import prepare_data
 
 
 def _fit(model_name: str, iters: int = 40, **cfg_options):

@@ -15,8 +15,12 @@ import torch
 from vaelab.cli import main
 from vaelab.errors import VaelabError
 from vaelab.runs import load_checkpoint, lock_run_dir
-from vaelab.train import TrainConfig, fit, prepare_data, resume_run, train_run
-import vaelab.train as train_mod
+from vaelab.config import TrainConfig
+from vaelab.trainer import fit
+from vaelab.batches import prepare_data
+from vaelab.pipeline import resume_run, train_run
+import vaelab.pipeline as pipeline_mod
+import vaelab.trainer as trainer_mod
 
 SRC = Path(__file__).resolve().parents[1] / "src"
 TIMING = ("train_seconds", "iters_per_second")   # wall-clock numbers: the only ones allowed to differ
@@ -83,7 +87,7 @@ def test_multi_seed_run_interrupted_in_its_second_seed_resumes_skipping_the_fini
     cfg = dict(iters=60, checkpoint_every=20, eval_every=30, log_every=10, seeds=[0, 1], val_size=100, iwae_k=[2],
                eval_repeats=1, progress=False, threads=1)
     reference = train_run(TrainConfig(out=str(tmp_path / "ref"), **cfg))
-    real_save, saves = train_mod.save_checkpoint, []
+    real_save, saves = trainer_mod.save_checkpoint, []
 
     def save_then_die(path, state):
         if len(saves) == 4:   # seed 0: 20, 40, 60; seed 1: 20, then "killed" before 40
@@ -91,15 +95,15 @@ def test_multi_seed_run_interrupted_in_its_second_seed_resumes_skipping_the_fini
         saves.append(state["iteration"])
         real_save(path, state)
 
-    monkeypatch.setattr(train_mod, "save_checkpoint", save_then_die)
+    monkeypatch.setattr(trainer_mod, "save_checkpoint", save_then_die)
     with pytest.raises(_Interrupt):
         train_run(TrainConfig(out=str(tmp_path / "run"), **cfg))
-    monkeypatch.setattr(train_mod, "save_checkpoint", real_save)
+    monkeypatch.setattr(trainer_mod, "save_checkpoint", real_save)
     assert list(_per_seed(tmp_path / "run")) == ["0"]
     seed0 = (tmp_path / "run" / "seed-0" / "model.safetensors").stat().st_mtime_ns
     calls = []
-    real_fit = train_mod.fit
-    monkeypatch.setattr(train_mod, "fit", lambda *a, **k: calls.append(k["resume"]["iteration"]) or real_fit(*a, **k))
+    real_fit = pipeline_mod.fit
+    monkeypatch.setattr(pipeline_mod, "fit", lambda *a, **k: calls.append(k["resume"]["iteration"]) or real_fit(*a, **k))
     resume_run(tmp_path / "run", threads=1)
     assert calls == [20]   # seed 0 skipped, seed 1 continued from its iteration-20 checkpoint
     assert (tmp_path / "run" / "seed-0" / "model.safetensors").stat().st_mtime_ns == seed0

@@ -80,7 +80,8 @@ def _add_runtime_args(p: argparse.ArgumentParser, prefix: str = "", device_defau
 
 def build_parser() -> argparse.ArgumentParser:
     from .models import MODELS
-    from .train import BINARIZE_MODES, OPTIMIZERS, PRECISIONS, TrainConfig
+    from .data import BINARIZE_MODES
+    from .config import OPTIMIZERS, PRECISIONS, TrainConfig
 
     d = TrainConfig()
     parser = Parser(prog="vaelab", description="Autoencoders and variational autoencoders.")
@@ -227,7 +228,8 @@ def _explicit_options(argv: list[str]) -> dict:
 
 
 def cmd_train(args) -> int:
-    from .train import RUNTIME_OPTIONS, TrainConfig, resume_run, train_run
+    from .config import RUNTIME_OPTIONS, TrainConfig
+    from .pipeline import resume_run, train_run
 
     given = _explicit_options(args.argv)
     runtime = {}   # typed runtime options, after MODEL or before it
@@ -269,7 +271,7 @@ def cmd_train(args) -> int:
 def _check_resume_options(run: Path, args, given: dict) -> None:
     """`vaelab train MODEL ... --resume RUN`: typed options must agree with the run's saved configuration."""
     from .runs import read_json
-    from .train import RUNTIME_OPTIONS
+    from .config import RUNTIME_OPTIONS
 
     if args.model is None or not (Path(run) / "config.json").is_file():
         return   # nothing typed to compare (a missing config.json is reported by resume_run)

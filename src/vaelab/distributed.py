@@ -199,4 +199,4 @@ def data_parallel(model: torch.nn.Module, device: torch.device):
     # (the SSVAE with gw = 0) says so.
     no_sync = "forward_sync_buffers" if "forward_sync_buffers" in inspect.signature(DDP).parameters else "broadcast_buffers"
     return DDP(LossForward(model), device_ids=[device.index] if device.type == "cuda" else None, **{no_sync: False},
-               find_unused_parameters=not getattr(model, "trains_every_parameter", True))
+               find_unused_parameters=not model.trains_every_parameter)

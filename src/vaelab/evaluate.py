@@ -19,10 +19,10 @@ from __future__ import annotations
 import math
 
 import torch
-from tqdm.auto import tqdm
 
 from . import distributed
 from .densities import log_mean_exp
+from .progress import progress_bar
 
 # Rows of the decoder input per forward pass when evaluating IWAE bounds: small enough that each pass's
 # (rows, 784) tensors stay in cache, which on this CPU is faster than larger passes.
@@ -44,7 +44,7 @@ def evaluate_elbo(model, x: torch.Tensor, repeats: int = 10, batch_size: int = 2
     (one pass for deterministic models); `<first term>_mc_se` is the standard error over passes."""
     model.eval()
     names = model.ELBO_TERMS
-    if getattr(model, "DETERMINISTIC", False):
+    if model.deterministic:
         repeats = 1
     n = len(x)
     x, y = _share(x, y, across_ranks)
@@ -72,7 +72,7 @@ def evaluate_iwae(model, x: torch.Tensor, k: int, progress: bool = True, y: torc
     chunk = max(1, min(k, IWAE_ROWS_PER_PASS))          # importance samples per pass
     batch = max(1, IWAE_ROWS_PER_PASS // chunk)         # images per pass
     total = 0.0
-    bar = tqdm(total=len(x), desc=f"IWAE-{k}", unit="img", disable=not progress, leave=False)
+    bar = progress_bar(total=len(x), desc=f"IWAE-{k}", unit="img", disable=not progress, leave=False)
     for i in range(0, len(x), batch):
         xb, yb = x[i:i + batch], None if y is None else y[i:i + batch]
         log_w = torch.cat([model.log_importance_weights(xb, min(chunk, k - s), yb) for s in range(0, k, chunk)])
@@ -93,29 +93,28 @@ def evaluate_model(model, data, iwae_ks=(1, 10, 100), repeats: int = 10, progres
     summed over the ranks' shards of the test set; the model-specific metrics, deterministic,
     are computed by rank 0 alone on the whole test set (the other ranks return without them)."""
     metrics = evaluate_elbo(model, data.test_x, repeats, y=data.test_y, across_ranks=across_ranks)
-    if hasattr(model, "log_importance_weights"):
+    if model.has_iwae:
         for k in iwae_ks:
             metrics[f"niwae_{k}"] = evaluate_iwae(model, data.test_x, k, progress, y=data.test_y,
                                                   across_ranks=across_ranks)
     if across_ranks and not distributed.is_main():
         return metrics
-    if hasattr(model, "evaluate_extra"):
-        with torch.inference_mode():
-            metrics.update(model.eval().evaluate_extra(data))
+    with torch.inference_mode():
+        metrics.update(model.eval().evaluate_extra(data))
     metrics["n_test"] = len(data.test_x)
     return metrics
 
 
 @torch.inference_mode()
 def anomaly_scores(model, x: torch.Tensor, repeats: int = 10, batch_size: int = 2000) -> torch.Tensor:
-    """Per-example anomaly score (higher = more anomalous), shape (N,): model.anomaly_score(x) if the
-    model has one (autoencoders: reconstruction MSE), else the NELBO averaged over `repeats` passes."""
+    """Per-example anomaly score (higher = more anomalous), shape (N,): model.anomaly_score (autoencoders:
+    reconstruction MSE; VAEs: the NELBO), averaged over `repeats` passes unless the model is deterministic."""
     model.eval()
-    if hasattr(model, "anomaly_score"):
+    if model.deterministic:
         return torch.cat([model.anomaly_score(xb) for xb in x.split(batch_size)]).cpu()
     total = torch.zeros(len(x), dtype=torch.float64)
     for _ in range(repeats):
-        total += torch.cat([model.negative_elbo_bound(xb, reduce=False)[0] for xb in x.split(batch_size)]).double().cpu()
+        total += torch.cat([model.anomaly_score(xb) for xb in x.split(batch_size)]).double().cpu()
     return (total / repeats).float()
 
 

@@ -80,15 +80,29 @@ def accuracy_by_class(judge, x, y, n_classes: int) -> list[float]:
 def sample_quality(model, judge, n_classes: int = 10, per_class: int = 100) -> dict:
     """Judge the model's samples: conditional accuracy (conditional models) or coverage and confidence."""
     n = per_class * n_classes
-    if hasattr(model, "sample_x_given_y"):
-        y = torch.arange(n_classes, device=model.z_prior_m.device).repeat_interleave(per_class)
-        probs = F.softmax(judge(model.sample_x_given_y(y)), -1)
+    if model.conditional:
+        y = torch.arange(n_classes, device=next(model.parameters()).device).repeat_interleave(per_class)
+        probs = F.softmax(judge(model.sample(n, y)), -1)
         hit = (probs.argmax(-1) == y).float()
         return {"sample_class_accuracy": hit.mean().item(),
                 "sample_class_accuracy_by_class": hit.view(n_classes, per_class).mean(1).tolist(),
                 "sample_confidence": probs.max(-1).values.mean().item()}
-    probs = F.softmax(judge(model.sample_x(n)), -1)
+    probs = F.softmax(judge(model.sample(n)), -1)
     hist = torch.bincount(probs.argmax(-1), minlength=n_classes).float() / n
     entropy = -(hist[hist > 0] * hist[hist > 0].log()).sum().item()
     return {"sample_class_coverage": entropy / math.log(n_classes),
             "sample_confidence": probs.max(-1).values.mean().item()}
+
+
+def run_judge(cfg, device):
+    """(judge, its real test accuracy, its accuracy per class name) for a run's data set; None for data
+    that are not images of at least two classes. Trained once per data set and image size, then cached."""
+    from .batches import load_images
+
+    ds = load_images(cfg)
+    if ds.image_shape is None or len(ds.classes) < 2:   # 2D toy data: no images to judge
+        return None
+    grey = [t.to(device) for t in (ds.train_x, ds.train_y, ds.test_x, ds.test_y)]
+    h, w = ds.image_shape
+    judge, acc = load_or_train_judge(f"{cfg.dataset}-{h}x{w}", grey, len(ds.classes))
+    return judge, acc, dict(zip(ds.classes, accuracy_by_class(judge, grey[2], grey[3], len(ds.classes))))

@@ -86,14 +86,9 @@ INTERPOLATION_PAIRS = ((2, 7), (0, 1), (1, 4), (4, 9), (9, 5))
 LATENT_FIGURES = ("manifold", "scatter", "recon", "interpolate", "samples")
 
 
-def _y(model, y):
-    """Labels for conditional models (one-hot inside the model); None for the others."""
-    return y if getattr(model, "CONDITIONAL", False) else None
-
-
 @torch.inference_mode()
 def posterior_means(model, x: torch.Tensor, y: torch.Tensor, batch_size: int = 5000) -> torch.Tensor:
-    return torch.cat([model.posterior_mean(xb, _y(model, yb)) for xb, yb in zip(x.split(batch_size), y.split(batch_size))])
+    return torch.cat([model.posterior_mean(xb, yb) for xb, yb in zip(x.split(batch_size), y.split(batch_size))])
 
 
 def principal_directions(z: torch.Tensor, n: int = 2):
@@ -116,7 +111,7 @@ def plot_manifold(path, model, test_x, test_y, shape, n: int = 20, span: float =
         mean, dirs = principal_directions(posterior_means(model, test_x, test_y))
         z, how = mean + grid @ dirs, "plane of the 2 leading principal directions of the test posterior means"
     y = torch.full((len(z),), label, device=z.device, dtype=torch.long)
-    save_grid(path, model.mean_x_given_z(z, _y(model, y)), n, n, shape, scale=1)
+    save_grid(path, model.mean_x_given_z(z, y), n, n, shape, scale=1)
     return how
 
 
@@ -149,7 +144,7 @@ def plot_scatter(path, model, test_x, test_y, tsne: bool = False, max_points: in
 def plot_recon(path, model, test_x, test_y, shape, n: int = 10):
     """The first n test images (top row) and their reconstructions E[x | z = posterior mean] (bottom)."""
     x, y = test_x[:n], test_y[:n]
-    recon = model.mean_x_given_z(model.posterior_mean(x, _y(model, y)), _y(model, y))
+    recon = model.mean_x_given_z(model.posterior_mean(x, y), y)
     save_grid(path, torch.cat([x, recon]), 2, n, shape)
 
 
@@ -179,13 +174,13 @@ def make_latent_figures(run_dir: Path, model, data, which=LATENT_FIGURES, tsne: 
         elif kind == "recon":
             plot_recon(path, model, x, y, shape)
         elif kind == "interpolate":
-            if getattr(model, "CONDITIONAL", False):
+            if model.conditional:
                 continue   # a path between two classes has no single label to decode with
             plot_interpolation(path, model, x, y, shape)
         elif kind == "samples":
             path = Path(run_dir) / "samples-5x5.png"
             with torch.inference_mode():
-                save_grid(path, model.sample_x(25), 5, 5, shape)
+                save_grid(path, model.sample(25), 5, 5, shape)
         made.append(path)
     return made
 
@@ -205,7 +200,7 @@ def _cloud(ax, data_x: torch.Tensor, label: str = "data"):
 
 def _codes(model, x: torch.Tensor) -> torch.Tensor:
     """The code of x: E(x) for autoencoders, the posterior mean for VAEs."""
-    return model.encode(x) if hasattr(model, "encode") else model.enc(x)[0]
+    return model.posterior_mean(x)
 
 
 def reconstruct(model, x: torch.Tensor) -> torch.Tensor:
@@ -282,15 +277,15 @@ def save_image_ae_figures(model, data, out_dir: Path, n: int = 20) -> list[str]:
     out_dir = Path(out_dir)
     x = data.test_x_grey[:n]
     written = []
-    if hasattr(model, "denoise"):
+    if "denoising" in model.FIGURES:
         gen = torch.Generator(device=x.device).manual_seed(0)
-        noisy = model.corrupt(x, sum(model.level_range) / 2, gen)
+        noisy = model.corrupt(x, model.eval_level, gen)
         save_grid(out_dir / "denoising.png", torch.cat([x, noisy, model.denoise(noisy)]), 3, n, data.image_shape)
         written.append("denoising.png")
     else:
         save_grid(out_dir / "reconstruction.png", torch.cat([x, reconstruct(model, x)]), 2, n, data.image_shape)
         written.append("reconstruction.png")
-    if hasattr(model, "top_k"):
+    if "codes" in model.FIGURES:
         save_code_histogram(out_dir / "codes.png", _codes(model, data.test_x[:2000]))
         written.append("codes.png")
     return written
@@ -313,6 +308,6 @@ def model_figures(model, data, out_dir: Path) -> list[str]:
     """The model-specific figures of a run (file names written into out_dir)."""
     if data.image_shape is None:
         return save_toy_figures(model, data, out_dir)
-    if hasattr(model, "encode"):   # autoencoders
+    if model.FIGURES:   # autoencoders: reconstructions, denoising, code histograms
         return save_image_ae_figures(model, data, out_dir)
     return []

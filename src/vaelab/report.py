@@ -75,7 +75,7 @@ def write_report(run_dir: Path) -> Path:
     run_dir = Path(run_dir)
     cfg, metrics = read_json(run_dir / "config.json"), read_json(run_dir / "metrics.json")
     opts = ", ".join(f"{k}={v}" for k, v in cfg["model_options"].items()) or "defaults"
-    autoencoder = getattr(MODELS[cfg["model"]][0], "DETERMINISTIC", False)
+    autoencoder = not MODELS[cfg["model"]][0].has_likelihood
     optimizer = {"adamw": "AdamW"}.get(cfg.get("optimizer"), "Adam")
     classes = f", training classes {cfg['train_classes']}" if cfg.get("train_classes") is not None else ""
     fresh = ", a fresh draw per batch" if cfg.get("fresh_batches") else ""
@@ -111,7 +111,7 @@ def write_report(run_dir: Path) -> Path:
     if table:
         text += ["## Samples judged class by class (first seed)", "", table, ""]
     for name, caption in FIGURES:
-        if name == "samples.png" and hasattr(MODELS[cfg["model"]][0], "sample_x_by_class"):
+        if name == "samples.png" and MODELS[cfg["model"]][0].conditional:
             caption = "Samples from p(x | y), one row per class"
         if name == "samples.png" and autoencoder:
             caption = "Decoded codes z ~ N(0, I) (an autoencoder has no prior: these need not look like data)"

@@ -10,7 +10,10 @@ from .evaluate import evaluate_elbo, evaluate_iwae
 from .plots import LATENT_FIGURES, make_latent_figures, save_curves, save_grid
 from .report import write_report
 from .runs import atomic_write_bytes, load_checkpoint, lock_run_dir, read_json, summarise, write_json
-from .train import TrainConfig, flush_denormal, load_model, prepare_data, resolve_device
+from .config import TrainConfig, resolve_device
+from .trainer import flush_denormal
+from .models import load_model
+from .batches import prepare_data
 
 
 MAX_GRID = 10_000   # images in one sample grid (a 100x100 grid is a 6,000-pixel square PNG)
@@ -70,9 +73,9 @@ def _evaluate_seeds(seeds, metrics, data, dev, iwae_k, repeats, progress):
         m = metrics["per_seed"].setdefault(str(seed), {})
         if repeats:
             m.update(evaluate_elbo(model, data.test_x, repeats, y=data.test_y))
-        if not hasattr(model, "log_importance_weights"):   # autoencoders: no likelihood bound to compute
+        if not model.has_iwae:   # autoencoders, the semi-supervised models: no IWAE bound to compute
             if progress and iwae_k:
-                print(f"seed {seed}: {type(model).__name__} has no likelihood, so no IWAE bound; skipped")
+                print(f"seed {seed}: {type(model).__name__} has no importance-weighted bound; IWAE skipped")
             continue
         for k in iwae_k:
             m[f"niwae_{k}"] = evaluate_iwae(model, data.test_x, k, progress, y=data.test_y)
@@ -119,19 +122,14 @@ def sample_run(run: Path, rows=10, cols=20, seed=0, run_seed=None, out=None, dev
                           f"draw several smaller grids (--seed)")
     model, ckpt = load_run_model(run, run_seed, device)
     if label is not None:
-        n_classes = getattr(model, "y_dim", None) or getattr(model, "n_classes", None)
-        if not hasattr(model, "sample_x_given_y"):
+        if not model.conditional:
             raise VaelabError(f"--class {label}: this run's model ({ckpt['config']['model']}) is not conditional; "
                               "leave --class out")
-        if label >= n_classes:
-            raise VaelabError(f"--class {label}: the model has classes 0..{n_classes - 1}")
+        if label >= model.n_classes:
+            raise VaelabError(f"--class {label}: the model has classes 0..{model.n_classes - 1}")
     torch.manual_seed(seed)
     with torch.inference_mode():
-        if label is None:
-            images = model.sample_x(rows * cols)
-        else:
-            images = model.sample_x_given_y(torch.full((rows * cols,), label, dtype=torch.long,
-                                                       device=model.z_prior_m.device))
+        images = model.sample(rows * cols, label)
     tag = "" if label is None else f"-class{label}"
     out = Path(out) if out else Path(run) / f"samples-{rows}x{cols}{tag}-seed{seed}.png"
     if not out.parent.exists():
@@ -181,7 +179,7 @@ def score_run(run: Path, dataset: str | None = None, normal_classes=None, run_se
     labels = data.test_y.cpu()
     normal = trained_on if normal_classes is None else list(normal_classes)
     summary = {"run": str(run), "run_seed": run_seed, "dataset": cfg.dataset, "n": len(scores),
-               "score": "reconstruction MSE" if hasattr(model, "anomaly_score") else f"NELBO (mean of {repeats} passes)",
+               "score": model.ANOMALY_SCORE + ("" if model.deterministic else f" (mean of {repeats} passes)"),
                "normal_classes": normal, "mean_score": scores.double().mean().item(),
                "mean_score_per_class": {int(c): scores[labels == c].double().mean().item() for c in labels.unique()}}
     anomaly = None

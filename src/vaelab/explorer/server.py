@@ -69,7 +69,8 @@ class Explorer:
         from ..plots import principal_directions
         from ..runs import read_json
         from ..saved import load_run_model
-        from ..train import TrainConfig, prepare_data
+        from ..config import TrainConfig
+        from ..batches import prepare_data
 
         run = Path(run)
         if not (run / "config.json").is_file():
@@ -79,8 +80,6 @@ class Explorer:
         if ckpt["image_shape"] is None:
             raise VaelabError(f"{run}: the model was trained on 2D points ({ckpt['config']['dataset']}), not images; "
                               "the explorer shows decoded images, so pick an image run")
-        if not (hasattr(model, "posterior_mean") or hasattr(model, "encode")):
-            raise VaelabError(f"{run}: model {ckpt['config']['model']!r} has no encoder to explore")
         cfg = TrainConfig(**read_json(run / "config.json"))
         cfg.train_classes, cfg.fresh_batches = None, False
         if data_dir is not None:
@@ -90,8 +89,8 @@ class Explorer:
         self.model, self.config = model.eval(), ckpt["config"]
         self.shape = tuple(ckpt["image_shape"])
         self.test_x, self.test_grey, self.test_y = data.test_x, data.test_x_grey, data.test_y
-        self.conditional = bool(getattr(model, "CONDITIONAL", False))
-        self.n_classes = int(getattr(model, "y_dim", 0) or getattr(model, "n_classes", 0) or 0) if self.conditional else 0
+        self.conditional = model.conditional
+        self.n_classes = model.n_classes if model.conditional else 0
         self.z_dim = int(model.z_dim)
         self.lock = threading.Lock()   # one model call at a time (handler threads share it)
         with torch.inference_mode():
@@ -109,17 +108,12 @@ class Explorer:
                             else torch.arange(n))
 
     # -- model calls ------------------------------------------------------------------------
-    def _label(self, y):
-        return y if self.conditional else None
-
     def _encode(self, x, y):
-        if hasattr(self.model, "posterior_mean"):
-            return self.model.posterior_mean(x, self._label(y))
-        return self.model.encode(x)
+        return self.model.posterior_mean(x, y if self.conditional else None)
 
     def _decode(self, z: torch.Tensor, y: int | None) -> torch.Tensor:
         yy = torch.full((len(z),), y, dtype=torch.long, device=self.device) if self.conditional else None
-        out = self.model.mean_x_given_z(z, yy) if self.conditional else self.model.mean_x_given_z(z)
+        out = self.model.mean_x_given_z(z, yy)
         return out.reshape(len(z), *self.shape)
 
     def project(self, z: torch.Tensor) -> torch.Tensor:

@@ -5,8 +5,11 @@ the keyword arguments its constructor takes beyond the data dimension.
 """
 from __future__ import annotations
 
+import torch
+
 from ..errors import VaelabError
 from . import ae, cae, cvae, dae, gmvae, m1m2, sae, ssvae, vae
+from .base import Model
 
 MODELS = {
     "vae": (vae.VAE, vae.OPTIONS),
@@ -21,7 +24,8 @@ MODELS = {
 }
 
 
-def build_model(name: str, x_dim: int, **options):
+def build_model(name: str, x_dim: int, **options) -> Model:
+    """The registered model `name` for data of x_dim values, with its options (VaelabError if they are bad)."""
     if name not in MODELS:
         raise VaelabError(f"unknown model {name!r}: choose one of {', '.join(MODELS)}")
     cls, known = MODELS[name]
@@ -35,3 +39,25 @@ def build_model(name: str, x_dim: int, **options):
     except (RuntimeError, MemoryError, OverflowError) as e:   # e.g. layers too large to allocate
         reason = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
         raise VaelabError(f"model {name!r} cannot be built with {options} ({reason}); use smaller sizes") from None
+
+
+def load_model(ckpt: dict, device: torch.device | str = "cpu") -> Model:
+    """Rebuild a model from a checkpoint's config and weights, in evaluation mode (VaelabError if they do not fit)."""
+    cfg = ckpt["config"]
+    options = cfg.get("model_options", {})
+    if not isinstance(options, dict) or not isinstance(cfg.get("model"), str):
+        raise VaelabError(f"checkpoint config names no model or has malformed options ({options!r}); "
+                          f"the checkpoint is damaged, retrain")
+    try:
+        model = build_model(cfg["model"], ckpt["x_dim"], **options).to(device)
+    except VaelabError:
+        raise
+    except (TypeError, ValueError, RuntimeError, OverflowError) as e:
+        raise VaelabError(f"checkpoint config cannot build model {cfg['model']!r} with options {options} "
+                          f"({type(e).__name__}); the checkpoint is damaged, retrain") from None
+    try:
+        model.load_state_dict(ckpt["model"])
+    except (RuntimeError, TypeError, AttributeError, KeyError, ValueError):
+        raise VaelabError(f"checkpoint weights do not fit model {cfg['model']!r} with options "
+                          f"{options}; the checkpoint is from a different model") from None
+    return model.eval()

@@ -14,6 +14,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..nets import full_precision, mlp
+from .base import Model
 from .vae import parse_hidden
 
 OPTIONS = {
@@ -30,7 +31,7 @@ def psnr(x: torch.Tensor, x_hat: torch.Tensor) -> torch.Tensor:
     return -10.0 * torch.log10(mse)
 
 
-class AE(nn.Module):
+class AE(Model):
     """Autoencoder (deterministic), MSE or BCE reconstruction loss."""
 
     # What negative_elbo_bound returns per example (an AE has no ELBO: these are its test-set terms).
@@ -39,7 +40,11 @@ class AE(nn.Module):
     DEFAULT_ITERS = 10_000
     DEFAULT_OPTIMIZER = "adamw"
     DEFAULT_BINARIZE = "none"                      # trains on grey levels / continuous values
-    DETERMINISTIC = True                           # one evaluation pass is exact
+    FIGURES = ("reconstruction",)
+    ANOMALY_SCORE = "reconstruction MSE"
+    deterministic = True                           # one evaluation pass is exact
+    has_likelihood = False
+    has_iwae = False
 
     def __init__(self, x_dim: int = 2, z_dim: int = 16, hidden="128,64,32", loss: str = "mse",
                  activation: str = "relu"):
@@ -57,16 +62,14 @@ class AE(nn.Module):
         self.dec = mlp([z_dim, *reversed(hidden), x_dim], activation)
 
     # -- the model ----------------------------------------------------------------------
-    def encode(self, x: torch.Tensor) -> torch.Tensor:
+    def posterior_mean(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        """The code E(x) (an autoencoder's "posterior" is a point)."""
         return full_precision(self.enc(x), self.enc)   # float32 also under bf16 autocast
 
     def mean_x_given_z(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         """D(z): the reconstruction (probabilities for --loss bce)."""
         out = full_precision(self.dec(z), self.dec)
         return torch.sigmoid(out) if self.loss_name == "bce" else out
-
-    def reconstruct(self, x: torch.Tensor) -> torch.Tensor:
-        return self.mean_x_given_z(self.encode(x))
 
     def corrupt(self, x: torch.Tensor) -> torch.Tensor:
         """The input the encoder sees during training: x itself (the denoising AE corrupts it)."""
@@ -82,7 +85,7 @@ class AE(nn.Module):
         rec is the training reconstruction loss (MSE or BCE, mean over coordinates), mse the
         mean squared error of the reconstruction, loss = rec + penalty."""
         x_in = self.corrupt(x) if self.training else x
-        z = self.encode(x_in)
+        z = self.posterior_mean(x_in)
         out = self.dec(z)
         if self.loss_name == "bce":
             rec = F.binary_cross_entropy_with_logits(out, x, reduction="none").mean(-1)
@@ -99,16 +102,12 @@ class AE(nn.Module):
 
     def anomaly_score(self, x: torch.Tensor) -> torch.Tensor:
         """Per-example reconstruction error (MSE) of the clean input."""
-        return (self.reconstruct(x) - x).pow(2).mean(-1)
-
-    # -- generation: decoding z ~ N(0, I); an AE's code space has no such distribution -------
-    def sample_x(self, n: int) -> torch.Tensor:
-        p = next(self.parameters())
-        return self.mean_x_given_z(torch.randn(n, self.z_dim, dtype=p.dtype, device=p.device))
+        return (self.mean_x_given_z(self.posterior_mean(x)) - x).pow(2).mean(-1)
 
     def evaluate_extra(self, data) -> dict:
         """PSNR (dB) of the test reconstructions, for images in [0, 1]."""
         if data.image_shape is None:
             return {}
         x = data.test_x_grey
-        return {"psnr": torch.cat([psnr(xb, self.reconstruct(xb)) for xb in x.split(2000)]).mean().item()}
+        return {"psnr": torch.cat([psnr(xb, self.mean_x_given_z(self.posterior_mean(xb)))
+                                   for xb in x.split(2000)]).mean().item()}

@@ -9,8 +9,6 @@ decoded with that label.
 """
 from __future__ import annotations
 
-import torch
-
 from .vae import OPTIONS as VAE_OPTIONS
 from .vae import VAE
 
@@ -24,19 +22,9 @@ OPTIONS = {**VAE_OPTIONS, "z_dim": (int, 128, "latent dimension"),
 class CVAE(VAE):
     """Conditional VAE: q(z|x,y), p(x|z,y); samples class by class."""
 
-    CONDITIONAL = True
+    conditional = True
 
     def __init__(self, x_dim: int = 784, n_classes: int = 10, z_dim: int = 128, net: str = "conv", **options):
         if n_classes < 2:
             raise ValueError(f"n_classes = {n_classes}: a conditional model needs at least 2 classes")
-        super().__init__(x_dim=x_dim, y_dim=n_classes, z_dim=z_dim, net=net, **options)
-
-    def sample_x_given_y(self, y: torch.Tensor) -> torch.Tensor:
-        return self.mean_x_given_z(self.sample_z(len(y)), y)
-
-    def sample_x_by_class(self, cols: int) -> torch.Tensor:
-        """cols samples of each class, class by class (one grid row per class)."""
-        return self.sample_x_given_y(torch.arange(self.y_dim, device=self.z_prior_m.device).repeat_interleave(cols))
-
-    def sample_x(self, n: int) -> torch.Tensor:
-        return self.sample_x_given_y(torch.randint(self.y_dim, (n,), device=self.z_prior_m.device))
+        super().__init__(x_dim=x_dim, n_classes=n_classes, z_dim=z_dim, net=net, **options)

@@ -28,6 +28,8 @@ EVAL_NOISE_SEED = 4321   # the fixed corruption of the test set
 class DenoisingAE(AE):
     """Denoising autoencoder: trained to reconstruct x from T(x) (gaussian, mask, salt-pepper)."""
 
+    FIGURES = ("denoising",)
+
     def __init__(self, x_dim: int = 784, noise: str = "mask", level="0.5", clip: int = 1, **ae_options):
         super().__init__(x_dim=x_dim, **ae_options)
         if noise not in NOISE_TYPES:
@@ -40,12 +42,18 @@ class DenoisingAE(AE):
         level = draw_level(*self.level_range) if level is None else level
         return corrupt(x, self.noise, level, generator, clip=self.clip)
 
+    @property
+    def eval_level(self) -> float:
+        """The noise level of evaluation and figures: the middle of the level range."""
+        return sum(self.level_range) / 2
+
     def denoise(self, x_corrupted: torch.Tensor) -> torch.Tensor:
-        return self.reconstruct(x_corrupted)
+        """The reconstruction of a corrupted input."""
+        return self.mean_x_given_z(self.posterior_mean(x_corrupted))
 
     def evaluate_extra(self, data) -> dict:
         x = data.test_x_grey if data.image_shape is not None else data.test_x
-        level = sum(self.level_range) / 2
+        level = self.eval_level
         gen = torch.Generator(device=x.device).manual_seed(EVAL_NOISE_SEED)
         noisy = self.corrupt(x, level, gen)
         denoised = torch.cat([self.denoise(xb) for xb in noisy.split(2000)])

@@ -22,6 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..errors import VaelabError
 from ..densities import gaussian_log_likelihood, kl_normal, log_normal, sample_gaussian
 from .ssvae import SSVAE
 from .ssvae import OPTIONS as SSVAE_OPTIONS
@@ -58,6 +59,13 @@ class M1M2(SSVAE):
     # -- M2's likelihood: a Gaussian over M1's features ------------------------------------
     def log_px_given_zy(self, z1: torch.Tensor, z2: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         return gaussian_log_likelihood(z1, self.dec(z2, y), self.log_sigma)
+
+    def check_training(self, iters: int, continuous: bool) -> None:
+        """Stage 2 must get iterations: refuse iters <= m1_iters."""
+        super().check_training(iters, continuous)
+        if self.m1_iters >= iters:
+            raise VaelabError(f"iters = {iters} leaves no iterations after stage 1 (m1_iters = {self.m1_iters}); "
+                              f"raise iters (--iters) above {self.m1_iters} or lower m1_iters (--m1-iters)")
 
     def sample_z1(self, x: torch.Tensor):
         """(m, v, z1): q(z1 | x) and one reparameterised sample of it."""

@@ -31,6 +31,8 @@ def top_k_codes(z: torch.Tensor, k: int) -> torch.Tensor:
 class SparseAE(AE):
     """Sparse autoencoder: alpha ||E(x)||_p^p penalty, optional top-K codes at inference."""
 
+    FIGURES = ("reconstruction", "codes")
+
     def __init__(self, x_dim: int = 2, alpha: float = 1e-3, p: float = 1.0, top_k: int = 0, **ae_options):
         super().__init__(x_dim=x_dim, **ae_options)
         if alpha < 0 or p <= 0:
@@ -39,13 +41,14 @@ class SparseAE(AE):
             raise ValueError(f"top_k = {top_k}: must be between 0 (off) and z_dim = {self.z_dim}")
         self.alpha, self.p, self.top_k = alpha, p, top_k
 
-    def encode(self, x: torch.Tensor) -> torch.Tensor:
-        z = self.enc(x)
+    def posterior_mean(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        """E(x); in evaluation mode only its top_k largest-magnitude codes (top_k > 0)."""
+        z = super().posterior_mean(x)
         return top_k_codes(z, self.top_k) if self.top_k and not self.training else z
 
     def penalty(self, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
         return self.alpha * z.abs().pow(self.p).sum(-1)
 
     def evaluate_extra(self, data) -> dict:
-        codes = torch.cat([self.encode(xb) for xb in data.test_x.split(2000)])
+        codes = torch.cat([self.posterior_mean(xb) for xb in data.test_x.split(2000)])
         return {**super().evaluate_extra(data), "nonzero_fraction": (codes.abs() > ACTIVE_THRESHOLD).float().mean().item()}

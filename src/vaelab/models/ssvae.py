@@ -20,6 +20,7 @@ from torch import nn
 
 from ..densities import kl_cat, kl_normal, log_bernoulli_with_logits, sample_gaussian
 from ..nets import Classifier, Decoder, Encoder
+from .base import Model
 from .vae import parse_hidden
 
 OPTIONS = {
@@ -36,12 +37,14 @@ OPTIONS = {
 }
 
 
-class SSVAE(nn.Module):
+class SSVAE(Model):
     """Semi-supervised VAE (M2): classifier q(y|x), exact sum over labels."""
 
     ELBO_TERMS = ("nelbo", "kl_y", "kl_z", "rec")
     DEFAULT_ITERS = 30_000
-    CONDITIONAL = True   # pictures pass labels to posterior_mean / mean_x_given_z
+    conditional = True   # q(z | x, y) and p(x | z, y): pictures pass labels to posterior_mean / mean_x_given_z
+    classifies = True
+    has_iwae = False     # the bound sums over labels exactly; no importance-weighted form is written
 
     def __init__(self, x_dim: int = 784, z_dim: int = 64, hidden="300,300", n_classes: int = 10, gw: float = 1.0,
                  cw: float = 100.0, labels_per_class: int = 10, label_seed: int = 0, lw: float = 0.0):
@@ -118,7 +121,9 @@ class SSVAE(nn.Module):
         return self.gw * nelbo + loss, terms
 
     def accuracy(self, x: torch.Tensor, y: torch.Tensor, batch_size: int = 5000) -> float:
-        correct = sum((self.classifier_logits(xb).argmax(-1) == yb).sum().item() for xb, yb in zip(x.split(batch_size), y.split(batch_size)))
+        """Fraction of x that q(y|x) classifies as y."""
+        correct = sum((self.classifier_logits(xb).argmax(-1) == yb).sum().item()
+                      for xb, yb in zip(x.split(batch_size), y.split(batch_size)))
         return correct / len(x)
 
     def evaluate_extra(self, data) -> dict:
@@ -132,13 +137,5 @@ class SSVAE(nn.Module):
     def mean_x_given_z(self, z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         return torch.sigmoid(self.dec(z, F.one_hot(y, self.n_classes).float()))
 
-    def sample_x_given_y(self, y: torch.Tensor) -> torch.Tensor:
-        z = sample_gaussian(self.z_prior_m.expand(len(y), -1), self.z_prior_v.expand(len(y), -1))
-        return self.mean_x_given_z(z, y)
-
-    def sample_x_by_class(self, cols: int) -> torch.Tensor:
-        """cols samples of each class, class by class (one grid row per class)."""
-        return self.sample_x_given_y(torch.arange(self.n_classes, device=self.z_prior_m.device).repeat_interleave(cols))
-
-    def sample_x(self, n: int) -> torch.Tensor:
-        return self.sample_x_given_y(torch.randint(self.n_classes, (n,), device=self.z_prior_m.device))
+    def sample_z(self, n: int) -> torch.Tensor:
+        return sample_gaussian(self.z_prior_m.expand(n, -1), self.z_prior_v.expand(n, -1))

@@ -21,8 +21,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..errors import VaelabError
 from ..densities import gaussian_log_likelihood, kl_normal, log_bernoulli_with_logits, log_normal, sample_gaussian
 from ..nets import ConvDecoder, ConvEncoder, Decoder, Encoder
+from .base import Model
 
 # Command-line options of this model: name -> (type, default, help). `vaelab train vae --help` shows them.
 OPTIONS = {
@@ -50,14 +52,14 @@ def parse_hidden(hidden, what: str = "hidden sizes", example: str = "300,300") -
     return sizes
 
 
-class VAE(nn.Module):
+class VAE(Model):
     """Variational autoencoder (beta-VAE with --beta); Bernoulli or Gaussian p(x|z)."""
 
     ELBO_TERMS = ("nelbo", "kl", "rec")   # what negative_elbo_bound returns, in order
     DEFAULT_ITERS = 20_000
 
     def __init__(self, x_dim: int = 784, z_dim: int = 10, hidden="300,300", beta: float = 1.0,
-                 likelihood: str = "bernoulli", sigma="0.1", net: str = "mlp", mc_samples: int = 1, y_dim: int = 0,
+                 likelihood: str = "bernoulli", sigma="0.1", net: str = "mlp", mc_samples: int = 1, n_classes: int = 0,
                  channels="16,32,64"):
         super().__init__()
         if likelihood not in ("bernoulli", "gaussian"):
@@ -66,16 +68,17 @@ class VAE(nn.Module):
             raise ValueError(f"unknown net {net!r}: use mlp or conv")
         if mc_samples <= 0:
             raise ValueError(f"mc_samples = {mc_samples}: needs at least one sample per data point")
-        self.x_dim, self.z_dim, self.beta, self.likelihood, self.y_dim = x_dim, z_dim, float(beta), likelihood, y_dim
+        self.x_dim, self.z_dim, self.beta, self.likelihood = x_dim, z_dim, float(beta), likelihood
+        self.n_classes, self.conditional = n_classes, n_classes > 0   # the label y: one-hot into both networks
         self.mc_samples = mc_samples
         if net == "conv":
             channels = parse_hidden(channels, what="channels", example="16,32,64")
             if len(channels) != 3:
                 raise ValueError(f"channels {','.join(map(str, channels))}: the conv nets take three counts, e.g. 16,32,64")
-            self.enc, self.dec = ConvEncoder(x_dim, z_dim, y_dim, channels), ConvDecoder(z_dim, x_dim, y_dim, channels)
+            self.enc, self.dec = ConvEncoder(x_dim, z_dim, n_classes, channels), ConvDecoder(z_dim, x_dim, n_classes, channels)
         else:
             hidden = parse_hidden(hidden)
-            self.enc, self.dec = Encoder(x_dim, z_dim, hidden, y_dim), Decoder(z_dim, x_dim, hidden, y_dim)
+            self.enc, self.dec = Encoder(x_dim, z_dim, hidden, n_classes), Decoder(z_dim, x_dim, hidden, n_classes)
         self.register_buffer("z_prior_m", torch.zeros(z_dim))
         self.register_buffer("z_prior_v", torch.ones(z_dim))
         if likelihood == "gaussian":
@@ -95,11 +98,11 @@ class VAE(nn.Module):
 
     def onehot(self, y: torch.Tensor | None) -> torch.Tensor | None:
         """The label as the networks take it: one-hot for conditional models, None otherwise."""
-        if not self.y_dim:
+        if not self.conditional:
             return None
         if y is None:
-            raise ValueError("this conditional model needs labels y")
-        return F.one_hot(y, self.y_dim).to(self.z_prior_m.dtype)
+            raise VaelabError(f"{type(self).__name__} is conditional: pass the labels y (class indices)")
+        return F.one_hot(y, self.n_classes).to(self.z_prior_m.dtype)
 
     # -- the model, as the maths is written -------------------------------------------
     def log_pz(self, z: torch.Tensor) -> torch.Tensor:
@@ -159,6 +162,3 @@ class VAE(nn.Module):
         """E[x | z [, y]]: Bernoulli probabilities or Gaussian means, for pictures."""
         out = self.dec(z, self.onehot(y))
         return torch.sigmoid(out) if self.likelihood == "bernoulli" else out
-
-    def sample_x(self, n: int) -> torch.Tensor:
-        return self.mean_x_given_z(self.sample_z(n))

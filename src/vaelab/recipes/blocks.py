@@ -10,7 +10,10 @@ from pathlib import Path
 import torch
 
 from ..runs import load_checkpoint, read_json
-from ..train import TrainConfig, load_model, prepare_data, train_run
+from ..config import TrainConfig
+from ..models import load_model
+from ..batches import prepare_data
+from ..pipeline import train_run
 
 # Swiss roll: a 1D latent for the 1D manifold (with z_dim = 2 and sigma0 = 0.1 the decoded prior
 # fills the inside of the roll). Three hidden layers of 256 and ~25k iterations: with 128,128 and 10k
@@ -78,7 +81,7 @@ def swiss_roll_figure(runs: dict[str, Path], path: Path) -> dict[str, dict[str, 
         model = seed_model(run)
         label = "AE" if name == "ae" else "Gaussian VAE" if name == "vae" else name
         recon = reconstruct(model, x)
-        samples = model.sample_x(2000)
+        samples = model.sample(2000)
         scores[name] = {"mse": ((recon - x) ** 2).mean().item(), "on_data": share_on_data(samples, x)}
         draw_reconstruction_2d(axes[row, 0], x, recon, f"{label}: reconstructions (MSE {scores[name]['mse']:.4f})")
         draw_samples_2d(axes[row, 1], x, samples,

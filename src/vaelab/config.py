@@ -1,0 +1,163 @@
+"""The training configuration: one dataclass, every field documented, validated before anything runs.
+
+`TrainConfig.validate()` resolves the model-dependent defaults (iterations, binarization,
+optimizer) and raises a one-line `VaelabError` for a bad value. The messages name the CLI flag
+(`--batch-size`); the Python API (`vaelab.train`) re-words them with the argument name.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import torch
+
+from . import distributed
+from .data import BINARIZE_MODES
+from .data.toy import is_toy
+from .errors import VaelabError
+from .models import MODELS
+
+OPTIMIZERS = ("auto", "adam", "adamw")
+PRECISIONS = ("fp32", "bf16")
+RUNTIME_OPTIONS = ("data_dir", "device", "threads", "progress")   # what may change when a run is resumed
+
+
+@dataclass
+class TrainConfig:
+    """Everything a training run needs, as saved in RUN/config.json.
+
+    Attributes:
+        model: registry name of the model (`vaelab.options()` lists them and their options).
+        dataset: data set name (`vaelab.datasets()`); the default is the embedded, offline `mnist-5k`.
+        data_dir: folder holding DATASET/ subfolders of IDX files (None: $VAELAB_DATA, the user cache, ...).
+        out: the run folder to create (None: runs/MODEL-DATASET-TIMESTAMP).
+        seeds: one training run per seed; metrics are reported as mean ± standard error over them.
+        iters: training iterations (None: the model's DEFAULT_ITERS, or `epochs`).
+        epochs: train for this many passes over the training set instead (validation, log and
+            checkpoint once per epoch).
+        patience: with epochs, stop after this many epochs without a better validation loss and keep
+            the best epoch's weights.
+        resize: resize images to resize x resize first (32: the conv nets' 32x32 form).
+        batch_size: images per training step (the global batch under torchrun).
+        lr: learning rate of Adam / AdamW.
+        binarize: training images as a fresh Bernoulli draw per batch (`dynamic`), one fixed draw
+            (`static`) or grey levels (`none`); `auto`: none for continuous data and autoencoders.
+        val_size: validation images held out of the training set (at most a tenth of it).
+        eval_every: validation every this many iterations.
+        log_every: one point of the training curves per this many iterations (their mean).
+        checkpoint_every: write seed-S/checkpoint.pt every this many iterations (and at the end).
+        iwae_k: importance-weighted bounds computed on the test set after training.
+        eval_repeats: Monte Carlo passes over the test set for NELBO / KL / Rec.
+        device: `auto` (a GPU when one is visible), `cpu` or `cuda`.
+        threads: CPU threads for PyTorch (None: all cores).
+        progress: show progress bars.
+        model_options: the model's constructor options (`vaelab.options(model)`).
+        optimizer: `auto` (the model's DEFAULT_OPTIMIZER: AdamW for autoencoders, else Adam), `adam`, `adamw`.
+        train_classes: train (and validate) on these classes only, e.g. one-class anomaly detection.
+        fresh_batches: toy data: a fresh draw for every batch instead of the fixed training sample.
+        precision: `fp32`, or `bf16` (the networks under bfloat16 autocast; log-densities stay float32).
+        compile: torch.compile the training step (forward and backward).
+    """
+
+    model: str = "vae"
+    dataset: str = "mnist-5k"
+    data_dir: str | None = None
+    out: str | None = None
+    seeds: list[int] = field(default_factory=lambda: [0])
+    iters: int | None = None
+    epochs: int | None = None
+    patience: int | None = None
+    resize: int | None = None
+    batch_size: int = 100
+    lr: float = 1e-3
+    binarize: str = "auto"
+    val_size: int = 1000
+    eval_every: int = 1000
+    log_every: int = 100
+    checkpoint_every: int = 5000
+    iwae_k: list[int] = field(default_factory=lambda: [1, 10, 100])
+    eval_repeats: int = 10
+    device: str = "auto"
+    threads: int | None = None
+    progress: bool = True
+    model_options: dict = field(default_factory=dict)
+    optimizer: str = "auto"
+    train_classes: list[int] | None = None
+    fresh_batches: bool = False
+    precision: str = "fp32"
+    compile: bool = False
+
+    def validate(self) -> "TrainConfig":
+        """Check every field and resolve the `auto` / None defaults; returns self (VaelabError if bad)."""
+        if self.model not in MODELS:
+            raise VaelabError(f"unknown model {self.model!r}: choose one of {', '.join(MODELS)}")
+        cls = MODELS[self.model][0]
+        if self.iters is None:
+            self.iters = cls.DEFAULT_ITERS
+        self._check_counts()
+        if not (isinstance(self.lr, (int, float)) and self.lr > 0 and math.isfinite(self.lr)):
+            raise VaelabError(f"--lr must be a positive number, got {self.lr}")
+        self._check_seeds()
+        if self.binarize not in ("auto", *BINARIZE_MODES):
+            raise VaelabError(f"--binarize must be one of auto, {', '.join(BINARIZE_MODES)}, got {self.binarize!r}")
+        if is_toy(self.dataset) and self.binarize not in ("auto", "none"):
+            raise VaelabError(f"--binarize {self.binarize}: {self.dataset} is continuous data, which cannot be "
+                              "binarized; use --binarize none (or auto)")
+        if self.binarize == "auto":
+            self.binarize = "none" if is_toy(self.dataset) else cls.DEFAULT_BINARIZE
+        if self.optimizer not in OPTIMIZERS:
+            raise VaelabError(f"--optimizer must be one of {', '.join(OPTIMIZERS)}, got {self.optimizer!r}")
+        if self.optimizer == "auto":
+            self.optimizer = cls.DEFAULT_OPTIMIZER
+        if self.fresh_batches and not is_toy(self.dataset):
+            raise VaelabError(f"--fresh-batches: only the generated toy data sets can draw fresh batches, "
+                              f"not {self.dataset}; drop the option")
+        if self.train_classes is not None and not self.train_classes:
+            raise VaelabError("--classes needs at least one class")
+        beta = self.model_options.get("beta")
+        if beta is not None and not (beta > 0 and math.isfinite(beta)):
+            raise VaelabError(f"--beta must be a positive number, got {beta}")
+        if self.precision not in PRECISIONS:
+            raise VaelabError(f"--precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
+        resolve_device(self.device)
+        return self
+
+    def _check_counts(self) -> None:
+        for name in ("epochs", "patience", "resize", "threads"):
+            value = getattr(self, name)
+            if value is not None and not _positive_int(value):
+                raise VaelabError(f"--{name} must be a positive integer, got {value}")
+        if self.patience is not None and self.epochs is None:
+            raise VaelabError("--patience needs --epochs: early stopping checks the validation loss once per epoch")
+        for name in ("iters", "batch_size", "eval_every", "log_every", "checkpoint_every", "eval_repeats"):
+            if not _positive_int(getattr(self, name)):
+                raise VaelabError(f"--{name.replace('_', '-')} must be a positive integer, got {getattr(self, name)}")
+        if isinstance(self.val_size, bool) or not isinstance(self.val_size, int) or self.val_size < 0:
+            raise VaelabError(f"--val-size must be a whole number >= 0, got {self.val_size}")
+        if any(not _positive_int(k) for k in self.iwae_k):
+            raise VaelabError(f"--iwae-k values must be positive integers, got {self.iwae_k}")
+
+    def _check_seeds(self) -> None:
+        if not self.seeds:
+            raise VaelabError("--seeds needs at least one seed")
+        if any(isinstance(s, bool) or not isinstance(s, int) or not 0 <= s < 2**32 for s in self.seeds):
+            raise VaelabError(f"--seeds must be whole numbers from 0 to {2**32 - 1}, got {self.seeds}")
+        if len(set(self.seeds)) != len(self.seeds):
+            raise VaelabError(f"--seeds has repeated values {self.seeds}; give distinct seeds")
+
+
+def _positive_int(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool) and v > 0
+
+
+def resolve_device(name: str) -> torch.device:
+    """The device to compute on; under torchrun on GPUs, this process's own GPU (cuda:LOCAL_RANK)."""
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    if name == "cuda" and not torch.cuda.is_available():
+        raise VaelabError("--device cuda: no CUDA GPU is visible to PyTorch; use --device cpu or auto")
+    if name not in ("cpu", "cuda"):
+        raise VaelabError(f"--device must be auto, cpu or cuda, got {name!r}")
+    if name == "cuda" and distributed.launched():
+        return distributed.local_cuda_device()
+    return torch.device(name)

@@ -1,0 +1,240 @@
+"""The model contract: what every vaelab model is and can do, written down once.
+
+Every model is a `Model` (an `nn.Module`). The trainer, the evaluators, the figures, the CLI
+and the explorer talk to models through this class only: a capability is a declared attribute
+here, never a probe at the call site.
+
+The maths, as each model file writes it:
+
+    negative_elbo_bound(x, y)  ->  (NELBO, its terms...)     named by ELBO_TERMS, batch means
+    loss(x, y[, labelled])     ->  (objective, terms to log)  what the optimizer minimises
+    posterior_mean(x, y)       ->  E[z | x (, y)]             the code, for pictures
+    mean_x_given_z(z, y)       ->  E[x | z (, y)]             Bernoulli probabilities or means
+    sample_z(n)                ->  z ~ p(z)
+    log_importance_weights(x, k, y) -> log p(x, z_i) - log q(z_i | x), shape (k, batch)
+                                                             (models with has_iwae)
+
+and the user-facing verbs built on them: `encode`, `decode`, `sample`, `reconstruct`, `elbo`,
+`iwae` and (models with `classifies`) `classify`.
+
+Labels: `y` is a tensor of class indices (long, shape (batch,)). Conditional models
+(`conditional = True`) need it in encode / decode / elbo / iwae; `sample` draws classes
+uniformly when it is left out. Unconditional models ignore it.
+"""
+from __future__ import annotations
+
+import inspect
+from typing import ClassVar
+
+import torch
+from torch import nn
+
+from ..errors import VaelabError
+
+
+class Model(nn.Module):
+    """Base class of every vaelab model (see the module docstring for the contract)."""
+
+    # -- declared capabilities (class attributes; a model overrides what differs) -------------
+    ELBO_TERMS: ClassVar[tuple[str, ...]] = ("nelbo", "kl", "rec")   # what negative_elbo_bound returns
+    CURVE_TERMS: ClassVar[tuple[str, ...]] = ("nelbo", "kl", "rec")  # training curves drawn per iteration
+    DEFAULT_ITERS: ClassVar[int] = 20_000
+    DEFAULT_OPTIMIZER: ClassVar[str] = "adam"
+    DEFAULT_BINARIZE: ClassVar[str] = "dynamic"   # how image training data are binarized by default
+    FIGURES: ClassVar[tuple[str, ...]] = ()       # extra run figures: reconstruction, denoising, codes
+    ANOMALY_SCORE: ClassVar[str] = "NELBO"        # what anomaly_score measures
+    deterministic: ClassVar[bool] = False         # evaluation needs one pass (no Monte Carlo noise)
+    has_likelihood: ClassVar[bool] = True         # an ELBO on log p(x) exists (the VAE family)
+    has_iwae: ClassVar[bool] = True               # log_importance_weights, so IWAE-k bounds, exist
+    classifies: ClassVar[bool] = False            # has a classifier q(y | x): classify, accuracy
+    conditional: bool = False                     # encoder and decoder take the label y
+    n_classes: int = 0                            # classes of y (conditional or semi-supervised), else 0
+    labels_per_class: int = 0                     # semi-supervised: labelled images per class, every step
+    label_seed: int = 0                           # semi-supervised: the seed that picks them
+    likelihood: str = "bernoulli"                 # p(x|z): bernoulli (binary data) or gaussian
+    trains_every_parameter: bool = True           # False: some parameters get no gradient (DDP must know)
+    z_dim: int
+    x_dim: int
+
+    # The constructor arguments of the outermost __init__ call, recorded for every subclass, so that
+    # a model can be saved as (class, options) and built again: see options().
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if "__init__" not in cls.__dict__:
+            return
+        init = cls.__init__
+        signature = inspect.signature(init)
+
+        def recording_init(self, *args, **kw):
+            if "_init_options" not in self.__dict__:   # outermost call only (subclasses call super)
+                bound = signature.bind(self, *args, **kw)
+                bound.apply_defaults()
+                opts = {}
+                for name, value in list(bound.arguments.items())[1:]:
+                    kind = signature.parameters[name].kind
+                    if kind is inspect.Parameter.VAR_KEYWORD:
+                        opts.update(value)
+                    elif kind is not inspect.Parameter.VAR_POSITIONAL:
+                        opts[name] = value
+                self.__dict__["_init_options"] = opts
+            init(self, *args, **kw)
+
+        recording_init.__wrapped__ = init
+        recording_init.__doc__, recording_init.__name__, recording_init.__qualname__ = (
+            init.__doc__, init.__name__, init.__qualname__)
+        cls.__init__ = recording_init
+
+    def options(self) -> dict:
+        """The constructor arguments this model was built with (x_dim included)."""
+        return dict(self.__dict__.get("_init_options", {}))
+
+    # -- the maths each model writes --------------------------------------------------------
+    def negative_elbo_bound(self, x: torch.Tensor, y: torch.Tensor | None = None, reduce: bool = True):
+        """(NELBO, terms...) named by ELBO_TERMS: batch means, or per-example values with reduce=False."""
+        raise NotImplementedError
+
+    def loss(self, x: torch.Tensor, y: torch.Tensor | None = None, labelled=None):
+        """(training objective, {term: value}) on a batch; `labelled` is the semi-supervised labelled batch."""
+        raise NotImplementedError
+
+    def posterior_mean(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        """E[z | x (, y)]: the code of x."""
+        raise NotImplementedError
+
+    def mean_x_given_z(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        """E[x | z (, y)]: Bernoulli probabilities or Gaussian means."""
+        raise NotImplementedError
+
+    def sample_z(self, n: int) -> torch.Tensor:
+        """n draws from the prior p(z); an autoencoder decodes N(0, I) draws (it has no prior)."""
+        p = next(self.parameters())
+        return torch.randn(n, self.z_dim, dtype=p.dtype, device=p.device)
+
+    def log_importance_weights(self, x: torch.Tensor, k: int, y: torch.Tensor | None = None) -> torch.Tensor:
+        """log p(x, z_i [| y]) - log q(z_i | x [, y]) for k samples z_i ~ q(z|x): shape (k, batch)."""
+        raise VaelabError(f"{type(self).__name__} has no importance-weighted bound (has_iwae is False); "
+                          "use VAE, GMVAE or CVAE for IWAE-k")
+
+    # -- hooks with defaults ----------------------------------------------------------------
+    def check_training(self, iters: int, continuous: bool) -> None:
+        """Refuse, before anything is written, a training run this model cannot do (VaelabError)."""
+        if continuous and self.likelihood == "bernoulli":
+            raise VaelabError("the data are continuous (2D points); a Bernoulli decoder cannot model them: use "
+                              "likelihood='gaussian' (--likelihood gaussian) for VAEs or loss='mse' (--loss mse) "
+                              "for autoencoders")
+
+    def evaluate_extra(self, data) -> dict:
+        """Model-specific test metrics (accuracy, PSNR, ...) on a DeviceData; none by default."""
+        return {}
+
+    def anomaly_score(self, x: torch.Tensor) -> torch.Tensor:
+        """Per-example anomaly score, higher = more anomalous: one Monte Carlo pass of the NELBO."""
+        return self.negative_elbo_bound(x, reduce=False)[0]
+
+    # -- the user-facing verbs ----------------------------------------------------------------
+    def _device(self) -> torch.device:
+        return next(self.parameters()).device
+
+    def _labels(self, y, n: int, what: str = "y") -> torch.Tensor | None:
+        """y checked against the contract: class indices of length n for conditional models."""
+        if not (self.conditional or self.classifies) and y is None:
+            return None
+        if y is None:
+            if self.conditional:
+                raise VaelabError(f"{type(self).__name__} is conditional: pass the labels {what} (class indices, "
+                                  f"0..{self.n_classes - 1}, one per example)")
+            return None
+        y = torch.as_tensor(y, device=self._device())
+        if y.dtype not in (torch.int64, torch.int32, torch.int16, torch.uint8, torch.int8):
+            raise VaelabError(f"{what} must hold class indices (integers), got dtype {y.dtype}")
+        y = y.long().reshape(-1)
+        if len(y) == 1 and n > 1:
+            y = y.expand(n)
+        if len(y) != n:
+            raise VaelabError(f"{what} has {len(y)} labels for {n} examples; give one label per example (or one for all)")
+        if self.n_classes and (y.min() < 0 or y.max() >= self.n_classes):
+            raise VaelabError(f"{what} must be class indices 0..{self.n_classes - 1}, got values from "
+                              f"{int(y.min())} to {int(y.max())}")
+        return y
+
+    def _inputs(self, x) -> torch.Tensor:
+        x = torch.as_tensor(x, device=self._device())
+        if not x.is_floating_point():
+            x = x.float()
+        x = x.reshape(len(x), -1) if x.dim() > 2 else x
+        if x.dim() != 2 or x.shape[1] != self.x_dim:
+            raise VaelabError(f"x must have shape (batch, {self.x_dim}) (or images of {self.x_dim} pixels), got "
+                              f"{tuple(x.shape)}")
+        return x
+
+    def encode(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        """The code of x: the posterior mean E[z | x (, y)] (an autoencoder's E(x)); shape (batch, z_dim)."""
+        x = self._inputs(x)
+        return self.posterior_mean(x, self._labels(y, len(x)))
+
+    def decode(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        """E[x | z (, y)]: pixel probabilities (Bernoulli) or means; shape (batch, x_dim)."""
+        z = torch.as_tensor(z, device=self._device(), dtype=next(self.parameters()).dtype)
+        if z.dim() != 2 or z.shape[1] != self.z_dim:
+            raise VaelabError(f"z must have shape (batch, {self.z_dim}), got {tuple(z.shape)}")
+        return self.mean_x_given_z(z, self._labels(y, len(z)))
+
+    def reconstruct(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        """decode(encode(x)): the reconstruction at the code of x."""
+        x = self._inputs(x)
+        y = self._labels(y, len(x))
+        return self.mean_x_given_z(self.posterior_mean(x, y), y)
+
+    def sample(self, n: int, y: torch.Tensor | int | None = None, binary: bool = False) -> torch.Tensor:
+        """n draws x ~ p(x) (conditional models: p(x | y), classes drawn uniformly when y is None).
+
+        Returns the decoder means E[x | z] of z ~ p(z) (what figures show), or with binary=True
+        Bernoulli draws from them (Bernoulli models only). Shape (n, x_dim)."""
+        if isinstance(n, bool) or not isinstance(n, int) or n <= 0:
+            raise VaelabError(f"n must be a positive integer (how many samples), got {n!r}")
+        if binary and self.likelihood != "bernoulli":
+            raise VaelabError("binary=True draws Bernoulli pixels; this model's p(x|z) is Gaussian: leave binary out")
+        if self.conditional and y is None:
+            y = torch.randint(self.n_classes, (n,), device=self._device())
+        y = self._labels(y, n)
+        mean = self.mean_x_given_z(self.sample_z(n), y)
+        return torch.bernoulli(mean) if binary else mean
+
+    def sample_by_class(self, per_class: int) -> torch.Tensor:
+        """per_class samples of each class, class by class (one grid row per class); conditional models."""
+        if not self.conditional:
+            raise VaelabError(f"{type(self).__name__} is not conditional: use sample(n)")
+        y = torch.arange(self.n_classes, device=self._device()).repeat_interleave(per_class)
+        return self.mean_x_given_z(self.sample_z(len(y)), y)
+
+    def elbo(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        """The evidence lower bound on log p(x) per example (nats; one Monte Carlo sample): -NELBO."""
+        if not self.has_likelihood:
+            raise VaelabError(f"{type(self).__name__} has no likelihood, so no ELBO; negative_elbo_bound gives "
+                              f"its test terms {', '.join(self.ELBO_TERMS)}")
+        x = self._inputs(x)
+        return -self.negative_elbo_bound(x, self._labels(y, len(x)), reduce=False)[0]
+
+    def iwae(self, x: torch.Tensor, k: int = 100, y: torch.Tensor | None = None) -> torch.Tensor:
+        """The importance-weighted bound log (1/k) sum_i p(x, z_i) / q(z_i | x) <= log p(x) per example (nats).
+
+        k = 1 is the ELBO; the bound tightens as k grows (Burda et al. 2016). Computed in passes of
+        about 1,000 decoder rows, so any k fits in memory."""
+        from ..evaluate import iwae_per_example
+
+        if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+            raise VaelabError(f"k must be a positive integer (importance samples per example), got {k!r}")
+        if not self.has_iwae:
+            self.log_importance_weights(x, k)   # raises the one-line error
+        x = self._inputs(x)
+        return iwae_per_example(self, x, k, self._labels(y, len(x)))
+
+    def classify(self, x: torch.Tensor) -> torch.Tensor:
+        """The most probable class under q(y | x) for every example (models with a classifier)."""
+        if not self.classifies:
+            raise VaelabError(f"{type(self).__name__} has no classifier q(y|x); the semi-supervised models do")
+        return self.classifier_logits(self._inputs(x)).argmax(-1)
+
+    def classifier_logits(self, x: torch.Tensor) -> torch.Tensor:
+        """The logits of q(y | x) (models with classifies = True)."""
+        raise NotImplementedError

@@ -1,0 +1,245 @@
+"""A whole run: every seed trained, evaluated on the full test set, drawn and reported.
+
+    RUN/config.json -> per seed: fit -> seed-S/model.safetensors, history.json -> evaluate_model
+    -> sample quality (judge) -> figures -> RUN/metrics.json (last: a seed listed there is complete)
+    -> RUN/report.md
+
+Started by torchrun with several processes, every process calls train_run: they train together
+(see distributed.py) and rank 0 alone writes the run folder.
+"""
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import platform
+import shutil
+from datetime import datetime
+from pathlib import Path
+
+import torch
+from safetensors.torch import save as save_safetensors
+
+from . import distributed
+from .batches import DeviceData, check_split, prepare_data
+from .config import RUNTIME_OPTIONS, TrainConfig, resolve_device
+from .data import STATIC_BINARIZATION_SEED
+from .errors import VaelabError
+from .evaluate import evaluate_model
+from .judge import run_judge, sample_quality
+from .models import build_model
+from .runs import atomic_write_bytes, load_checkpoint, lock_run_dir, prepare_run_dir, read_json, summarise, write_json
+from .trainer import fit, flush_denormal
+
+SAMPLE_ROWS, SAMPLE_COLS = 10, 20   # the sample grid every image run writes
+_NOT_COMPARED = RUNTIME_OPTIONS + ("out",)   # a run folder may be moved
+
+
+def train_run(cfg: TrainConfig, resume: bool = False) -> Path:
+    """Train every seed of cfg, evaluate on the full test set, and write the run folder; returns its path.
+
+    resume=True continues the run folder cfg.out (see resume_run): finished seeds are kept,
+    an interrupted seed continues from its last checkpoint."""
+    with distributed.same_on_every_rank():   # bad options fail before the processes connect
+        cfg.validate()
+        device = resolve_device(cfg.device)
+        check_split(cfg.batch_size, distributed.world(), "--batch-size")
+    if cfg.out is None:
+        cfg.out = str(Path("runs") / f"{cfg.model}-{cfg.dataset}-{datetime.now():%Y%m%d-%H%M%S}")
+    with flush_denormal(), distributed.process_group(device):
+        cfg.out = distributed.on_main(lambda: cfg.out)   # one folder for all ranks: rank 0's (a default name has the time)
+        return _train_run(cfg, device, resume)
+
+
+def resume_run(run, **runtime) -> Path:
+    """Continue an interrupted run folder with its saved configuration.
+
+    Only RUNTIME_OPTIONS (data_dir, device, threads, progress) may be given; None keeps the saved value."""
+    run = Path(run)
+    with distributed.same_on_every_rank():
+        if not (run / "config.json").is_file():
+            raise VaelabError(f"--resume {run}: not a vaelab run folder (no config.json); pass the folder `vaelab train` printed")
+        bad = set(runtime) - set(RUNTIME_OPTIONS)
+        if bad:
+            raise VaelabError(f"--resume keeps the run's saved configuration; only {', '.join(RUNTIME_OPTIONS)} may "
+                              f"change, not {', '.join(sorted(bad))}")
+        cfg = config_of(run)
+    for k, v in runtime.items():
+        if v is not None:
+            setattr(cfg, k, v)
+    cfg.out = str(run)
+    return train_run(cfg, resume=True)
+
+
+def config_of(run: Path) -> TrainConfig:
+    """The TrainConfig saved in RUN/config.json (VaelabError if it is not one)."""
+    path = Path(run) / "config.json"
+    try:
+        return TrainConfig(**read_json(path))
+    except TypeError as e:
+        raise VaelabError(f"{path}: not a configuration this vaelab can read ({e}); start a new run") from None
+
+
+def _prepare(cfg: TrainConfig, device: torch.device) -> DeviceData:
+    """The data on the device, epochs turned into iterations, and the model's own refusals, before any file."""
+    with distributed.same_on_every_rank():
+        data = prepare_data(cfg, device)
+        if cfg.epochs:   # one validation, log line and checkpoint per epoch
+            steps = len(data.train_x) // cfg.batch_size
+            if steps == 0:
+                raise VaelabError(f"--batch-size {cfg.batch_size} is larger than the training set ({len(data.train_x)}); lower it")
+            cfg.iters, cfg.eval_every, cfg.log_every, cfg.checkpoint_every = cfg.epochs * steps, steps, steps, steps
+        probe = build_model(cfg.model, data.x_dim, **cfg.model_options)   # bad options fail before writing anything
+        probe.check_training(cfg.iters, continuous=data.image_shape is None)
+    return data
+
+
+def _train_run(cfg: TrainConfig, device: torch.device, resume: bool = False) -> Path:
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    data = _prepare(cfg, device)
+    main = distributed.is_main()   # under torchrun: rank 0 alone touches the run folder
+    run_dir = Path(cfg.out)
+    with contextlib.ExitStack() as held:
+        judge = []   # rank 0's (classifier, accuracy, per-class accuracy), or nothing where none applies
+
+        def open_run():   # rank 0: lock the folder (held until the run is written), judge, config or progress
+            if run_dir.exists() and not run_dir.is_dir():
+                raise VaelabError(f"--out {run_dir}: exists and is not a folder; choose another --out")
+            held.enter_context(lock_run_dir(run_dir))   # a second writer is refused
+            judge.extend(j for j in [run_judge(cfg, device)] if j is not None)
+            if resume:
+                return _resume_progress(run_dir, cfg)
+            prepare_run_dir(run_dir, dataclasses.asdict(cfg))
+            return {}, {}
+
+        per_seed, histories = distributed.on_main(open_run)   # its errors stop every rank
+        for seed in cfg.seeds:
+            if str(seed) in per_seed:   # finished before the interruption: its files are complete
+                continue
+            model, hist = _train_seed(cfg, data, device, run_dir / f"seed-{seed}", seed, resume)
+            torch.manual_seed(distributed.rank_seed(10_000 + seed))   # evaluation noise independent of training
+            metrics = evaluate_model(model, data, cfg.iwae_k, cfg.eval_repeats, cfg.progress and main, across_ranks=True)
+            if not main:   # the rest is rank 0's: sample quality, figures, metrics.json, report
+                continue
+            metrics.update(train_seconds=hist["train_seconds"], iters_per_second=hist["iters_per_second"])
+            if judge:
+                classifier, accuracy, by_class = judge[0]
+                metrics.update(sample_quality(model, classifier), judge_test_accuracy=accuracy,
+                               judge_test_accuracy_by_class=by_class)
+            per_seed[str(seed)], histories[str(seed)] = metrics, hist
+            _write_seed_outputs(cfg, data, device, run_dir, seed, model, per_seed, histories)
+    return run_dir
+
+
+def _train_seed(cfg: TrainConfig, data: DeviceData, device, seed_dir: Path, seed: int, resume: bool):
+    """(trained model, history) of one seed; resuming, from its last checkpoint. Rank 0 writes its weights."""
+    def open_seed():   # rank 0: the seed's folder and, resuming, its checkpoint (handed to every rank)
+        seed_dir.mkdir(exist_ok=True)
+        return _resumable_checkpoint(seed_dir, cfg, seed) if resume else None
+
+    ckpt = distributed.on_main(open_seed)
+    torch.manual_seed(seed)
+    model = build_model(cfg.model, data.x_dim, **cfg.model_options).to(device)
+    if distributed.rank():   # the other ranks' own noise streams (DDP gives them rank 0's weights)
+        torch.manual_seed(distributed.rank_seed(seed))
+    if ckpt is not None and ckpt["iteration"] >= cfg.iters:   # trained; stopped during evaluation
+        model.load_state_dict(ckpt["model"])
+        hist = ckpt["trainer"]["history"]
+        seconds = ckpt["trainer"]["train_seconds"]
+        hist.update(train_seconds=seconds, iters_per_second=cfg.iters / seconds)
+    else:
+        hist = fit(model, data, cfg, seed_dir, seed, resume=ckpt)
+    if distributed.is_main():
+        atomic_write_bytes(seed_dir / "model.safetensors",
+                           save_safetensors({k: v.contiguous() for k, v in model.state_dict().items()}))
+        write_json(seed_dir / "history.json", hist)
+    return model, hist
+
+
+def _write_seed_outputs(cfg, data: DeviceData, device, run_dir: Path, seed: int, model, per_seed, histories) -> None:
+    """A finished seed's figures, then metrics.json (last: it lists complete seeds) and the report."""
+    from .plots import make_latent_figures, model_figures, save_curves, save_grid, save_samples_2d
+    from .report import write_report   # figures and report come last in the flow
+
+    seed_dir = run_dir / f"seed-{seed}"
+    model.eval()
+    with torch.inference_mode():   # conditional models: one row per class
+        grid = (model.sample_by_class(SAMPLE_COLS) if model.conditional
+                else model.sample(SAMPLE_ROWS * SAMPLE_COLS if data.image_shape else 2000))
+    if data.image_shape is None:   # 2D points: scatter figures instead of image grids
+        save_samples_2d(seed_dir / "samples.png", data.test_x, grid)
+    else:
+        save_grid(seed_dir / "samples.png", grid, SAMPLE_ROWS, SAMPLE_COLS, data.image_shape)
+    figures = ["samples.png", *model_figures(model, data, seed_dir)]
+    if seed == cfg.seeds[0]:
+        for name in figures:
+            shutil.copyfile(seed_dir / name, run_dir / name)
+        if data.image_shape is not None and model.has_likelihood:   # the VAE family's latent figures
+            make_latent_figures(run_dir, model, data)
+    save_curves(run_dir / "curves.png", histories, f"{cfg.model} on {cfg.dataset}", model.CURVE_TERMS)
+    write_json(run_dir / "metrics.json", _metrics_doc(cfg, data, device, per_seed))
+    write_report(run_dir)
+
+
+def _resume_progress(run_dir: Path, cfg: TrainConfig) -> tuple[dict, dict]:
+    """Per-seed metrics and histories of the seeds a resumed run has already finished."""
+    per_seed, histories = {}, {}
+    if (run_dir / "metrics.json").exists():
+        done = read_json(run_dir / "metrics.json").get("per_seed", {})
+        for seed in cfg.seeds:
+            if str(seed) in done and (run_dir / f"seed-{seed}" / "history.json").exists():
+                per_seed[str(seed)] = done[str(seed)]
+                histories[str(seed)] = read_json(run_dir / f"seed-{seed}" / "history.json")
+    if len(per_seed) == len(cfg.seeds):
+        raise VaelabError(f"--resume {run_dir}: the run is already complete (all {len(cfg.seeds)} seed(s) have metrics); "
+                          f"nothing to resume (`vaelab eval {run_dir}` adds bounds)")
+    return per_seed, histories
+
+
+def _resumable_checkpoint(seed_dir: Path, cfg: TrainConfig, seed: int) -> dict | None:
+    """The seed's last checkpoint (on the CPU), checked to belong to this run; None when it has none (start afresh)."""
+    path = seed_dir / "checkpoint.pt"
+    if not path.exists():
+        return None
+    ckpt = load_checkpoint(path, "cpu")
+    trainer = ckpt.get("trainer") or {}
+    if ckpt.get("seed") != seed or "generator" not in trainer.get("batches", {}):
+        raise VaelabError(f"{path}: written for another seed, or by a vaelab without exact resume (or whose batch "
+                          f"order came from the global RNG); it cannot be continued, start a new run")
+    trained_by, world = ckpt.get("world_size", 1), distributed.world()
+    if trained_by != world:
+        how = (f"torchrun --nproc_per_node {trained_by} -m vaelab train --resume {seed_dir.parent}" if trained_by > 1
+               else f"vaelab train --resume {seed_dir.parent} (one process, without torchrun)")
+        raise VaelabError(f"{path}: trained by {trained_by} process(es), resumed with {world}; each process's random "
+                          f"stream is part of the checkpoint, so resume with as many: {how}")
+    saved = {k: v for k, v in ckpt["config"].items() if k not in _NOT_COMPARED}
+    now = {k: v for k, v in dataclasses.asdict(cfg).items() if k not in _NOT_COMPARED}
+    if saved != now:
+        diff = sorted(k for k in now if saved.get(k) != now[k])
+        raise VaelabError(f"{path}: its configuration differs from config.json ({', '.join(diff)}); "
+                          f"the run folder was edited, start a new run")
+    return ckpt
+
+
+def machine_description(device: torch.device) -> str:
+    """CPU (or GPU), processes, threads and torch version: the machine line of metrics and reports."""
+    cpu = platform.processor() or platform.machine()
+    gpu = f", {torch.cuda.get_device_name(device)}" if device.type == "cuda" else ""
+    procs = f"{distributed.world()} processes x " if distributed.world() > 1 else ""
+    return f"{platform.system()} {cpu}, {procs}{torch.get_num_threads()} thread(s), torch {torch.__version__}{gpu}"
+
+
+def _metrics_doc(cfg, data: DeviceData, device, per_seed: dict) -> dict:
+    return {
+        "model": cfg.model,
+        "dataset": cfg.dataset,
+        "data_source": data.source,
+        "test_set": (f"{len(data.test_x)} points" if data.image_shape is None else
+                     f"{len(data.test_x)} images, "
+                     + ("grey levels" if cfg.binarize == "none" else f"fixed binarization seed {STATIC_BINARIZATION_SEED}")),
+        "machine": machine_description(device),
+        "processes": distributed.world(),   # torchrun --nproc_per_node (1: a plain run)
+        "date": datetime.now().isoformat(timespec="seconds"),
+        "per_seed": per_seed,
+        "mean_se": summarise(per_seed),
+    }

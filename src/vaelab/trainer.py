@@ -1,0 +1,270 @@
+"""The training loop: one model, one seed, Adam on model.loss, with exact resume.
+
+    trainer = Trainer(model, data, cfg, seed_dir, seed)   # optimizer, batches, history
+    trainer.restore(checkpoint)                           # optional: continue exactly
+    history = trainer.run()
+
+Each iteration: a batch, the loss, the backward pass, a finiteness check, the optimizer step;
+every log_every iterations a point of the curves, every eval_every a validation (and early
+stopping), every checkpoint_every a checkpoint (atomically written, with everything a resume
+needs to end exactly where an uninterrupted run would, on the same device and thread count).
+
+Under torchrun (see distributed.py) every rank runs the loop: each trains on its shard of every
+global batch through DDP, the logged terms and validation metrics are reduced over the ranks
+(identical on all of them), and rank 0 alone writes checkpoints.
+"""
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import math
+import time
+from pathlib import Path
+
+import torch
+
+from . import __version__, distributed
+from .batches import BATCH_STREAM, LABELLED_STREAM, Batches, DeviceData
+from .config import TrainConfig
+from .data import labelled_subset
+from .errors import VaelabError
+from .evaluate import evaluate_elbo
+from .progress import progress_bar
+from .runs import load_checkpoint, save_checkpoint
+
+
+def fit(model, data: DeviceData, cfg: TrainConfig, seed_dir: Path | None = None, seed: int = 0,
+        resume: dict | None = None) -> dict:
+    """Train `model` for cfg.iters iterations (or until early stopping); returns the training history.
+
+    With `resume` (a checkpoint written by this loop), training continues from its iteration with
+    its weights, optimizer state, RNG state, batch order and history."""
+    trainer = Trainer(model, data, cfg, seed_dir, seed)
+    if resume is not None:
+        trainer.restore(resume)
+    return trainer.run()
+
+
+class Trainer:
+    """The state of one seed's training: optimizer, batches, history, log window, early stopping."""
+
+    def __init__(self, model, data: DeviceData, cfg: TrainConfig, seed_dir: Path | None, seed: int):
+        self.model, self.data, self.cfg, self.seed_dir, self.seed = model, data, cfg, seed_dir, seed
+        self.device = data.train_x.device
+        self.main, shard = distributed.is_main(), (distributed.rank(), distributed.world())
+        self.rank = shard[0]
+        Opt = torch.optim.AdamW if cfg.optimizer == "adamw" else torch.optim.Adam
+        # The fused kernel does the whole Adam update in one pass over the parameters.
+        self.opt = Opt(model.parameters(), lr=cfg.lr, **({"fused": True} if self.device.type in ("cpu", "cuda") else {}))
+        dynamic = cfg.binarize == "dynamic"
+        self.batches = Batches(data.train_x, data.train_y, cfg.batch_size, dynamic, data.sampler, seed + BATCH_STREAM, shard)
+        self.labelled = None
+        if model.labels_per_class:   # semi-supervised: a small labelled subset, every batch
+            xl, yl = labelled_subset(data.train_x, data.train_y, model.labels_per_class, model.label_seed)
+            self.labelled = Batches(xl, yl, min(cfg.batch_size, len(xl)), dynamic, None, seed + LABELLED_STREAM, shard,
+                                    what="the labelled batch (--labels-per-class x classes, at most --batch-size)")
+        self.val_key = model.ELBO_TERMS[0]   # nelbo for VAEs, loss for autoencoders
+        self.hist = {"iteration": [], "val_iteration": [], f"val_{self.val_key}": []}
+        self.window: dict = {}   # sums of the logged terms since the last log point
+        self.start, self.seconds_before, self.last_ckpt = 1, 0.0, None
+        # Early stopping on the validation loss, checked at every validation (once per epoch with --epochs).
+        self.stopping = {"best": math.inf, "best_iteration": 0, "bad": 0, "stopped": False}
+        self.check_each_step = self.device.type == "cpu"   # a .item() per step is free on CPU, a sync on GPU
+        self.grads_bad_at = torch.zeros((), dtype=torch.long, device=self.device)   # GPU: first bad iteration
+
+    def restore(self, ckpt: dict) -> None:
+        """Continue from a checkpoint: weights, optimizer, batch order, history, this rank's RNG and log window."""
+        self.model.load_state_dict(ckpt["model"])
+        self.opt.load_state_dict(ckpt["optimizer"])
+        state = ckpt["trainer"]
+        self.batches.load_state_dict(state["batches"])
+        if self.labelled is not None:
+            self.labelled.load_state_dict(state["labelled_batches"])
+        own = (state["other_ranks"][self.rank - 1] if self.rank
+               else {"window": state["window"], "rng_cpu": ckpt["rng_cpu"], "rng_cuda": ckpt.get("rng_cuda")})
+        self.hist, self.window = state["history"], {k: v.to(self.device) for k, v in own["window"].items()}
+        self.seconds_before = state["train_seconds"]
+        self.stopping = state.get("stopping", self.stopping)
+        self.start = self.cfg.iters + 1 if self.stopping["stopped"] else ckpt["iteration"] + 1
+        self.last_ckpt = (ckpt["iteration"], self.seed_dir / "checkpoint.pt")
+        _set_rng_state(own)
+
+    def run(self) -> dict:
+        """The loop; returns the history (curves, seconds, and the early-stopping outcome)."""
+        cfg = self.cfg
+        step = distributed.data_parallel(self.model, self.device)   # model.loss, through DDP under torchrun
+        if cfg.compile:   # traced and compiled at the first step (and again if the batch shape changes)
+            step = torch.compile(step)
+        # bf16: the networks' matrix products in bfloat16, their outputs and the maths in float32
+        self.precision = ((lambda: torch.autocast(self.device.type, dtype=torch.bfloat16)) if cfg.precision == "bf16"
+                          else contextlib.nullcontext)
+        bar = progress_bar(total=cfg.iters, initial=self.start - 1, desc=f"train {cfg.model} seed {self.seed}",
+                           disable=not (cfg.progress and self.main), unit="it")
+        self.t0 = time.perf_counter()
+        self.model.train()
+        for it in range(self.start, cfg.iters + 1):
+            self._step(step, it)
+            if it % cfg.log_every == 0 or it == cfg.iters:
+                self._log(it, bar)
+            if len(self.data.val_x) and (it % cfg.eval_every == 0 or it == cfg.iters):
+                self._validate(it)
+            if self.seed_dir is not None and (it % cfg.checkpoint_every == 0 or it == cfg.iters
+                                              or self.stopping["stopped"]):
+                self._checkpoint(it)
+            if self.stopping["stopped"]:
+                break
+        bar.close()
+        return self._finish()
+
+    def _step(self, step, it: int) -> None:
+        """One optimizer step on the next batch, refusing non-finite losses and gradients."""
+        x, y = next(self.batches)
+        with self.precision():   # the forward pass only: backward runs in the forward's dtypes
+            loss, terms = step(x, y) if self.labelled is None else step(x, y, labelled=next(self.labelled))
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()   # under DDP, also the gradient average: every rank gets here before any stops
+        if self.check_each_step and not math.isfinite(loss.item()):
+            _diverged(it, terms, self.last_ckpt)
+        grads = [q.grad for q in self.model.parameters() if q.grad is not None]
+        finite = torch.isfinite(torch.stack(torch._foreach_norm(grads))).all() if grads else None
+        if finite is not None:
+            if self.check_each_step:
+                if not finite.item():   # before the step: the weights and the last checkpoint stay good
+                    _diverged_grads(it, self.model, self.last_ckpt)
+            else:   # no sync: remember the first bad iteration, checked at the log interval
+                self.grads_bad_at = torch.where((self.grads_bad_at == 0) & ~finite, it, self.grads_bad_at)
+        self.opt.step()
+        for k, v in {"loss": loss.detach(), **{k: v.detach() for k, v in terms.items()}}.items():
+            self.window[k] = self.window.get(k, 0.0) + v
+
+    def _log(self, it: int, bar) -> None:
+        """A point of the training curves: the mean of each term over the window, over all ranks."""
+        cfg = self.cfg
+        if not self.check_each_step and self.grads_bad_at.item():
+            _diverged_grads(self.grads_bad_at.item(), self.model, self.last_ckpt)
+        n = cfg.log_every if it % cfg.log_every == 0 else it % cfg.log_every
+        means = {k: (v / n).item() for k, v in distributed.mean_across(self.window).items()}
+        self.window = {}
+        if not math.isfinite(means["loss"]):
+            _diverged(it, means, self.last_ckpt)
+        self.hist["iteration"].append(it)
+        self.hist.setdefault("seconds", []).append(self.seconds_before + time.perf_counter() - self.t0)
+        for k, v in means.items():
+            self.hist.setdefault(k, []).append(v)
+        bar.set_postfix({k.upper() if k != "rec" else "Rec": f"{means[k]:.2f}" for k in ("nelbo", "kl", "rec")
+                         if k in means}, refresh=False)
+        bar.update(it - bar.n)
+
+    def _validate(self, it: int) -> None:
+        """Validation loss (under a forked RNG: it never shifts the training noise) and early stopping."""
+        with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []):
+            val = evaluate_elbo(self.model, self.data.val_x, repeats=1, y=self.data.val_y, across_ranks=True)
+        self.hist["val_iteration"].append(it)
+        for k in self.model.ELBO_TERMS:
+            self.hist.setdefault(f"val_{k}", []).append(val[k])
+        self.model.train()
+        if self.cfg.patience and self.seed_dir is not None:   # val is the same on every rank: all stop together
+            if val[self.val_key] < self.stopping["best"]:
+                self.stopping.update(best=val[self.val_key], best_iteration=it, bad=0)
+                if self.main:
+                    save_checkpoint(self.seed_dir / "best.pt", self._state(it, None))
+            else:
+                self.stopping["bad"] += 1
+                self.stopping["stopped"] = self.stopping["bad"] >= self.cfg.patience
+
+    def _checkpoint(self, it: int) -> None:
+        """seed-S/checkpoint.pt with everything a resume needs (never over good weights with bad ones)."""
+        if not self.check_each_step:
+            if self.grads_bad_at.item():
+                _diverged_grads(self.grads_bad_at.item(), self.model, self.last_ckpt)
+            if self.window and not math.isfinite(self.window["loss"].item()):
+                _diverged(it, dict(self.window), self.last_ckpt)
+        # The other ranks' own RNG states and log-window sums, so that a resumed run is exact on every rank.
+        others = distributed.all_gather(_rank_state(self.window))[1:]
+        if self.main:
+            trainer = {"batches": self.batches.state_dict(),
+                       "labelled_batches": self.labelled.state_dict() if self.labelled is not None else None,
+                       "history": self.hist, "window": {k: v.cpu() for k, v in self.window.items()},
+                       "train_seconds": self.seconds_before + time.perf_counter() - self.t0,
+                       "stopping": self.stopping, "other_ranks": others}
+            save_checkpoint(self.seed_dir / "checkpoint.pt", self._state(it, trainer))
+        self.last_ckpt = (it, self.seed_dir / "checkpoint.pt")
+
+    def _finish(self) -> dict:
+        """Seconds and speed into the history; under early stopping, the best epoch's weights back in the model."""
+        seconds = self.seconds_before + time.perf_counter() - self.t0
+        hist = self.hist
+        done = hist["iteration"][-1] if hist["iteration"] else self.cfg.iters
+        hist["train_seconds"] = seconds
+        hist["iters_per_second"] = done / seconds
+        if self.cfg.patience and self.seed_dir is not None and self.stopping["best_iteration"]:
+            if self.main:
+                self.model.load_state_dict(load_checkpoint(self.seed_dir / "best.pt", self.device)["model"])
+            distributed.broadcast_module(self.model)
+            hist.update(best_iteration=self.stopping["best_iteration"], best_val=self.stopping["best"],
+                        stopped_early=self.stopping["stopped"], iterations_run=done)
+        return hist
+
+    def _state(self, it: int, trainer: dict | None) -> dict:
+        return checkpoint_state(self.model, self.opt, self.cfg, it, self.seed, self.data, trainer)
+
+
+def checkpoint_state(model, opt, cfg: TrainConfig, it: int, seed: int, data: DeviceData, trainer: dict | None) -> dict:
+    """What a checkpoint holds: weights, optimizer, iteration, configuration, RNG states and trainer state."""
+    return {
+        "x_dim": data.x_dim,
+        "image_shape": list(data.image_shape) if data.image_shape else None,
+        "model": model.state_dict(),
+        "optimizer": opt.state_dict(),
+        "iteration": it,
+        "seed": seed,
+        "config": dataclasses.asdict(cfg),
+        "rng_cpu": torch.get_rng_state(),
+        "rng_cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
+        "trainer": trainer,   # batch order and position, history, log-window sums, seconds so far
+        "world_size": distributed.world(),   # processes that trained it (a resume needs as many)
+        "vaelab_version": __version__,
+    }
+
+
+def _set_rng_state(ckpt: dict) -> None:
+    torch.set_rng_state(ckpt["rng_cpu"].cpu())
+    if ckpt.get("rng_cuda") is not None and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(ckpt["rng_cuda"])
+
+
+def _rank_state(window: dict) -> dict:
+    """What differs between ranks and a resumed rank needs: its RNG states and its log-window sums."""
+    return {"rng_cpu": torch.get_rng_state(),
+            "rng_cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
+            "window": {k: v.cpu() for k, v in window.items()}}
+
+
+def _where(last_ckpt) -> str:
+    return (f"the last good checkpoint is kept at {last_ckpt[1]} (iteration {last_ckpt[0]})" if last_ckpt
+            else "no checkpoint had been written yet")
+
+
+def _diverged(it: int, terms: dict, last_ckpt) -> None:
+    bad = [k for k, v in terms.items() if not math.isfinite(float(v.detach() if torch.is_tensor(v) else v))]
+    raise VaelabError(f"training went non-finite at iteration {it} (term(s): {', '.join(bad) or 'loss'}); "
+                      f"{_where(last_ckpt)}; try a lower --lr (e.g. a tenth) or check the data for NaN/inf")
+
+
+def _diverged_grads(it: int, model, last_ckpt) -> None:
+    bad = [n for n, q in model.named_parameters() if q.grad is not None and not torch.isfinite(q.grad).all()]
+    shown = ", ".join(bad[:3]) + (f" and {len(bad) - 3} more" if len(bad) > 3 else "")
+    raise VaelabError(f"gradients went non-finite at iteration {it} (loss finite; gradient of {shown or 'some parameters'}); "
+                      f"{_where(last_ckpt)}; try a lower --lr (e.g. a tenth), or clamp the variances / logits in the model")
+
+
+@contextlib.contextmanager
+def flush_denormal():
+    """Flush subnormal floats to zero while training: they slow CPU backward passes many-fold.
+
+    The setting is process-wide, so it is switched back off afterwards."""
+    torch.set_flush_denormal(True)
+    try:
+        yield
+    finally:
+        torch.set_flush_denormal(False)
