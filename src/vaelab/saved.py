@@ -136,6 +136,8 @@ def sample_run(run: Path, rows=10, cols=20, seed=0, run_seed=None, out=None, dev
     out = Path(out) if out else Path(run) / f"samples-{rows}x{cols}{tag}-seed{seed}.png"
     if not out.parent.exists():
         raise VaelabError(f"--out {out}: folder {out.parent} does not exist; create it first")
+    if out.is_dir():
+        raise VaelabError(f"--out {out}: is a folder; give a PNG file name, e.g. --out {out / 'samples.png'}")
     if ckpt["image_shape"] is None:   # 2D points: a scatter over the test data
         from .data import load_dataset
         from .plots import save_samples_2d
@@ -192,6 +194,9 @@ def score_run(run: Path, dataset: str | None = None, normal_classes=None, run_se
     out = Path(out) if out else Path(run) / f"scores-{cfg.dataset}-seed{run_seed}"
     if not out.parent.exists():
         raise VaelabError(f"--out {out}: folder {out.parent} does not exist; create it first")
+    if out.is_dir():
+        raise VaelabError(f"--out {out}: is a folder; --out is the path prefix of OUT.csv and OUT.json, "
+                          f"e.g. --out {out / 'scores'}")
     rows = ["index,label,anomaly,score"] + [
         f"{i},{int(labels[i])},{'' if anomaly is None else int(anomaly[i])},{scores[i].item():.6g}" for i in range(len(scores))]
     atomic_write_bytes(out.with_suffix(".csv"), ("\n".join(rows) + "\n").encode())
