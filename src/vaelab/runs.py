@@ -120,15 +120,15 @@ def lock_run_dir(run: Path):
         run.mkdir(parents=True, exist_ok=True)
         fd = os.open(run / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
     except OSError as e:
-        raise VaelabError(f"--out {run}: cannot create or write the run folder ({e.strerror or e}); "
-                          f"choose a folder you can write") from None
+        raise VaelabError(f"{run}: cannot create or write the run folder ({e.strerror or e}); "
+                          f"check its permissions, or use a folder you can write") from None
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
             holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
             raise VaelabError(f"{run} is in use by another vaelab process (pid {holder}); "
-                              f"wait for it or choose another --out") from None
+                              f"wait for it to finish, or work on a copy of the run folder") from None
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
         yield

@@ -173,6 +173,8 @@ def score_run(run: Path, dataset: str | None = None, normal_classes=None, run_se
     dev = resolve_device(device)
     ckpt = load_checkpoint(dirs[run_seed] / "checkpoint.pt", dev)
     data = prepare_data(cfg, dev)
+    if normal_classes is not None:
+        check_normal_classes(normal_classes, data.test_y, cfg.dataset)
     if data.x_dim != ckpt["x_dim"]:
         raise VaelabError(f"--dataset {cfg.dataset} has {data.x_dim} values per example but the model was trained on "
                           f"{ckpt['x_dim']}; score a data set of the same shape")
@@ -203,3 +205,16 @@ def score_run(run: Path, dataset: str | None = None, normal_classes=None, run_se
     summary["csv"] = str(out.with_suffix(".csv"))
     write_json(out.with_suffix(".json"), summary)
     return summary
+
+
+def check_normal_classes(normal_classes, labels: torch.Tensor, dataset: str) -> None:
+    """--normal-classes must be classes of the scored data set, and not all of them (then nothing is an anomaly)."""
+    present = sorted(int(c) for c in labels.unique())
+    given = " ".join(str(c) for c in normal_classes)
+    unknown = sorted(set(normal_classes) - set(present))
+    if unknown:
+        raise VaelabError(f"--normal-classes {' '.join(map(str, unknown))}: {dataset} has no such class (its classes "
+                          f"are {present[0]}..{present[-1]}); choose the normal classes among them")
+    if set(normal_classes) >= set(present):
+        raise VaelabError(f"--normal-classes {given}: that is every class of {dataset}, so no test image is an "
+                          f"anomaly and there is nothing to find; leave out the classes that are the anomalies")
