@@ -486,6 +486,20 @@ def test_download_checksum_mismatch_deletes_the_file(tmp_path):
     assert not target.exists()  # neither the bad file, nor a temporary file, nor the new folder is left
 
 
+def test_download_larger_than_any_data_set_file_is_stopped(tmp_path, monkeypatch):
+    """A mirror serving more than MAX_DOWNLOAD_BYTES is cut off: the disk does not fill, nothing is left."""
+    monkeypatch.setattr(datasets_module, "MAX_DOWNLOAD_BYTES", 1 << 20)
+    mirror = tmp_path / "mirror"
+    mirror.mkdir()
+    (mirror / "train-images-idx3-ubyte.gz").write_bytes(bytes(3 << 20))
+    target = tmp_path / "target"
+    with pytest.raises(VaelabError) as excinfo:
+        download_dataset("mnist", folder=target, mirrors=[mirror.as_uri() + "/"])
+    message = str(excinfo.value)
+    assert "\n" not in message and "train-images-idx3-ubyte.gz: larger than 1048576 bytes" in message, message
+    assert not target.exists() or not any(target.iterdir())
+
+
 def test_failed_download_reported_in_not_found_error(monkeypatch):
     monkeypatch.setitem(DATASETS, "mnist", dataclasses.replace(DATASETS["mnist"], mirrors=("file:///nonexistent/",)))
     monkeypatch.delenv("VAELAB_NO_DOWNLOAD")
