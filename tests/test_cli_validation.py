@@ -82,3 +82,70 @@ def test_bad_values_get_one_line_errors(argv, fragment, tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "Traceback" not in err, err
     assert err.startswith("vaelab") and ": error: " in err and fragment in err, err
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("validation") / "vae"
+    assert main(["train", "vae", "--out", str(out), *QUICK]) == 0
+    return out
+
+
+def _one_line_error(argv, capsys) -> str:
+    assert _exit_code(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and err.startswith("vaelab: error: "), err
+    return err
+
+
+@pytest.mark.parametrize("extra, named", [
+    (["--lr", "0.01"], "--lr cannot be given"),
+    (["--threads", "1", "--iters=5", "--z-dim", "3"], "--iters --z-dim cannot be given"),
+    (["stray"], "stray cannot be given"),
+])
+def test_training_options_after_resume_without_model_are_named(tiny_run, capsys, extra, named):
+    err = _one_line_error(["train", "--resume", str(tiny_run), *extra], capsys)
+    assert f"--resume {tiny_run} continues the run with its saved configuration, so {named}" in err, err
+    assert "only --data-dir, --device, --threads and --no-progress may follow --resume RUN" in err
+    assert "invalid choice" not in err
+
+
+@pytest.mark.parametrize("argv", [
+    ["train", "--resume", "r", "--threads", "2", "--no-progress", "--device", "cpu"],
+    ["train", "--resume=r", "--thr", "2", "--data-dir=/tmp"],
+    ["train", "--resume", "vae"],                            # a run folder named like a model
+    ["train", "--resume", "r", "vae", "--lr", "0.01"],       # MODEL given: compared with the saved configuration
+    ["train", "vae", "--lr", "0.01", "--resume", "r"],
+    ["train", "--help"],
+    ["eval", "r", "--lr", "1"],
+])
+def test_resume_misuse_check_leaves_other_command_lines_alone(argv):
+    from vaelab.cli import _resume_misuse
+    assert _resume_misuse(argv) is None
+
+
+@pytest.mark.parametrize("classes, fragments", [
+    (["11"], ["--normal-classes 11: mnist-5k has no such class", "its classes are 0..9"]),
+    (["3", "10", "12"], ["--normal-classes 10 12: mnist-5k has no such class"]),
+    ([str(c) for c in range(10)], ["--normal-classes 0 1 2 3 4 5 6 7 8 9: that is every class of mnist-5k",
+                                   "no test image is an anomaly"]),
+])
+def test_score_normal_classes_the_data_lacks_or_all_classes_are_errors(tiny_run, tmp_path, capsys, classes, fragments):
+    err = _one_line_error(["score", str(tiny_run), "--normal-classes", *classes, "--eval-repeats", "1",
+                           "--out", str(tmp_path / "s"), "--threads", "1"], capsys)
+    assert all(f in err for f in fragments), err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_score_with_some_normal_classes_reports_an_auc(tiny_run, tmp_path, capsys):
+    assert main(["score", str(tiny_run), "--normal-classes", "1", "--eval-repeats", "1", "--out", str(tmp_path / "s"),
+                 "--threads", "1"]) == 0
+    assert "ROC AUC" in capsys.readouterr().out
+
+
+def test_eval_of_a_run_in_use_does_not_suggest_out(tiny_run, capsys):
+    from vaelab.runs import lock_run_dir
+    with lock_run_dir(tiny_run):
+        err = _one_line_error(["eval", str(tiny_run), "--iwae-k", "1", "--no-progress", "--threads", "1"], capsys)
+    assert "is in use by another vaelab process" in err and "--out" not in err, err
+    assert "wait for it to finish, or work on a copy of the run folder" in err

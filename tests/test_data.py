@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import gzip
 import os
+import tracemalloc
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +21,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import vaelab.data.datasets as datasets_module
+import vaelab.data.idx as idx_module
 from vaelab.data import (
     BINARIZE_MODES,
     DATASETS,
@@ -205,6 +207,46 @@ def test_idx_corrupt_gzip_stream(tmp_path):
         with pytest.raises(VaelabError) as excinfo:
             read_idx(path)
         assert_one_line_error(excinfo, path, "corrupt gzip stream")
+
+
+def _gzip_bomb(path: Path, header: bytes, zeros: int) -> None:
+    """Write ``header`` then ``zeros`` zero bytes, gzipped, without holding them all in memory."""
+    with gzip.GzipFile(path, "wb", compresslevel=1, mtime=0) as f:
+        f.write(header)
+        chunk = bytes(1 << 20)
+        for _ in range(zeros >> 20):
+            f.write(chunk)
+
+
+def test_idx_gzip_bomb_rejected_with_bounded_memory(tmp_path):
+    """A header declaring 10 labels followed by 64 MB of zeros (a ~64 KB file) is rejected after
+    reading the header, the 10 labels and a little more, not after inflating all of it."""
+    path = tmp_path / "train-labels-idx1-ubyte.gz"
+    _gzip_bomb(path, bytes([0, 0, 0x08, 1]) + (10).to_bytes(4, "big"), 64 << 20)
+    assert path.stat().st_size < 1 << 20
+    tracemalloc.start()
+    try:
+        with pytest.raises(VaelabError) as excinfo:
+            read_idx(path)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 8 << 20, f"peak {peak / 2**20:.1f} MiB while reading a 10-label file"
+    assert_one_line_error(excinfo, path, "unexpected trailing bytes", "more than 65536", "shape 10")
+
+
+def test_idx_header_declaring_too_much_data_is_rejected_unread(tmp_path, monkeypatch):
+    """A header claiming more than MAX_IDX_BYTES of data is refused before the data is read."""
+    monkeypatch.setattr(idx_module, "MAX_IDX_BYTES", 1 << 20)
+    path = tmp_path / "train-images-idx3-ubyte.gz"
+    _gzip_bomb(path, bytes([0, 0, 0x08, 3]) + np.array([4097, 16, 16], dtype=">u4").tobytes(), 1 << 20)
+    read = []
+    real_read = idx_module._read_up_to
+    monkeypatch.setattr(idx_module, "_read_up_to", lambda f, n: read.append(n) or real_read(f, n))
+    with pytest.raises(VaelabError) as excinfo:
+        read_idx(path)
+    assert_one_line_error(excinfo, path, "claims 1048832 bytes", "shape 4097x16x16")
+    assert sum(read) == 16   # the header only
 
 
 def test_idx_missing_file_and_directory(tmp_path):
@@ -442,6 +484,20 @@ def test_download_checksum_mismatch_deletes_the_file(tmp_path):
         download_dataset("mnist", folder=target, mirrors=[(tmp_path / "mirror").as_uri() + "/"])
     assert "checksum mismatch" in str(excinfo.value) and "\n" not in str(excinfo.value)
     assert not target.exists()  # neither the bad file, nor a temporary file, nor the new folder is left
+
+
+def test_download_larger_than_any_data_set_file_is_stopped(tmp_path, monkeypatch):
+    """A mirror serving more than MAX_DOWNLOAD_BYTES is cut off: the disk does not fill, nothing is left."""
+    monkeypatch.setattr(datasets_module, "MAX_DOWNLOAD_BYTES", 1 << 20)
+    mirror = tmp_path / "mirror"
+    mirror.mkdir()
+    (mirror / "train-images-idx3-ubyte.gz").write_bytes(bytes(3 << 20))
+    target = tmp_path / "target"
+    with pytest.raises(VaelabError) as excinfo:
+        download_dataset("mnist", folder=target, mirrors=[mirror.as_uri() + "/"])
+    message = str(excinfo.value)
+    assert "\n" not in message and "train-images-idx3-ubyte.gz: larger than 1048576 bytes" in message, message
+    assert not target.exists() or not any(target.iterdir())
 
 
 def test_failed_download_reported_in_not_found_error(monkeypatch):

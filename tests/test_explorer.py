@@ -3,11 +3,16 @@ import json
 import os
 import shutil
 import tempfile
+import socket
 import threading
+import time
 import urllib.error
 import urllib.request
+from urllib.parse import parse_qs, urlencode, urlsplit
 
 import pytest
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
 
 from vaelab.errors import VaelabError
 from vaelab.explorer import Explorer, make_server
@@ -25,6 +30,11 @@ def _tiny_run(path, model="vae", dataset="mnist-5k", **options):
 def runs(tmp_path_factory):
     base = tmp_path_factory.mktemp("explore")
     return {"vae": _tiny_run(base / "vae"), "cvae": _tiny_run(base / "cvae", "cvae", z_dim=10)}
+
+
+@pytest.fixture(scope="module")
+def cvae_explorer(runs):
+    return Explorer(runs["cvae"])
 
 
 @pytest.fixture(scope="module")
@@ -90,6 +100,10 @@ def test_api_answers(server):
     ("api/decode?z=0&z=1", "given 2 times"),
     ("api/image?index=1000", "from 0 to 999"),
     ("api/image?index=-1", "from 0 to 999"),
+    ("api/image?index=" + "4" * 4400, "index = '4444"),      # int() refuses over 4,300 digits
+    ("api/image?index=%C2%B2", "index = '²'"),                # '²'.isdigit(), but int('²') fails
+    ("api/image?index=%D9%A3", "index = '٣'"),                # int('٣') == 3: ASCII digits only
+    ("api/interpolate?a=0&b=%C2%B9&t=0.5", "b = '¹'"),
     ("api/image", "missing parameter index"),
     ("api/interpolate?a=0&b=1&t=1.5", "from 0 to 1"),
     ("api/interpolate?a=0&b=1&t=inf", "finite"),
@@ -122,8 +136,9 @@ def test_conditional_model_needs_a_class(runs):
     z = {"z": [",".join(["0"] * 10)]}
     with pytest.raises(BadRequest, match="needs a class"):
         ex.parse("/api/decode", z)
-    with pytest.raises(BadRequest, match="from 0 to 9"):
-        ex.parse("/api/decode", {**z, "y": ["10"]})
+    for y in ("10", "²", "9" * 5000, "-1", " 3"):
+        with pytest.raises(BadRequest, match="from 0 to 9"):
+            ex.parse("/api/decode", {**z, "y": [y]})
     kind, png3 = ex.parse("/api/decode", {**z, "y": ["3"]})
     assert kind == "png" and png3 != ex.parse("/api/decode", {**z, "y": ["7"]})[1]
 
@@ -143,6 +158,110 @@ def test_cli_port_in_use_is_a_one_line_error(runs, capsys):
         port = srv.server_address[1]
         assert main(["explore", str(runs["vae"]), "--port", str(port), "--no-browser"]) == 2
         assert "pick another --port" in capsys.readouterr().err
+    finally:
+        srv.server_close()
+
+
+# ------------------------------------------------------------------------------ fuzzing the query parsing
+_PARAMS = {"api/info": [], "api/scatter": [], "api/decode": ["z", "y"], "api/image": ["index"],
+           "api/interpolate": ["a", "b", "t", "y"]}
+_ODD = st.sampled_from(["0", "3", "999", "1000", "4" * 4400, "\u00b2", "\u0663", "\u00b9\u00b2", "1e309", "nan", "-0",
+                        "0.5", "+1", "0x1", " 1", "", ",".join(["0"] * 10), ",".join(["1e9"] * 10)])
+_VALUES = st.one_of(_ODD, _ODD, st.integers(-10**6, 10**6).map(str), st.text(max_size=30))
+
+
+@st.composite
+def _requests(draw) -> tuple[str, str]:
+    """An API path and a query: mostly its own parameters with odd values, sometimes raw characters."""
+    path = draw(st.sampled_from(sorted(_PARAMS)))
+    if draw(st.integers(0, 4)) == 0:
+        return path, draw(st.text(alphabet="=&,;.+-%0123456789abcdefzyxtEinx\u00b2\u0663", max_size=60))
+    names = st.sampled_from(_PARAMS[path] + ["x"]) if _PARAMS[path] else st.sampled_from(["x", "path"])
+    pairs = draw(st.lists(st.tuples(names, _VALUES), max_size=5))
+    if draw(st.booleans()):   # each of the path's parameters exactly once, which gets past the first checks
+        pairs = [(name, draw(_VALUES)) for name in _PARAMS[path]]
+    return path, urlencode(pairs)
+
+
+def _raw_get(base: str, target: str) -> int:
+    """Status of `GET target` sent as raw bytes (urllib refuses some of what a client may send)."""
+    host, port = urlsplit(base).hostname, urlsplit(base).port
+    with socket.create_connection((host, port), timeout=30) as sock:
+        sock.sendall(f"GET {target} HTTP/1.0\r\nHost: {host}:{port}\r\n\r\n".encode("utf-8", "surrogateescape"))
+        reply = b""
+        while chunk := sock.recv(65536):
+            reply += chunk
+    return int(reply.split(b" ", 2)[1])
+
+
+@settings(max_examples=150, deadline=None)
+@given(request=_requests())
+@example(request=("api/image", "index=%C2%B2"))
+@example(request=("api/interpolate", "a=0&b=" + "9" * 4400 + "&t=0"))
+def test_fuzz_any_query_gets_200_or_a_4xx_never_500(server, request):
+    path, query = request
+    query = "".join(c for c in query if c.isprintable() and not c.isspace())   # one request line
+    assert _raw_get(server, f"/{path}?{query}") in (200, 400, 404)
+
+
+@settings(max_examples=150, deadline=None)
+@given(request=_requests())
+@example(request=("api/decode", "z=" + ",".join(["0"] * 10) + "&y=%C2%B2"))
+def test_fuzz_conditional_model_parse_raises_only_bad_request(cvae_explorer, request):
+    path, query = request
+    from vaelab.explorer.server import BadRequest
+    try:
+        parsed = parse_qs(query, keep_blank_values=True, strict_parsing=bool(query))
+    except ValueError:
+        return   # the handler answers 400 before parse
+    try:
+        kind, _ = cvae_explorer.parse("/" + path, parsed)
+    except BadRequest as e:
+        assert "\n" not in str(e)
+    else:
+        assert kind in ("json", "png")
+
+
+# ------------------------------------------------------------------------------ connections
+def test_idle_connections_are_closed_and_threads_bounded(runs, monkeypatch):
+    import vaelab.explorer.server as server_module
+    monkeypatch.setattr(server_module, "MAX_CONNECTIONS", 3)
+    monkeypatch.setattr(server_module, "IDLE_TIMEOUT_S", 1)
+    srv = make_server(Explorer(runs["vae"]), "127.0.0.1", 0)
+    srv.RequestHandlerClass.timeout = 1
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    before = threading.active_count()
+    socks = []
+    try:
+        socks = [socket.create_connection(srv.server_address, timeout=10) for _ in range(8)]   # send nothing
+        time.sleep(0.5)
+        assert threading.active_count() - before <= 3
+        start = time.monotonic()
+        assert socks[0].recv(1) == b""   # closed by the server, not by our 10 s timeout
+        assert time.monotonic() - start < 5
+        assert _raw_get(url_of(srv), "/api/info") == 200   # still serving once the idle ones are gone
+    finally:
+        for s in socks:
+            s.close()
+        srv.shutdown()
+        srv.server_close()
+
+
+def test_client_hang_ups_are_not_printed(runs, capsys):
+    srv = make_server(Explorer(runs["vae"]), "127.0.0.1", 0)
+    try:
+        for exc in (BrokenPipeError(32, "Broken pipe"), ConnectionResetError(104, "Connection reset by peer"),
+                    TimeoutError("timed out")):
+            try:
+                raise exc
+            except OSError:
+                srv.handle_error(None, ("127.0.0.1", 1))
+        assert capsys.readouterr().err == ""
+        try:
+            raise ValueError("a real bug")
+        except ValueError:
+            srv.handle_error(None, ("127.0.0.1", 1))
+        assert "a real bug" in capsys.readouterr().err   # other errors are still shown
     finally:
         srv.server_close()
 

@@ -117,7 +117,8 @@ def test_a_second_writer_of_a_run_folder_in_use_is_refused(tmp_path, capsys):
     with lock_run_dir(run):
         assert _exit_code(["train", "vae", "--out", str(run), "--iters", "5", "--no-progress"]) == 2
         err = capsys.readouterr().err
-        assert f"is in use by another vaelab process (pid {os.getpid()})" in err and "--out" in err
+        assert f"is in use by another vaelab process (pid {os.getpid()})" in err and "--out" not in err
+        assert "wait for it to finish, or work on a copy of the run folder" in err
         assert not (run / "config.json").exists()
     with lock_run_dir(run):   # released with its holder
         pass

@@ -325,7 +325,8 @@ def cmd_score(args) -> int:
     s = score_run(args.run, dataset=args.dataset, normal_classes=args.normal_classes, run_seed=args.run_seed,
                   out=args.out, data_dir=args.data_dir, device=args.device, threads=args.threads,
                   repeats=args.eval_repeats)
-    auc = f"ROC AUC {s['auc']:.4f} (normal classes {s['normal_classes']})" if "auc" in s else "no labels given: no AUC"
+    auc = (f"ROC AUC {s['auc']:.4f} (normal classes {s['normal_classes']})" if "auc" in s
+           else "no AUC (no --normal-classes given, and the run was trained on every class)")
     print(f"{s['n']} scores ({s['score']}) on {s['dataset']}: {auc}\nscores: {s['csv']}")
     return 0
 
@@ -372,8 +373,44 @@ def cmd_datasets(args) -> int:
     return 0
 
 
+RESUME_RUNTIME = {"--resume": 1, "--data-dir": 1, "--device": 1, "--threads": 1, "--no-progress": 0}   # takes a value?
+
+
+def _resume_misuse(argv: list[str]) -> str | None:
+    """The message for `vaelab train --resume RUN --lr 0.01` (training options after --resume RUN, no MODEL),
+    which argparse would misreport as "argument MODEL: invalid choice: '0.01'"; None for any other command line."""
+    if argv[:1] != ["train"] or "-h" in argv or "--help" in argv:
+        return None
+    from .models import MODELS
+
+    extra, resume, i = [], None, 1
+    while i < len(argv):
+        token = argv[i]
+        if token in MODELS:
+            return None   # `train --resume RUN MODEL ...`: the options are checked against the saved configuration
+        name, has_value = token.split("=", 1)[0], "=" in token
+        known = [o for o in RESUME_RUNTIME if o.startswith(name)] if name.startswith("--") else []
+        if len(known) == 1:   # (argparse accepts unambiguous abbreviations)
+            if known[0] == "--resume":
+                resume = token.split("=", 1)[1] if has_value else (argv[i + 1] if i + 1 < len(argv) else None)
+            i += 1 + (0 if has_value else RESUME_RUNTIME[known[0]])
+            continue
+        extra.append(token)
+        i += 1
+    if resume is None or not extra:
+        return None
+    named = [t.split("=", 1)[0] for t in extra if t.startswith("-")] or extra
+    return (f"--resume {resume} continues the run with its saved configuration, so {' '.join(named)} cannot be "
+            f"given; only --data-dir, --device, --threads and --no-progress may follow --resume RUN (to train with "
+            f"other options, start a new run: vaelab train MODEL ... --out NEW_FOLDER)")
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
+    misuse = _resume_misuse(argv)
+    if misuse is not None:
+        print(f"vaelab: error: {misuse}", file=sys.stderr)
+        return 2
     args = build_parser().parse_args(argv)
     args.argv = argv
     commands = {"train": cmd_train, "eval": cmd_eval, "sample": cmd_sample, "plot": cmd_plot, "score": cmd_score,

@@ -11,10 +11,12 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import io
 import json
 import math
 import os
+import stat
 import tempfile
 import warnings
 from pathlib import Path
@@ -25,20 +27,64 @@ from .errors import VaelabError
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write to a temporary file in the same folder, fsync, then rename over `path`."""
+    """Write to a temporary file in the same folder, fsync, then rename over `path`.
+
+    The file gets the permissions open() would give it (0o666 less the umask; an existing file's
+    own mode when it is replaced), not mkstemp's 0o600. A failed write (disk full, no permission,
+    read-only file system) leaves any previous file untouched and is a one-line VaelabError."""
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    if path.is_dir():
+        raise VaelabError(f"{path} is a folder; remove it or choose another path")
+    try:
+        mode = stat.S_IMODE(os.stat(path).st_mode) if path.is_file() else 0o666 & ~_umask()
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as e:
+        raise _write_error(path, e) from None
     try:
         with os.fdopen(fd, "wb") as f:
+            os.fchmod(f.fileno(), mode)
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         if os.path.exists(tmp):
             os.unlink(tmp)
+        if isinstance(e, OSError):
+            raise _write_error(path, e) from None
         raise
     _fsync_dir(path.parent)   # make the rename itself durable
+
+
+def _umask() -> int:
+    """The process's umask, read without changing it where Linux allows (os.umask can only swap it)."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    old = os.umask(0o022)
+    os.umask(old)
+    return old
+
+
+def _write_error(path: Path, e: OSError) -> VaelabError:
+    """A one-line VaelabError for a failed atomic write of `path`: the reason and what to do."""
+    previous = f"; the previous {path.name} is intact" if path.exists() else ""
+    reason = e.strerror or str(e) or type(e).__name__
+    if e.errno in (errno.ENOSPC, errno.EDQUOT):
+        fix = "free disk space (or raise the quota) and run again"
+    elif e.errno in (errno.EACCES, errno.EPERM):
+        fix = f"check that you can write to {path.parent}, or choose another folder"
+    elif e.errno == errno.EROFS:
+        fix = "the file system is read-only; choose a folder on a writable one"
+    elif e.errno == errno.ENOENT:
+        fix = f"the folder {path.parent} does not exist (or was removed); create it or choose another path"
+    else:
+        fix = "check the folder and the disk, then run again"
+    return VaelabError(f"cannot write {path} ({reason}): {fix}{previous}")
 
 
 def _fsync_dir(folder: Path) -> None:
@@ -74,15 +120,15 @@ def lock_run_dir(run: Path):
         run.mkdir(parents=True, exist_ok=True)
         fd = os.open(run / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
     except OSError as e:
-        raise VaelabError(f"--out {run}: cannot create or write the run folder ({e.strerror or e}); "
-                          f"choose a folder you can write") from None
+        raise VaelabError(f"{run}: cannot create or write the run folder ({e.strerror or e}); "
+                          f"check its permissions, or use a folder you can write") from None
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
             holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
             raise VaelabError(f"{run} is in use by another vaelab process (pid {holder}); "
-                              f"wait for it or choose another --out") from None
+                              f"wait for it to finish, or work on a copy of the run folder") from None
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
         yield

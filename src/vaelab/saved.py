@@ -134,6 +134,8 @@ def sample_run(run: Path, rows=10, cols=20, seed=0, run_seed=None, out=None, dev
     out = Path(out) if out else Path(run) / f"samples-{rows}x{cols}{tag}-seed{seed}.png"
     if not out.parent.exists():
         raise VaelabError(f"--out {out}: folder {out.parent} does not exist; create it first")
+    if out.is_dir():
+        raise VaelabError(f"--out {out}: is a folder; give a PNG file name, e.g. --out {out / 'samples.png'}")
     if ckpt["image_shape"] is None:   # 2D points: a scatter over the test data
         from .data import load_dataset
         from .plots import save_samples_2d
@@ -169,6 +171,8 @@ def score_run(run: Path, dataset: str | None = None, normal_classes=None, run_se
     dev = resolve_device(device)
     ckpt = load_checkpoint(dirs[run_seed] / "checkpoint.pt", dev)
     data = prepare_data(cfg, dev)
+    if normal_classes is not None:
+        check_normal_classes(normal_classes, data.test_y, cfg.dataset)
     if data.x_dim != ckpt["x_dim"]:
         raise VaelabError(f"--dataset {cfg.dataset} has {data.x_dim} values per example but the model was trained on "
                           f"{ckpt['x_dim']}; score a data set of the same shape")
@@ -190,9 +194,25 @@ def score_run(run: Path, dataset: str | None = None, normal_classes=None, run_se
     out = Path(out) if out else Path(run) / f"scores-{cfg.dataset}-seed{run_seed}"
     if not out.parent.exists():
         raise VaelabError(f"--out {out}: folder {out.parent} does not exist; create it first")
+    if out.is_dir():
+        raise VaelabError(f"--out {out}: is a folder; --out is the path prefix of OUT.csv and OUT.json, "
+                          f"e.g. --out {out / 'scores'}")
     rows = ["index,label,anomaly,score"] + [
         f"{i},{int(labels[i])},{'' if anomaly is None else int(anomaly[i])},{scores[i].item():.6g}" for i in range(len(scores))]
     atomic_write_bytes(out.with_suffix(".csv"), ("\n".join(rows) + "\n").encode())
     summary["csv"] = str(out.with_suffix(".csv"))
     write_json(out.with_suffix(".json"), summary)
     return summary
+
+
+def check_normal_classes(normal_classes, labels: torch.Tensor, dataset: str) -> None:
+    """--normal-classes must be classes of the scored data set, and not all of them (then nothing is an anomaly)."""
+    present = sorted(int(c) for c in labels.unique())
+    given = " ".join(str(c) for c in normal_classes)
+    unknown = sorted(set(normal_classes) - set(present))
+    if unknown:
+        raise VaelabError(f"--normal-classes {' '.join(map(str, unknown))}: {dataset} has no such class (its classes "
+                          f"are {present[0]}..{present[-1]}); choose the normal classes among them")
+    if set(normal_classes) >= set(present):
+        raise VaelabError(f"--normal-classes {given}: that is every class of {dataset}, so no test image is an "
+                          f"anomaly and there is nothing to find; leave out the classes that are the anomalies")

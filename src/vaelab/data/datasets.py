@@ -332,13 +332,24 @@ def verify_checksums(name: str, data_dir: str | os.PathLike | None = None) -> di
 # --------------------------------------------------------------------------- download
 
 
+# The most one download may bring (the largest published file, Fashion-MNIST's train images, is 26 MB).
+MAX_DOWNLOAD_BYTES = 1 << 27
+
+
 def _fetch(url: str, out, timeout: float, desc: str) -> None:
-    """Stream ``url`` into the open binary file ``out`` with a tqdm progress bar."""
+    """Stream ``url`` into the open binary file ``out`` with a tqdm progress bar; at most MAX_DOWNLOAD_BYTES."""
     request = urllib.request.Request(url, headers={"User-Agent": "vaelab"})
     with urllib.request.urlopen(request, timeout=timeout) as response:
         total = int(response.headers.get("Content-Length") or 0) or None
+        too_big = VaelabError(f"larger than {MAX_DOWNLOAD_BYTES} bytes, not a file of this data set")
+        if total is not None and total > MAX_DOWNLOAD_BYTES:
+            raise too_big
+        got = 0
         with tqdm(total=total, unit="B", unit_scale=True, unit_divisor=1024, desc=desc, disable=None) as bar:
             while chunk := response.read(1 << 16):
+                got += len(chunk)
+                if got > MAX_DOWNLOAD_BYTES:
+                    raise too_big
                 out.write(chunk)
                 bar.update(len(chunk))
 

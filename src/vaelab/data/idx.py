@@ -14,9 +14,11 @@ one-line :class:`~vaelab.errors.VaelabError` naming the file, never a numpy/gzip
 from __future__ import annotations
 
 import gzip
+import math
 import os
 import zlib
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 
@@ -34,6 +36,10 @@ IDX_DTYPES: dict[int, np.dtype] = {
 
 GZIP_MAGIC = b"\x1f\x8b"
 MAX_NDIM = 4
+# The most data read_idx_bytes accepts (MNIST's largest file holds 47 MB), and the most trailing
+# bytes it reads past the declared data before giving up on counting them.
+MAX_IDX_BYTES = 1 << 31
+MAX_TRAILING_BYTES = 1 << 16
 
 
 def read_idx_bytes(path: str | os.PathLike) -> bytes:
@@ -42,10 +48,32 @@ def read_idx_bytes(path: str | os.PathLike) -> bytes:
     A file is treated as gzip when it starts with the gzip magic bytes ``1f 8b``; a file
     named ``*.gz`` that does not is an error ("not gzip"). A damaged gzip stream (for
     example a download that stopped half-way) is reported as a VaelabError too.
+
+    Memory stays bounded by what the header declares: the header is read and checked
+    first, then at most the declared data plus :data:`MAX_TRAILING_BYTES` + 1, so a small
+    gzip file that inflates to gigabytes (or a header claiming more than
+    :data:`MAX_IDX_BYTES`) is rejected without inflating it.
     """
     path = Path(path)
     try:
-        data = path.read_bytes()
+        with path.open("rb") as f:
+            is_gzip = f.read(2) == GZIP_MAGIC
+            f.seek(0)
+            if is_gzip:
+                try:
+                    with gzip.GzipFile(fileobj=f, mode="rb") as stream:
+                        return _read_bounded(stream, path)
+                except (OSError, EOFError, zlib.error) as e:
+                    reason = " ".join(str(e).split()) or type(e).__name__
+                    raise VaelabError(
+                        f"{path}: corrupt gzip stream ({reason}); the file is damaged or incomplete, re-download it"
+                    ) from None
+            if path.suffix == ".gz":
+                raise VaelabError(
+                    f"{path}: not gzip (the name ends in .gz but the file does not start with the gzip "
+                    f"magic bytes 1f 8b); re-download it, or rename it without .gz if it is an uncompressed IDX file"
+                )
+            return _read_bounded(f, path)
     except FileNotFoundError:
         raise VaelabError(f"{path}: no such file; check the path or data directory") from None
     except IsADirectoryError:
@@ -53,27 +81,51 @@ def read_idx_bytes(path: str | os.PathLike) -> bytes:
     except OSError as e:
         raise VaelabError(f"{path}: cannot read file ({e.strerror or e}); check its permissions") from None
 
-    if data[:2] == GZIP_MAGIC:
-        try:
-            return gzip.decompress(data)
-        except (OSError, EOFError, zlib.error) as e:
-            reason = " ".join(str(e).split()) or type(e).__name__
-            raise VaelabError(
-                f"{path}: corrupt gzip stream ({reason}); the file is damaged or incomplete, re-download it"
-            ) from None
-    if path.suffix == ".gz":
-        raise VaelabError(
-            f"{path}: not gzip (the name ends in .gz but the file does not start with the gzip "
-            f"magic bytes 1f 8b); re-download it, or rename it without .gz if it is an uncompressed IDX file"
-        )
-    return data
+
+def _read_up_to(f: BinaryIO, n: int) -> bytes:
+    """Read ``n`` bytes from ``f`` (fewer at end of file), in chunks of at most 1 MiB."""
+    chunks, left = [], n
+    while left > 0:
+        chunk = f.read(min(left, 1 << 20))
+        if not chunk:
+            break
+        chunks.append(chunk)
+        left -= len(chunk)
+    return b"".join(chunks)
 
 
-def parse_idx(data: bytes, path: str | os.PathLike = "<bytes>") -> np.ndarray:
-    """Parse the uncompressed bytes of an IDX file into a native-byte-order numpy array.
+def _read_bounded(f: BinaryIO, path: Path) -> bytes:
+    """Read one IDX file from ``f``: the header, then no more than the header says (plus a little).
 
-    ``path`` is only used in error messages. The returned array is a fresh, writable copy.
+    Header errors are raised here (by :func:`_parse_header`); short data and a few trailing
+    bytes are left for :func:`parse_idx` to report, with exact counts.
     """
+    head = _read_up_to(f, 4)
+    if len(head) == 4 and 1 <= head[3] <= MAX_NDIM:
+        head += _read_up_to(f, 4 * head[3])
+    dtype, shape, header_size = _parse_header(head, path)
+    declared = dtype.itemsize * math.prod(shape)
+    if declared > MAX_IDX_BYTES:
+        shape_text = "x".join(str(d) for d in shape)
+        raise VaelabError(
+            f"{path}: IDX header claims {declared} bytes of data (shape {shape_text}, {dtype.name}), more than "
+            f"the {MAX_IDX_BYTES} vaelab reads; the file is corrupt or not an IDX file, re-download it"
+        )
+    data = head + _read_up_to(f, declared)
+    if len(data) < header_size + declared:
+        return data   # truncated: parse_idx says by how much
+    extra = _read_up_to(f, MAX_TRAILING_BYTES + 1)
+    if len(extra) > MAX_TRAILING_BYTES:
+        shape_text = "x".join(str(d) for d in shape)
+        raise VaelabError(
+            f"{path}: more than {MAX_TRAILING_BYTES} unexpected trailing bytes after the IDX data "
+            f"(shape {shape_text}, {dtype.name}); the file is corrupt or not an IDX file, re-download it"
+        )
+    return data + extra
+
+
+def _parse_header(data: bytes, path: str | os.PathLike) -> tuple[np.dtype, tuple[int, ...], int]:
+    """Check the magic number and dimensions at the start of ``data``; return (dtype, shape, header size)."""
     if len(data) < 4:
         raise VaelabError(
             f"{path}: truncated IDX header: expected at least 4 bytes of magic number, "
@@ -104,8 +156,15 @@ def parse_idx(data: bytes, path: str | os.PathLike = "<bytes>") -> np.ndarray:
             f"found {len(data)}; re-download the file"
         )
     shape = tuple(int(d) for d in np.frombuffer(data, dtype=">u4", count=ndim, offset=4))
+    return IDX_DTYPES[code], shape, header_size
 
-    dtype = IDX_DTYPES[code]
+
+def parse_idx(data: bytes, path: str | os.PathLike = "<bytes>") -> np.ndarray:
+    """Parse the uncompressed bytes of an IDX file into a native-byte-order numpy array.
+
+    ``path`` is only used in error messages. The returned array is a fresh, writable copy.
+    """
+    dtype, shape, header_size = _parse_header(data, path)
     expected = dtype.itemsize
     for d in shape:
         expected *= d

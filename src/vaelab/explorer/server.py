@@ -20,7 +20,9 @@ from __future__ import annotations
 import base64
 import json
 import math
+import re
 import struct
+import sys
 import threading
 import zlib
 from http import HTTPStatus
@@ -35,6 +37,9 @@ from ..errors import VaelabError
 
 MAX_SCATTER = 2000
 MAX_QUERY = 8192                 # characters of a query string
+MAX_CONNECTIONS = 64             # handler threads at once; further connections wait, then are dropped
+IDLE_TIMEOUT_S = 10              # a connection that sends or reads nothing for this long is closed
+DIGITS = re.compile(r"[0-9]{1,9}")   # an index or class: ASCII digits only (int() takes '٣', isdigit() '²')
 STATIC = {"/": ("index.html", "text/html; charset=utf-8"), "/index.html": ("index.html", "text/html; charset=utf-8"),
           "/app.js": ("app.js", "text/javascript; charset=utf-8"), "/style.css": ("style.css", "text/css; charset=utf-8")}
 CSP = "default-src 'self'; img-src 'self' data: blob:; style-src 'self'; script-src 'self'; connect-src 'self'"
@@ -222,14 +227,14 @@ class Explorer:
             if required:
                 raise BadRequest(f"missing parameter y: this conditional model needs a class 0..{self.n_classes - 1}")
             return None
-        if not q["y"].isdigit() or int(q["y"]) >= self.n_classes:
+        if not DIGITS.fullmatch(q["y"]) or int(q["y"]) >= self.n_classes:
             raise BadRequest(f"y = {q['y'][:40]!r}: give a class from 0 to {self.n_classes - 1}")
         return int(q["y"])
 
     def _index(self, q: dict, name: str) -> int:
         if name not in q:
             raise BadRequest(f"missing parameter {name}: a test image index 0..{len(self.test_x) - 1}")
-        if not q[name].isdigit() or int(q[name]) >= len(self.test_x):
+        if not DIGITS.fullmatch(q[name]) or int(q[name]) >= len(self.test_x):
             raise BadRequest(f"{name} = {q[name][:40]!r}: give a test image index from 0 to {len(self.test_x) - 1}")
         return int(q[name])
 
@@ -240,6 +245,7 @@ def _static(name: str) -> bytes:
 
 class Handler(BaseHTTPRequestHandler):
     server_version = "vaelab-explore"
+    timeout = IDLE_TIMEOUT_S         # socket timeout: idle or half-open connections do not hold a thread
     explorer: Explorer = None        # set on the subclass make_server builds
     allowed_hosts: set | None = None
     verbose = False
@@ -303,11 +309,43 @@ class Handler(BaseHTTPRequestHandler):
     do_POST = do_PUT = do_DELETE = do_PATCH = _not_allowed
 
 
+class ExplorerServer(ThreadingHTTPServer):
+    """ThreadingHTTPServer with at most MAX_CONNECTIONS handler threads, quiet about clients that hang up."""
+
+    daemon_threads = True
+
+    def __init__(self, *args, **kwargs):
+        self.slots = threading.BoundedSemaphore(MAX_CONNECTIONS)
+        super().__init__(*args, **kwargs)
+
+    def process_request(self, request, client_address):
+        # Wait for a free thread (idle connections time out, so one frees up); drop the connection if none does.
+        if not self.slots.acquire(timeout=IDLE_TIMEOUT_S):
+            self.shutdown_request(request)
+            return
+        try:
+            super().process_request(request, client_address)
+        except BaseException:
+            self.slots.release()
+            raise
+
+    def process_request_thread(self, request, client_address):
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self.slots.release()
+
+    def handle_error(self, request, client_address):
+        if isinstance(sys.exc_info()[1], (ConnectionError, TimeoutError)):   # the client hung up or went quiet
+            return
+        super().handle_error(request, client_address)
+
+
 def make_server(explorer: Explorer, host: str = "127.0.0.1", port: int = 0, verbose: bool = False) -> ThreadingHTTPServer:
     """A server (not yet serving) for `explorer`; port 0 picks a free port (see server.server_address)."""
     handler = type("ExplorerHandler", (Handler,), {"explorer": explorer, "verbose": verbose})
     try:
-        server = ThreadingHTTPServer((host, port), handler)
+        server = ExplorerServer((host, port), handler)
     except OSError as e:
         raise VaelabError(f"cannot listen on {host}:{port} ({e.strerror or e}); pick another --port (0: any free "
                           "port)") from None
