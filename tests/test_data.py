@@ -20,7 +20,7 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-import vaelab.data.datasets as datasets_module
+import vaelab.data.files as files_module
 import vaelab.data.idx as idx_module
 from vaelab.data import (
     BINARIZE_MODES,
@@ -81,15 +81,15 @@ def isolated_env(tmp_path_factory, monkeypatch):
     monkeypatch.delenv("VAELAB_DATA", raising=False)
     monkeypatch.setenv("XDG_CACHE_HOME", str(home / "cache"))
     monkeypatch.setenv("VAELAB_NO_DOWNLOAD", "1")
-    monkeypatch.setattr(datasets_module, "SYSTEM_DATA_DIRS", (home / "system",))
+    monkeypatch.setattr(files_module, "SYSTEM_DATA_DIRS", (home / "system",))
 
     def no_network(url, *args, **kwargs):
         if not url.startswith("file://"):
             raise AssertionError(f"test tried to download {url}")
         return real_fetch(url, *args, **kwargs)
 
-    real_fetch = datasets_module._fetch
-    monkeypatch.setattr(datasets_module, "_fetch", no_network)
+    real_fetch = files_module._fetch
+    monkeypatch.setattr(files_module, "_fetch", no_network)
     return home
 
 
@@ -488,7 +488,7 @@ def test_download_checksum_mismatch_deletes_the_file(tmp_path):
 
 def test_download_larger_than_any_data_set_file_is_stopped(tmp_path, monkeypatch):
     """A mirror serving more than MAX_DOWNLOAD_BYTES is cut off: the disk does not fill, nothing is left."""
-    monkeypatch.setattr(datasets_module, "MAX_DOWNLOAD_BYTES", 1 << 20)
+    monkeypatch.setattr(files_module, "MAX_DOWNLOAD_BYTES", 1 << 20)
     mirror = tmp_path / "mirror"
     mirror.mkdir()
     (mirror / "train-images-idx3-ubyte.gz").write_bytes(bytes(3 << 20))

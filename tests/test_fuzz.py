@@ -1,5 +1,4 @@
 """Fuzzed bad input: IDX bytes and checkpoints. Only the documented one-line VaelabError may come out."""
-import dataclasses
 import gzip
 import io
 import pickle
@@ -10,8 +9,9 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from vaelab.data.datasets import _check_split, get_spec
+from vaelab.data.datasets import _check_split
 from vaelab.data.idx import IDX_DTYPES, parse_idx, read_idx, write_idx
+from vaelab.data.registry import get_spec
 from vaelab.errors import VaelabError
 from vaelab.models import build_model
 from vaelab.runs import load_checkpoint, save_checkpoint

@@ -33,10 +33,10 @@ def test_unknown_recipe_and_missing_name(capsys):
 
 
 def test_missing_data_says_what_to_install(tmp_path, monkeypatch):
-    import vaelab.data.datasets as datasets
+    import vaelab.data.files as files
 
     monkeypatch.delenv("VAELAB_DATA", raising=False)
-    monkeypatch.setattr(datasets, "SYSTEM_DATA_DIRS", (tmp_path / "system",))
+    monkeypatch.setattr(files, "SYSTEM_DATA_DIRS", (tmp_path / "system",))
     (tmp_path / "empty").mkdir()
     with pytest.raises(VaelabError) as e:
         run_recipe("dae-fashion", quick=True, data_dir=str(tmp_path / "empty"), out=tmp_path / "out", progress=False)
@@ -98,5 +98,5 @@ def test_swissroll_and_anomaly_quick(tmp_path):
     out = run_recipe("anomaly-mnist", quick=True, out=tmp_path / "anomaly", threads=1, progress=False,
                      options={"classes": [0, 1]})
     md, html = (out / "report.md").read_text(), (out / "report.html").read_text()
-    assert re.search(rf"\| AUC \(vaelab AE\) \| 0\.\d{{4}} \| 0\.\d{{4}} \| \*\*0\.\d{{4}}\*\* \|", md)
+    assert re.search(r"\| AUC \(vaelab AE\) \| 0\.\d{4} \| 0\.\d{4} \| \*\*0\.\d{4}\*\* \|", md)
     assert "0.92" in md and "0.95" in md and "classes [0, 1] only" in md and "Deep SVDD" in html

@@ -1,5 +1,14 @@
 """Data sets for vaelab: IDX reading, the data set registry and lookup, splits, binarization.
 
+    dataset.py     the Dataset dataclass every loader returns
+    registry.py    the image data sets vaelab knows (DatasetSpec, DATASETS, get_spec)
+    files.py       where IDX files are looked for, SHA-256 checks, downloads
+    datasets.py    loading: load_dataset, dataset_status
+    toy.py         the generated 2D toy sets
+    transforms.py  split_validation, labelled_subset, resize_images
+    idx.py         reading and writing IDX files
+    binarize.py    binarization; corruption.py: input noise for denoising autoencoders
+
     from vaelab.data import load_dataset
     ds = load_dataset("mnist-5k")            # offline, 4,000 train + 1,000 test
     ds = load_dataset("mnist", data_dir="/data")  # looks in /data/mnist/, $VAELAB_DATA, ...
@@ -11,24 +20,18 @@ from vaelab.data.binarize import (
     binarize_dynamic,
     binarize_static,
 )
-from vaelab.data.datasets import (
-    DATASETS,
-    DEFAULT_DATASET,
-    Dataset,
-    DatasetSpec,
-    dataset_status,
+from vaelab.data.dataset import Dataset
+from vaelab.data.datasets import dataset_status, load_dataset
+from vaelab.data.files import (
     download_dataset,
     find_dataset,
-    get_spec,
-    labelled_subset,
-    load_dataset,
-    resize_images,
     sha256_uncompressed,
-    split_validation,
     user_cache_dir,
     verify_checksums,
 )
 from vaelab.data.idx import read_idx, write_idx
+from vaelab.data.registry import DATASETS, DEFAULT_DATASET, DatasetSpec, get_spec
+from vaelab.data.transforms import labelled_subset, resize_images, split_validation
 
 __all__ = [
     "BINARIZE_MODES",

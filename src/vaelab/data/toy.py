@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from vaelab.data.dataset import Dataset
 from vaelab.errors import VaelabError
 
 N_TRAIN, N_TEST = 10_000, 2_000
@@ -88,8 +89,6 @@ class ToySampler:
 
 def load_toy(name: str):
     """The toy data set `name` as a vaelab Dataset (image_shape None: points, not images)."""
-    from vaelab.data.datasets import Dataset
-
     key = str(name).strip().lower().replace("_", "-")
     if key not in TOY_DATASETS:
         raise VaelabError(f"unknown toy dataset {name!r}; choose one of: {', '.join(TOY_DATASETS)}")

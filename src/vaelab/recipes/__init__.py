@@ -31,8 +31,7 @@ MNIST_5K_NOTE = " on small data (the embedded mnist-5k set, 4,000 training / 1,0
 
 def check_data(name: str, quick: bool = False, data_dir=None) -> None:
     """Fail before training when a data set the recipe needs cannot be found (or downloaded)."""
-    from ..data import load_dataset
-    from ..data.datasets import find_dataset, get_spec
+    from ..data import find_dataset, get_spec, load_dataset
     from ..data.toy import is_toy
 
     recipe = RECIPES[name]
@@ -82,7 +81,7 @@ def run_recipe(name: str, quick: bool = False, data_dir=None, out=None, threads=
         f"- data: {', '.join(recipe.quick_data if quick else recipe.data)}",
         f"- machine: {platform.system()} {platform.machine()}, {torch.get_num_threads()} thread(s), torch "
         f"{torch.__version__}; {datetime.now():%Y-%m-%d %H:%M}; wall time {wall:.0f} s",
-        f"- every run is an ordinary vaelab run folder inside this folder (`vaelab eval` / `plot` / `explore` work on it)",
+        "- every run is an ordinary vaelab run folder inside this folder (`vaelab eval` / `plot` / `explore` work on it)",
     ]
     title = f"vaelab reproduce {name}" + (" (quick form)" if quick else "")
     write_report(out, title, intro, sections)
