@@ -19,7 +19,7 @@ import torch
 from common import DEFAULT_DATA, save, train_command
 
 from vaelab.runs import read_json
-from vaelab.saved import load_run_model
+from vaelab.run import Run
 from vaelab.config import TrainConfig
 from vaelab.batches import load_images
 
@@ -31,7 +31,7 @@ def class_spread(x: torch.Tensor, y: torch.Tensor, n_classes: int) -> float:
 
 @torch.inference_mode()
 def sample_spread(run: Path, seed: str, per_class: int = 100) -> float:
-    model, _ = load_run_model(run, run_seed=int(seed), device="cpu")
+    model = Run(run).model(int(seed))
     torch.manual_seed(0)
     y = torch.arange(model.n_classes).repeat_interleave(per_class)   # the rows of sample_by_class
     return class_spread(model.eval().sample_by_class(per_class), y, model.n_classes)

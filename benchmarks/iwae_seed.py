@@ -18,14 +18,12 @@ from common import DEFAULT_DATA, save
 
 from vaelab.evaluate import evaluate_iwae
 from vaelab.runs import mean_se, read_json
-from vaelab.saved import load_run_model
-from vaelab.config import TrainConfig
+from vaelab.run import Run
 from vaelab.trainer import flush_denormal
-from vaelab.batches import prepare_data
 
 
 def one_seed(run: Path, seed: int, x: torch.Tensor, k: int, compare_k: list[int]) -> dict:
-    model, _ = load_run_model(run, seed, device="cpu")
+    model = Run(run).model(seed)
     torch.manual_seed(30_000 + seed)
     with flush_denormal():
         smaller = {f"niwae_{c}": evaluate_iwae(model, x, c, progress=False) for c in compare_k}
@@ -51,8 +49,7 @@ def main():
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
-    cfg = TrainConfig(**{**read_json(args.run / "config.json"), "data_dir": args.data_dir})
-    data = prepare_data(cfg, torch.device("cpu"))
+    data = Run(args.run).data("cpu", data_dir=args.data_dir)
     x = data.test_x[:args.first]
     which = f"the first {len(x)} of the {len(data.test_x)} test images" if len(x) < len(data.test_x) else \
         f"the full test set ({len(x)} images)"
@@ -68,7 +65,7 @@ def main():
                      + " |" for s, r in per_seed.items())
     mean_row = f"| **mean ± SE** | **{summary[key]['mean']:.2f} ± {summary[key]['se']:.2f}** | " + " | ".join(
         f"{m['mean']:.2f} ± {m['se']:.2f}" for n, m in summary.items() if n != key) + " | | |"
-    md = (f"# IWAE-{args.k} of {cfg.model}, seed(s) {', '.join(map(str, args.seeds))} of {args.run}\n\n"
+    md = (f"# IWAE-{args.k} of {Run(args.run).config.model}, seed(s) {', '.join(map(str, args.seeds))} of {args.run}\n\n"
           f"Negative importance-weighted bound with k = {args.k} (nats, lower is better) on {which}, fixed binarization, "
           f"{torch.get_num_threads()} thread(s). Smaller k on the same images for scale, and each seed's metrics as recorded "
           f"at training time on the full test set.\n\n"

@@ -16,9 +16,7 @@ import torch
 from common import DEFAULT_DATA, save
 
 from vaelab.judge import sample_quality
-from vaelab.runs import read_json
-from vaelab.saved import load_run_model
-from vaelab.config import TrainConfig
+from vaelab.run import Run
 from vaelab.judge import run_judge
 
 
@@ -32,9 +30,10 @@ def main():
     ap.add_argument("--name", required=True, help="results file name")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    cfg = TrainConfig(**{**read_json(args.run / "config.json"), "data_dir": args.data_dir})
+    cfg = Run(args.run).config
+    cfg.data_dir = args.data_dir or cfg.data_dir
     judge, acc, real = run_judge(cfg, torch.device("cpu"))   # the judge every run uses, and its per-class accuracy
-    model, _ = load_run_model(args.run, device="cpu")
+    model = Run(args.run).model()
     if not model.conditional:
         raise SystemExit(f"{args.run}: {type(model).__name__} is not a conditional model; nothing to judge per class")
     torch.manual_seed(args.seed)

@@ -21,9 +21,7 @@ import torch.nn.functional as F
 from common import DEFAULT_DATA, save
 
 from vaelab.nets import Classifier
-from vaelab.runs import read_json
-from vaelab.saved import load_run_model
-from vaelab.config import TrainConfig
+from vaelab.run import Run
 from vaelab.judge import run_judge
 from vaelab.batches import load_images
 
@@ -87,10 +85,11 @@ def main():
     ap.add_argument("--name", required=True)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    cfg = TrainConfig(**{**read_json(args.run / "config.json"), "data_dir": args.data_dir})
+    cfg = Run(args.run).config
+    cfg.data_dir = args.data_dir or cfg.data_dir
     ds = load_images(cfg)
     side = ds.image_shape[0]
-    model, _ = load_run_model(args.run, device="cpu")
+    model = Run(args.run).model()
     n_classes = len(ds.classes)
     ys = torch.arange(n_classes).repeat_interleave(args.per_class)
     torch.manual_seed(123)

@@ -72,7 +72,6 @@ def main():
     run = train_run(cfg, resume=args.resume)
     wall = time.perf_counter() - t0
     metrics = json.loads((run / "metrics.json").read_text())
-    s = metrics["mean_se"]
     md = (f"# {args.model} on binarized MNIST ({', '.join(args.set) or 'default options'})\n\n"
           f"{len(args.seeds)} seeds x {cfg.iters} iterations, batch 100, Adam 1e-3, default networks, "
           f"dynamic binarization; test set: {metrics['test_set']}.\n"

@@ -59,7 +59,7 @@ def worker(args) -> dict:
 
     import torch
 
-    from vaelab.models import MODELS, build_model
+    from vaelab.models import build_model
     from vaelab.config import TrainConfig
     from vaelab.trainer import fit, flush_denormal
     from vaelab.batches import prepare_data

@@ -1,6 +1,5 @@
 """The command line end to end on the embedded data set, and its answers to bad input."""
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -9,9 +8,8 @@ import matplotlib.image as mpimg
 import pytest
 import torch
 
-from conftest import REAL_DATA, requires_real
+from conftest import REAL_DATA
 from vaelab.cli import main
-from vaelab.data import load_dataset
 from vaelab.errors import VaelabError
 from vaelab.runs import load_checkpoint
 from vaelab.config import TrainConfig

@@ -562,7 +562,7 @@ def test_log_normal_mixture_shared_components_matrix_road_equals_elementwise(v_s
 
 @pytest.mark.parametrize("dtype", [torch.float32, F64])
 def test_log_normal_mixture_far_apart_components(dtype):
-    batch, k, dim = 3, 5, 2
+    k, dim = 5, 2
     m = torch.zeros(1, k, dim, dtype=dtype)
     m[0, 1:] = 1e3 * torch.arange(1, k, dtype=dtype).unsqueeze(-1)  # others 1e3+ away
     v = torch.ones(1, k, dim, dtype=dtype)

@@ -261,4 +261,4 @@ def test_a_model_that_says_it_trains_every_parameter_gives_each_a_gradient(name,
     loss, _ = model.loss(x, y, labelled=(x, y)) if model.labels_per_class else model.loss(x, y)
     loss.backward()
     unused = [n for n, q in model.named_parameters() if q.grad is None]
-    assert (not unused) == getattr(model, "trains_every_parameter", True), unused
+    assert (not unused) == model.trains_every_parameter, unused

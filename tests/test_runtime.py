@@ -174,6 +174,7 @@ def _exit_code(argv):
 
 def test_figures_are_written_atomically(tmp_path, monkeypatch):
     """A PNG is rendered in memory and renamed into place: a failure mid-write keeps the old picture."""
+    import matplotlib.image
     import matplotlib.pyplot as plt
     from vaelab import plots
 
@@ -185,7 +186,7 @@ def test_figures_are_written_atomically(tmp_path, monkeypatch):
     def broken(fname, *args, **kwargs):
         fname.write(b"\x89PNG half")
         raise OSError("disk full")
-    monkeypatch.setattr(plt, "imsave", broken)
+    monkeypatch.setattr(matplotlib.image, "imsave", broken)
     with pytest.raises(OSError, match="disk full"):
         plots.save_grid(path, torch.rand(4, 784), 2, 2)
     assert path.read_bytes() == before and sorted(p.name for p in tmp_path.iterdir()) == ["samples.png"]

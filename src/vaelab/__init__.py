@@ -1,2 +1,35 @@
-"""vaelab: autoencoders and variational autoencoders, trained fast, measured honestly, shown in pictures."""
+"""vaelab: autoencoders and variational autoencoders, trained fast, measured honestly, shown in pictures.
+
+    import vaelab
+    run = vaelab.train("vae", dataset="mnist-5k", iters=2000)   # a run folder, every metric
+    run.summary()                                              # mean ± SE over seeds
+    model = run.model()                                        # the trained model
+    fig = vaelab.plots.samples(model)                          # a matplotlib Figure
+
+The pieces: `train`, `load_run` and `Run` (runs), `options` and the model classes (models),
+`load_dataset` and `datasets` (data), `evaluate_elbo` / `evaluate_iwae` (evaluation),
+`vaelab.plots` (figures). docs/python-api.md walks through them.
+"""
 __version__ = "0.1.0"
+
+from . import plots  # noqa: E402
+from .api import datasets, load_run, options, train  # noqa: E402
+from .config import TrainConfig  # noqa: E402
+from .data import load_dataset  # noqa: E402
+from .errors import VaelabError  # noqa: E402
+from .evaluate import evaluate_elbo, evaluate_iwae  # noqa: E402
+from .models import MODELS, Model, build_model  # noqa: E402
+from .models.ae import AE  # noqa: E402
+from .models.cae import ContractiveAE  # noqa: E402
+from .models.cvae import CVAE  # noqa: E402
+from .models.dae import DenoisingAE  # noqa: E402
+from .models.gmvae import GMVAE  # noqa: E402
+from .models.m1m2 import M1M2  # noqa: E402
+from .models.sae import SparseAE  # noqa: E402
+from .models.ssvae import SSVAE  # noqa: E402
+from .models.vae import VAE  # noqa: E402
+from .run import MetricsTable, Run  # noqa: E402
+
+__all__ = ["AE", "CVAE", "ContractiveAE", "DenoisingAE", "GMVAE", "M1M2", "MODELS", "MetricsTable", "Model", "Run",
+           "SSVAE", "SparseAE", "TrainConfig", "VAE", "VaelabError", "build_model", "datasets", "evaluate_elbo",
+           "evaluate_iwae", "load_dataset", "load_run", "options", "plots", "train"]

@@ -2,215 +2,12 @@
 from __future__ import annotations
 
 import argparse
-import math
 import sys
 from pathlib import Path
 
 from . import distributed
+from .cli_args import build_parser
 from .errors import VaelabError
-
-
-class Parser(argparse.ArgumentParser):
-    """argparse, but a bad option gets one line (not the whole usage) naming the fix."""
-
-    def error(self, message):
-        self.exit(2, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
-
-
-MAX_SEED = 2**32 - 1
-
-
-def _checked(convert, ok, what: str):
-    """An argparse type: convert the text, then check the value; one-line message either way."""
-    def parse(s: str):
-        try:
-            v = convert(s)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected {what}, got {s!r}") from None
-        if not ok(v):
-            raise argparse.ArgumentTypeError(f"expected {what}, got {s}")
-        return v
-    return parse
-
-
-_positive_int = _checked(int, lambda v: v > 0, "a positive integer")
-_nonneg_int = _checked(int, lambda v: v >= 0, "an integer >= 0")
-_positive_float = _checked(float, lambda v: 0 < v < math.inf, "a positive finite number")
-_finite_float = _checked(float, math.isfinite, "a finite number")
-_seed = _checked(int, lambda v: 0 <= v <= MAX_SEED, f"a whole number from 0 to {MAX_SEED}")
-
-
-def _existing_dir(s: str) -> str:
-    if not Path(s).is_dir():
-        raise argparse.ArgumentTypeError(f"{s}: no such folder; give the folder that holds DATASET/ subfolders, or leave it out")
-    return s
-
-
-def _option_type(name: str, typ):
-    """argparse type of a model option: positive sizes, seeds from 0, finite weights."""
-    if name == "beta":
-        return _positive_float
-    if typ is int:
-        return _seed if name.endswith("seed") else _positive_int
-    if typ is float:
-        return _finite_float
-    return typ
-
-
-class DefaultsFormatter(argparse.HelpFormatter):
-    """Help lines end with the option's default, unless it has none, is a flag, or the help says it."""
-
-    def _get_help_string(self, action):
-        text = action.help or ""
-        if ("(default" in text or not action.option_strings
-                or any(action.default is v for v in (None, True, False, argparse.SUPPRESS))):
-            return text
-        return f"{text} (default: %(default)s)".lstrip()
-
-
-def _add_runtime_args(p: argparse.ArgumentParser, prefix: str = "", device_default="auto") -> None:
-    p.add_argument("--data-dir", dest=prefix + "data_dir", metavar="DATA_DIR", type=_existing_dir, help="folder holding data sets as DIR/mnist/, DIR/fashion-mnist/ "
-                   "(default: $VAELAB_DATA, then the user cache, then /usr/share/datasets)")
-    p.add_argument("--device", dest=prefix + "device", default=device_default, choices=["auto", "cpu", "cuda"],
-                   help="where to compute (default: auto)")
-    p.add_argument("--threads", dest=prefix + "threads", metavar="THREADS", type=_positive_int, help="CPU threads for PyTorch (default: all cores)")
-    p.add_argument("--no-progress", dest=prefix + "progress", action="store_false",
-                   **({"default": None} if prefix else {}), help="no progress bars")
-
-
-def build_parser() -> argparse.ArgumentParser:
-    from .models import MODELS
-    from .data import BINARIZE_MODES
-    from .config import OPTIMIZERS, PRECISIONS, TrainConfig
-
-    d = TrainConfig()
-    parser = Parser(prog="vaelab", description="Autoencoders and variational autoencoders.")
-    parser.add_argument("--version", action="version", version=f"vaelab {__import__('vaelab').__version__}")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=Parser)
-
-    train = sub.add_parser("train", help="train a model (one run folder, one or more seeds), or resume one",
-                           usage="vaelab train MODEL [options]  |  vaelab train --resume RUN [runtime options]")
-    train.add_argument("--resume", dest="top_resume", metavar="RUN", type=Path,
-                       help="continue an interrupted run folder from its last checkpoints, with its saved "
-                            "configuration (only the runtime options below may change)")
-    _add_runtime_args(train.add_argument_group("runtime options (with --resume)"), prefix="top_", device_default=None)
-    models = train.add_subparsers(dest="model", required=False, metavar="MODEL", parser_class=Parser, prog="vaelab train")
-    for name, (cls, options) in MODELS.items():
-        p = models.add_parser(name, help=(cls.__doc__ or name).strip().splitlines()[0],
-                              formatter_class=DefaultsFormatter)
-        p.add_argument("--dataset", default=d.dataset, help="data set name (see `vaelab datasets`)")
-        p.add_argument("--out", help="run folder to create (default: runs/MODEL-DATASET-TIMESTAMP)")
-        p.add_argument("--seeds", type=_seed, nargs="+", default=d.seeds, help="one training run per seed")
-        p.add_argument("--seed", type=_seed, dest="seeds", nargs=1, help="a single seed (same as --seeds S)")
-        p.add_argument("--iters", type=_positive_int, default=d.iters,
-                       help=f"training iterations (default: the model's, {cls.DEFAULT_ITERS})")
-        p.add_argument("--resize", type=_positive_int, help="resize images to N x N first (e.g. 32: the 32x32 "
-                       "form of the conv nets)")
-        p.add_argument("--epochs", type=_positive_int, help="train for N passes over the training set instead of --iters "
-                       "(validation, log and checkpoint once per epoch)")
-        p.add_argument("--patience", type=_positive_int, help="with --epochs: stop after P epochs without a better "
-                       "validation NELBO and keep the best epoch's weights (the course practice uses 3)")
-        p.add_argument("--batch-size", type=_positive_int, default=d.batch_size, help="images per training step")
-        p.add_argument("--lr", type=_positive_float, default=d.lr, help="learning rate")
-        p.add_argument("--optimizer", choices=OPTIMIZERS, default=d.optimizer,
-                       help="auto: AdamW for autoencoders, Adam for VAEs")
-        p.add_argument("--binarize", choices=("auto", *BINARIZE_MODES), default=d.binarize,
-                       help="training images: fresh Bernoulli draw per batch, one fixed draw, or grey levels; "
-                            "auto: none for continuous data and autoencoders, dynamic otherwise")
-        p.add_argument("--classes", type=_nonneg_int, nargs="+", dest="train_classes",
-                       help="train only on these classes (e.g. one-class anomaly detection); the test set stays whole")
-        p.add_argument("--fresh-batches", action="store_true",
-                       help="toy data: draw fresh points for every batch instead of the fixed training sample")
-        p.add_argument("--val-size", type=_nonneg_int, default=d.val_size,
-                       help="validation images held out of the training set (at most a tenth of it)")
-        p.add_argument("--eval-every", type=_positive_int, default=d.eval_every, help="validation NELBO every N iterations")
-        p.add_argument("--log-every", type=_positive_int, default=d.log_every,
-                       help="one point of the training curves (history.json) per N iterations, the mean over them")
-        p.add_argument("--checkpoint-every", type=_positive_int, default=d.checkpoint_every,
-                       help="write seed-S/checkpoint.pt every N iterations (and at the end)")
-        p.add_argument("--precision", choices=PRECISIONS, default=d.precision,
-                       help="bf16: the networks under bfloat16 autocast (log-densities stay float32); "
-                            "for GPUs with bfloat16 units")
-        p.add_argument("--compile", action="store_true",
-                       help="torch.compile the training step (a one-off compile of tens of seconds; "
-                            "pays off on GPUs, where the small default nets are launch-bound)")
-        p.add_argument("--resume", metavar="RUN", type=Path,
-                       help="continue this interrupted run folder (same as `vaelab train --resume RUN`)")
-        p.add_argument("--iwae-k", type=_positive_int, nargs="+", default=d.iwae_k,
-                       help="importance-weighted bounds computed after training (more with `vaelab eval`)")
-        p.add_argument("--eval-repeats", type=_positive_int, default=d.eval_repeats,
-                       help="Monte Carlo passes over the test set for NELBO/KL/Rec")
-        _add_runtime_args(p)
-        group = p.add_argument_group(f"{name} options")
-        for opt, (typ, default, help_) in options.items():
-            group.add_argument("--" + opt.replace("_", "-"), dest=f"opt_{opt}", type=_option_type(opt, typ),
-                               default=default, metavar=opt.upper(), help=help_)
-
-    ev = sub.add_parser("eval", help="evaluate a trained run on its full test set (adds IWAE bounds)")
-    ev.add_argument("run", type=Path, help="run folder")
-    ev.add_argument("--iwae-k", type=_positive_int, nargs="+", default=[5000], help="importance samples per image")
-    ev.add_argument("--eval-repeats", type=_positive_int, default=None,
-                    help="also recompute NELBO/KL/Rec with this many Monte Carlo passes")
-    ev.add_argument("--run-seeds", type=_seed, nargs="+", help="only these training seeds (default: all); the "
-                    "mean ± SE of a metric appears once every seed has it, so a long evaluation can go seed by seed")
-    _add_runtime_args(ev)
-
-    sa = sub.add_parser("sample", help="draw images from p(x) of a trained run as one grid PNG")
-    sa.add_argument("run", type=Path, help="run folder")
-    sa.add_argument("--rows", type=_positive_int, default=10)
-    sa.add_argument("--cols", type=_positive_int, default=20)
-    sa.add_argument("--seed", type=_seed, default=0, help="random seed of the draw")
-    sa.add_argument("--run-seed", type=_seed, help="which training seed's model (default: the first)")
-    sa.add_argument("--out", type=Path, help="PNG path (default: RUN/samples-ROWSxCOLS-seedS.png)")
-    sa.add_argument("--class", dest="label", type=_nonneg_int, help="conditional models: draw every image of this class")
-    sa.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
-
-    pl = sub.add_parser("plot", help="make a figure of a saved run again")
-    pl.add_argument("run", type=Path, help="run folder")
-    pl.add_argument("figure", choices=["manifold", "scatter", "recon", "interpolate", "samples", "curves"])
-    pl.add_argument("--tsne", action="store_true", help="scatter: add a t-SNE panel (2,000 test images; about a minute)")
-    pl.add_argument("--run-seed", type=_seed, help="which training seed's model (default: the first)")
-    pl.add_argument("--data-dir", type=_existing_dir, help="where the run's data set is, if not where it was found at training time")
-    pl.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
-
-    sc = sub.add_parser("score", help="anomaly scores of a data set's test images under a trained run (and ROC AUC)")
-    sc.add_argument("run", type=Path, help="run folder")
-    sc.add_argument("--dataset", help="data set whose test split is scored (default: the run's)")
-    sc.add_argument("--normal-classes", type=_nonneg_int, nargs="+",
-                    help="classes that are normal; the others are anomalies (default: the run's --classes)")
-    sc.add_argument("--run-seed", type=_seed, help="which training seed's model (default: the first)")
-    sc.add_argument("--out", type=Path, help="output path prefix for .csv and .json (default: RUN/scores-DATASET-seedS)")
-    sc.add_argument("--eval-repeats", type=_positive_int, default=10, help="Monte Carlo passes for VAE NELBO scores")
-    _add_runtime_args(sc)
-
-    rp = sub.add_parser("reproduce", help="run a named course experiment end to end and write its report "
-                        "(`vaelab reproduce --list`)", usage="vaelab reproduce NAME [--quick] [options]  |  vaelab reproduce --list")
-    rp.add_argument("name", nargs="?", metavar="NAME", help="recipe name (see --list)")
-    rp.add_argument("--list", action="store_true", help="list the recipes, what each does and the data it needs")
-    rp.add_argument("--quick", action="store_true", help="the quick form: about a minute on one CPU thread, tiny "
-                    "iteration counts; its numbers are not comparable to the references")
-    rp.add_argument("--data-dir", type=_existing_dir, help="folder holding data sets as DIR/mnist/, DIR/fashion-mnist/")
-    rp.add_argument("--out", type=Path, help="folder to create for the runs and the report "
-                    "(default: runs/reproduce-NAME-TIMESTAMP)")
-    rp.add_argument("--threads", type=_positive_int, help="CPU threads for PyTorch (default: all cores)")
-    rp.add_argument("--no-progress", dest="progress", action="store_false", help="no progress output")
-
-    ex = sub.add_parser("explore", help="interactive latent-space explorer of a trained image run in the browser")
-    ex.add_argument("run", type=Path, help="run folder")
-    ex.add_argument("--host", default="127.0.0.1", help="address to listen on (default: loopback only; 0.0.0.0 "
-                    "makes the explorer reachable from other machines)")
-    ex.add_argument("--port", type=_checked(int, lambda v: 0 <= v <= 65535, "a port from 0 to 65535"), default=8765,
-                    help="port (0: any free port)")
-    ex.add_argument("--no-browser", dest="browser", action="store_false", help="do not open the page in a browser")
-    ex.add_argument("--run-seed", type=_seed, help="which training seed's model (default: the first)")
-    ex.add_argument("--data-dir", type=_existing_dir, help="where the run's data set is, if not where it was found at training time")
-    ex.add_argument("--device", default="cpu", choices=["auto", "cpu", "cuda"], help="where to decode (default: cpu)")
-    ex.add_argument("--threads", type=_positive_int, default=1, help="CPU threads for PyTorch")
-    ex.add_argument("--verbose", action="store_true", help="log every request")
-
-    ds = sub.add_parser("datasets", help="list data sets and where they were found")
-    ds.add_argument("--data-dir", type=_existing_dir, help="also look in this folder first")
-    return parser
 
 
 def _explicit_options(argv: list[str]) -> dict:
@@ -406,6 +203,9 @@ def _resume_misuse(argv: list[str]) -> str | None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    import matplotlib
+
+    matplotlib.use("Agg")   # the command line draws into files only; the library leaves the backend alone
     argv = sys.argv[1:] if argv is None else list(argv)
     misuse = _resume_misuse(argv)
     if misuse is not None:

@@ -15,10 +15,11 @@ from . import distributed
 from .data import BINARIZE_MODES
 from .data.toy import is_toy
 from .errors import VaelabError
-from .models import MODELS
+from .models import model_class
 
 OPTIMIZERS = ("auto", "adam", "adamw")
 PRECISIONS = ("fp32", "bf16")
+MAX_STEPS = 10**9   # iterations or epochs: far beyond any real run
 RUNTIME_OPTIONS = ("data_dir", "device", "threads", "progress")   # what may change when a run is resumed
 
 
@@ -89,9 +90,7 @@ class TrainConfig:
 
     def validate(self) -> "TrainConfig":
         """Check every field and resolve the `auto` / None defaults; returns self (VaelabError if bad)."""
-        if self.model not in MODELS:
-            raise VaelabError(f"unknown model {self.model!r}: choose one of {', '.join(MODELS)}")
-        cls = MODELS[self.model][0]
+        cls = model_class(self.model)
         if self.iters is None:
             self.iters = cls.DEFAULT_ITERS
         self._check_counts()
@@ -132,6 +131,9 @@ class TrainConfig:
         for name in ("iters", "batch_size", "eval_every", "log_every", "checkpoint_every", "eval_repeats"):
             if not _positive_int(getattr(self, name)):
                 raise VaelabError(f"--{name.replace('_', '-')} must be a positive integer, got {getattr(self, name)}")
+        for name in ("iters", "epochs"):
+            if (getattr(self, name) or 0) > MAX_STEPS:   # a typo of many digits would train for ever
+                raise VaelabError(f"--{name} {getattr(self, name)} is more than {MAX_STEPS:,}; give a realistic count")
         if isinstance(self.val_size, bool) or not isinstance(self.val_size, int) or self.val_size < 0:
             raise VaelabError(f"--val-size must be a whole number >= 0, got {self.val_size}")
         if any(not _positive_int(k) for k in self.iwae_k):
@@ -150,8 +152,10 @@ def _positive_int(v) -> bool:
     return isinstance(v, int) and not isinstance(v, bool) and v > 0
 
 
-def resolve_device(name: str) -> torch.device:
+def resolve_device(name: str | torch.device) -> torch.device:
     """The device to compute on; under torchrun on GPUs, this process's own GPU (cuda:LOCAL_RANK)."""
+    if isinstance(name, torch.device):
+        return name
     if name == "auto":
         name = "cuda" if torch.cuda.is_available() else "cpu"
     if name == "cuda" and not torch.cuda.is_available():

@@ -62,6 +62,19 @@ def evaluate_elbo(model, x: torch.Tensor, repeats: int = 10, batch_size: int = 2
     return {**{n: mean[i].item() for i, n in enumerate(names)}, f"{names[0]}_mc_se": se, "eval_repeats": repeats}
 
 
+def iwae_per_example(model, x: torch.Tensor, k: int, y: torch.Tensor | None = None) -> torch.Tensor:
+    """log (1/k) sum_i w_ni for every row of x: the IWAE-k bound on log p(x_n), in passes of about
+    IWAE_ROWS_PER_PASS decoder rows (so any k fits in memory)."""
+    chunk = max(1, min(k, IWAE_ROWS_PER_PASS))          # importance samples per pass
+    batch = max(1, IWAE_ROWS_PER_PASS // chunk)         # images per pass
+    out = []
+    for i in range(0, len(x), batch):
+        xb, yb = x[i:i + batch], None if y is None else y[i:i + batch]
+        log_w = torch.cat([model.log_importance_weights(xb, min(chunk, k - s), yb) for s in range(0, k, chunk)])
+        out.append(log_mean_exp(log_w, dim=0))
+    return torch.cat(out)
+
+
 @torch.inference_mode()
 def evaluate_iwae(model, x: torch.Tensor, k: int, progress: bool = True, y: torch.Tensor | None = None,
                   across_ranks: bool = False) -> float:

@@ -133,3 +133,83 @@ class ConvDecoder(nn.Module):
     def forward(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         h = self.inp(_cat(z, y)).reshape(-1, self.c3, 4, 4)
         return full_precision(self.deconv(h), self).view(*z.shape[:-1], self.side * self.side)
+
+
+# ---------------------------------------------------------------------------------------
+# Networks of the user's own
+# ---------------------------------------------------------------------------------------
+class UserEncoder(nn.Module):
+    """A user's encoder network as q(z | x [, y]).
+
+    The network is called as net(x) (conditional models: net(x, y_onehot)) on x of shape
+    (batch, x_dim) and must return either
+      * a pair (mean, variance), each (batch, z_dim), variance > 0, or
+      * one tensor (batch, 2 * z_dim): the mean, then a pre-softplus variance
+        (variance = softplus(second half) + 1e-8, as the built-in encoders do).
+    Images arrive flattened: reshape them inside the network (x.view(-1, 1, 28, 28)).
+    """
+
+    def __init__(self, net: nn.Module, x_dim: int, z_dim: int, n_classes: int = 0):
+        super().__init__()
+        self.net, self.x_dim, self.z_dim, self.n_classes = net, x_dim, z_dim, n_classes
+
+    def forward(self, x: torch.Tensor, y: torch.Tensor | None = None):
+        out = self.net(x) if y is None else self.net(x, y)
+        if isinstance(out, (tuple, list)) and len(out) == 2:
+            m, v = out
+        elif torch.is_tensor(out) and out.shape == (len(x), 2 * self.z_dim):
+            m, v = gaussian_parameters(out)
+        else:
+            got = tuple(out.shape) if torch.is_tensor(out) else type(out).__name__
+            raise ValueError(f"encoder returned {got}; expected (batch, 2 * z_dim) = ({len(x)}, {2 * self.z_dim}) or a "
+                             f"(mean, variance) pair of shape ({len(x)}, {self.z_dim}) each")
+        if m.shape != (len(x), self.z_dim) or v.shape != m.shape:
+            raise ValueError(f"encoder returned mean {tuple(m.shape)} and variance {tuple(v.shape)}; expected "
+                             f"({len(x)}, {self.z_dim}) each (z_dim = {self.z_dim})")
+        return m.float(), v.float()
+
+
+class UserDecoder(nn.Module):
+    """A user's decoder network as p(x | z [, y]).
+
+    Called as net(z) (conditional: net(z, y_onehot)) on z of shape (n, z_dim); returns Bernoulli
+    logits (likelihood bernoulli) or Gaussian means, (n, x_dim) or any shape with x_dim values per
+    row (e.g. (n, 1, 28, 28)). Leading sample dimensions (L or k, batch, z_dim) are flattened for it.
+    """
+
+    def __init__(self, net: nn.Module, z_dim: int, x_dim: int, n_classes: int = 0):
+        super().__init__()
+        self.net, self.z_dim, self.x_dim, self.n_classes = net, z_dim, x_dim, n_classes
+
+    def forward(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        lead = z.shape[:-1]
+        flat = z.reshape(-1, z.shape[-1])
+        out = self.net(flat) if y is None else self.net(flat, y.reshape(-1, y.shape[-1]))
+        if not torch.is_tensor(out) or out.numel() != flat.shape[0] * self.x_dim:
+            got = tuple(out.shape) if torch.is_tensor(out) else type(out).__name__
+            raise ValueError(f"decoder returned {got} for {flat.shape[0]} codes; expected ({flat.shape[0]}, "
+                             f"{self.x_dim}) (x_dim = {self.x_dim} values per example)")
+        return out.reshape(*lead, self.x_dim).float()
+
+
+@torch.no_grad()
+def check_networks(enc: UserEncoder, dec: UserDecoder) -> None:
+    """Run the user's networks once on a dummy batch of 2, so a wrong output shape is an error at once."""
+    modes = [m.training for m in (enc, dec)]
+    enc.eval(), dec.eval()
+    try:
+        y = torch.zeros(2, enc.n_classes) if enc.n_classes else None
+        if y is not None:
+            y[:, 0] = 1
+        try:
+            m, _ = enc(torch.zeros(2, enc.x_dim), y)
+        except RuntimeError as e:
+            raise ValueError(f"encoder failed on a batch of shape (2, {enc.x_dim}) (x_dim = {enc.x_dim}): "
+                             f"{str(e).splitlines()[0][:200]}") from None
+        try:
+            dec(m, y)
+        except RuntimeError as e:
+            raise ValueError(f"decoder failed on codes of shape (2, {dec.z_dim}) (z_dim = {dec.z_dim}): "
+                             f"{str(e).splitlines()[0][:200]}") from None
+    finally:
+        enc.train(modes[0]), dec.train(modes[1])

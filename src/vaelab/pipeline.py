@@ -10,6 +10,7 @@ Started by torchrun with several processes, every process calls train_run: they 
 from __future__ import annotations
 
 import contextlib
+import copy
 import dataclasses
 import platform
 import shutil
@@ -26,19 +27,20 @@ from .data import STATIC_BINARIZATION_SEED
 from .errors import VaelabError
 from .evaluate import evaluate_model
 from .judge import run_judge, sample_quality
-from .models import build_model
-from .runs import atomic_write_bytes, load_checkpoint, lock_run_dir, prepare_run_dir, read_json, summarise, write_json
+from .models import Model, build_model
+from .runs import atomic_write_bytes, check_new_run_dir, load_checkpoint, lock_run_dir, prepare_run_dir, read_json, summarise, write_json
 from .trainer import fit, flush_denormal
 
 SAMPLE_ROWS, SAMPLE_COLS = 10, 20   # the sample grid every image run writes
 _NOT_COMPARED = RUNTIME_OPTIONS + ("out",)   # a run folder may be moved
 
 
-def train_run(cfg: TrainConfig, resume: bool = False) -> Path:
+def train_run(cfg: TrainConfig, resume: bool = False, model: Model | None = None) -> Path:
     """Train every seed of cfg, evaluate on the full test set, and write the run folder; returns its path.
 
     resume=True continues the run folder cfg.out (see resume_run): finished seeds are kept,
-    an interrupted seed continues from its last checkpoint."""
+    an interrupted seed continues from its last checkpoint. model: an instance to train instead of
+    building cfg.model from cfg.model_options (each seed trains a copy, freshly initialised)."""
     with distributed.same_on_every_rank():   # bad options fail before the processes connect
         cfg.validate()
         device = resolve_device(cfg.device)
@@ -47,7 +49,7 @@ def train_run(cfg: TrainConfig, resume: bool = False) -> Path:
         cfg.out = str(Path("runs") / f"{cfg.model}-{cfg.dataset}-{datetime.now():%Y%m%d-%H%M%S}")
     with flush_denormal(), distributed.process_group(device):
         cfg.out = distributed.on_main(lambda: cfg.out)   # one folder for all ranks: rank 0's (a default name has the time)
-        return _train_run(cfg, device, resume)
+        return _train_run(cfg, device, resume, model)
 
 
 def resume_run(run, **runtime) -> Path:
@@ -79,24 +81,43 @@ def config_of(run: Path) -> TrainConfig:
         raise VaelabError(f"{path}: not a configuration this vaelab can read ({e}); start a new run") from None
 
 
-def _prepare(cfg: TrainConfig, device: torch.device) -> DeviceData:
+def new_model(cfg: TrainConfig, x_dim: int, template: Model | None = None) -> Model:
+    """A freshly initialised model (from the global RNG): cfg.model built with its options, or a copy of
+    `template` whose every layer is re-initialised (torch's reset_parameters, as at construction)."""
+    if template is None:
+        return build_model(cfg.model, x_dim, **cfg.model_options)
+    model = copy.deepcopy(template)
+    for module in model.modules():
+        reset = getattr(module, "reset_parameters", None)   # torch's layer protocol: every built-in layer has it
+        if callable(reset):
+            reset()
+    return model
+
+
+def _prepare(cfg: TrainConfig, device: torch.device, template: Model | None = None) -> DeviceData:
     """The data on the device, epochs turned into iterations, and the model's own refusals, before any file."""
     with distributed.same_on_every_rank():
         data = prepare_data(cfg, device)
+        if cfg.batch_size > len(data.train_x):   # here, not in the loop: nothing may be written first
+            raise VaelabError(f"--batch-size {cfg.batch_size} is larger than the training set ({len(data.train_x)} "
+                              f"images); lower it")
         if cfg.epochs:   # one validation, log line and checkpoint per epoch
             steps = len(data.train_x) // cfg.batch_size
             if steps == 0:
                 raise VaelabError(f"--batch-size {cfg.batch_size} is larger than the training set ({len(data.train_x)}); lower it")
             cfg.iters, cfg.eval_every, cfg.log_every, cfg.checkpoint_every = cfg.epochs * steps, steps, steps, steps
-        probe = build_model(cfg.model, data.x_dim, **cfg.model_options)   # bad options fail before writing anything
+        if template is not None and template.x_dim != data.x_dim:
+            raise VaelabError(f"the model takes x_dim = {template.x_dim} values per example, but {cfg.dataset} has "
+                              f"{data.x_dim}; build it with x_dim={data.x_dim}")
+        probe = new_model(cfg, data.x_dim, template)   # bad options fail before writing anything
         probe.check_training(cfg.iters, continuous=data.image_shape is None)
     return data
 
 
-def _train_run(cfg: TrainConfig, device: torch.device, resume: bool = False) -> Path:
+def _train_run(cfg: TrainConfig, device: torch.device, resume: bool = False, template: Model | None = None) -> Path:
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
-    data = _prepare(cfg, device)
+    data = _prepare(cfg, device, template)
     main = distributed.is_main()   # under torchrun: rank 0 alone touches the run folder
     run_dir = Path(cfg.out)
     with contextlib.ExitStack() as held:
@@ -105,6 +126,8 @@ def _train_run(cfg: TrainConfig, device: torch.device, resume: bool = False) -> 
         def open_run():   # rank 0: lock the folder (held until the run is written), judge, config or progress
             if run_dir.exists() and not run_dir.is_dir():
                 raise VaelabError(f"--out {run_dir}: exists and is not a folder; choose another --out")
+            if not resume:   # before the lock file: a folder of the user's own is never touched
+                check_new_run_dir(run_dir, dataclasses.asdict(cfg))
             held.enter_context(lock_run_dir(run_dir))   # a second writer is refused
             judge.extend(j for j in [run_judge(cfg, device)] if j is not None)
             if resume:
@@ -112,11 +135,14 @@ def _train_run(cfg: TrainConfig, device: torch.device, resume: bool = False) -> 
             prepare_run_dir(run_dir, dataclasses.asdict(cfg))
             return {}, {}
 
-        per_seed, histories = distributed.on_main(open_run)   # its errors stop every rank
+        progress = distributed.on_main(open_run)   # its errors stop every rank
+        if progress is None:   # resumed a complete run whose report was missing: rebuilt, nothing to train
+            return run_dir
+        per_seed, histories = progress
         for seed in cfg.seeds:
             if str(seed) in per_seed:   # finished before the interruption: its files are complete
                 continue
-            model, hist = _train_seed(cfg, data, device, run_dir / f"seed-{seed}", seed, resume)
+            model, hist = _train_seed(cfg, data, device, run_dir / f"seed-{seed}", seed, resume, template)
             torch.manual_seed(distributed.rank_seed(10_000 + seed))   # evaluation noise independent of training
             metrics = evaluate_model(model, data, cfg.iwae_k, cfg.eval_repeats, cfg.progress and main, across_ranks=True)
             if not main:   # the rest is rank 0's: sample quality, figures, metrics.json, report
@@ -131,7 +157,7 @@ def _train_run(cfg: TrainConfig, device: torch.device, resume: bool = False) -> 
     return run_dir
 
 
-def _train_seed(cfg: TrainConfig, data: DeviceData, device, seed_dir: Path, seed: int, resume: bool):
+def _train_seed(cfg: TrainConfig, data: DeviceData, device, seed_dir: Path, seed: int, resume: bool, template=None):
     """(trained model, history) of one seed; resuming, from its last checkpoint. Rank 0 writes its weights."""
     def open_seed():   # rank 0: the seed's folder and, resuming, its checkpoint (handed to every rank)
         seed_dir.mkdir(exist_ok=True)
@@ -139,7 +165,7 @@ def _train_seed(cfg: TrainConfig, data: DeviceData, device, seed_dir: Path, seed
 
     ckpt = distributed.on_main(open_seed)
     torch.manual_seed(seed)
-    model = build_model(cfg.model, data.x_dim, **cfg.model_options).to(device)
+    model = new_model(cfg, data.x_dim, template).to(device)
     if distributed.rank():   # the other ranks' own noise streams (DDP gives them rank 0's weights)
         torch.manual_seed(distributed.rank_seed(seed))
     if ckpt is not None and ckpt["iteration"] >= cfg.iters:   # trained; stopped during evaluation
@@ -181,8 +207,9 @@ def _write_seed_outputs(cfg, data: DeviceData, device, run_dir: Path, seed: int,
     write_report(run_dir)
 
 
-def _resume_progress(run_dir: Path, cfg: TrainConfig) -> tuple[dict, dict]:
-    """Per-seed metrics and histories of the seeds a resumed run has already finished."""
+def _resume_progress(run_dir: Path, cfg: TrainConfig) -> tuple[dict, dict] | None:
+    """Per-seed metrics and histories of the seeds a resumed run has already finished; None for a complete
+    run whose report was missing (rebuilt here)."""
     per_seed, histories = {}, {}
     if (run_dir / "metrics.json").exists():
         done = read_json(run_dir / "metrics.json").get("per_seed", {})
@@ -190,6 +217,11 @@ def _resume_progress(run_dir: Path, cfg: TrainConfig) -> tuple[dict, dict]:
             if str(seed) in done and (run_dir / f"seed-{seed}" / "history.json").exists():
                 per_seed[str(seed)] = done[str(seed)]
                 histories[str(seed)] = read_json(run_dir / f"seed-{seed}" / "history.json")
+    if len(per_seed) == len(cfg.seeds) and not (run_dir / "report.md").exists():
+        from .report import write_report   # killed between metrics.json and the report: rebuild what is missing
+
+        write_report(run_dir)
+        return None
     if len(per_seed) == len(cfg.seeds):
         raise VaelabError(f"--resume {run_dir}: the run is already complete (all {len(cfg.seeds)} seed(s) have metrics); "
                           f"nothing to resume (`vaelab eval {run_dir}` adds bounds)")

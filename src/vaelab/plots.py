@@ -1,25 +1,41 @@
-"""Figures: image grids and training curves (matplotlib, no display needed)."""
+"""Figures: image grids, latent-space pictures and training curves.
+
+Two kinds of function:
+
+* for notebooks, functions that return a matplotlib `Figure` (shown inline when it is a cell's
+  value; `save=` also writes it as a PNG): `samples`, `reconstructions`, `manifold`, `scatter`,
+  `interpolation`, `curves`, `grid`;
+* for run folders, `save_*` / `plot_*` functions that write PNGs atomically (pixel-exact grids).
+
+Figures are built as `matplotlib.figure.Figure` objects, never through pyplot's global state, so
+importing vaelab leaves matplotlib's backend alone (the `vaelab` command chooses Agg for itself).
+"""
 from __future__ import annotations
 
 import io
 from pathlib import Path
 
-import matplotlib
+import matplotlib.image
+import numpy as np
+import torch
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-
-from .runs import atomic_write_bytes  # noqa: E402
+from .errors import VaelabError
+from .runs import atomic_write_bytes
 
 
-def save_figure(fig, path: Path, dpi: int = 100) -> None:
-    """Render a figure to PNG and write it atomically (a crash never leaves half a picture), then close it."""
+def save_figure(fig: Figure, path: Path, dpi: int = 100) -> Path:
+    """Render a figure to PNG and write it atomically (a crash never leaves half a picture)."""
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=dpi)
-    plt.close(fig)
     atomic_write_bytes(Path(path), buf.getvalue())
+    return Path(path)
+
+
+def _subplots(ncols: int = 1, figsize=(6, 4), squeeze: bool = True):
+    fig = Figure(figsize=figsize)
+    axes = fig.subplots(1, ncols, squeeze=squeeze)
+    return fig, axes
 
 
 def tile(images: torch.Tensor, rows: int, cols: int, shape: tuple[int, int], pad: int = 2) -> np.ndarray:
@@ -39,15 +55,21 @@ def save_grid(path: Path, images: torch.Tensor, rows: int, cols: int, shape=(28,
     grid = tile(images, rows, cols, shape)
     grid = np.kron(grid, np.ones((scale, scale), dtype=np.float32))
     buf = io.BytesIO()
-    plt.imsave(buf, grid, cmap="gray", vmin=0.0, vmax=1.0, format="png")
+    matplotlib.image.imsave(buf, grid, cmap="gray", vmin=0.0, vmax=1.0, format="png")
     atomic_write_bytes(Path(path), buf.getvalue())
     return Path(path)
 
 
 def save_curves(path: Path, histories: dict[str, dict], title: str = "", keys=("nelbo", "kl", "rec")) -> Path:
+    """Write curves_figure(histories, title, keys) as a PNG."""
+    return save_figure(curves_figure(histories, title, keys), path, dpi=100)
+
+
+def curves_figure(histories: dict[str, dict], title: str = "", keys=("nelbo", "kl", "rec")) -> Figure:
     """Training curves of the loss terms `keys` per iteration, one line per seed; the first panel also
     shows the validation value of keys[0] (validation NELBO for VAEs, validation loss for autoencoders)."""
-    fig, axes = plt.subplots(1, len(keys), figsize=(4.4 * len(keys), 3.6))
+    fig, axes = _subplots(len(keys), figsize=(4.4 * len(keys), 3.6))
+    axes = np.atleast_1d(axes)
     units = " (nats)" if keys[0] == "nelbo" else ""
     for seed, hist in histories.items():
         it = hist["iteration"]
@@ -75,8 +97,7 @@ def save_curves(path: Path, histories: dict[str, dict], title: str = "", keys=("
     if title:
         fig.suptitle(title)
     fig.tight_layout()
-    save_figure(fig, path, dpi=100)
-    return Path(path)
+    return fig
 
 
 # ---------------------------------------------------------------------------------------
@@ -98,10 +119,17 @@ def principal_directions(z: torch.Tensor, n: int = 2):
     return mean, vh[:n]
 
 
+def plot_manifold(path, model, test_x, test_y, shape, n: int = 20, span: float = 2.0, label: int = 0) -> str:
+    """Write manifold_images as an n x n grid PNG; returns which plane it shows."""
+    images, how = manifold_images(model, test_x, test_y, n, span, label)
+    save_grid(path, images, n, n, shape, scale=1)
+    return how
+
+
 @torch.inference_mode()
-def plot_manifold(path, model, test_x, test_y, shape, n: int = 20, span: float = 2.0, label: int = 0):
-    """Decode an n x n grid over [-span, span]^2: the latent plane itself for 2D latents, else the
-    plane through the test posterior means' centre along their two leading principal directions."""
+def manifold_images(model, test_x, test_y, n: int = 20, span: float = 2.0, label: int = 0):
+    """(images, plane): decode an n x n grid over [-span, span]^2: the latent plane itself for 2D latents,
+    else the plane through the test posterior means' centre along their two leading principal directions."""
     ticks = torch.linspace(-span, span, n, device=test_x.device)
     a, b = torch.meshgrid(ticks, -ticks, indexing="xy")   # rows top to bottom: second coordinate decreasing
     grid = torch.stack([a.reshape(-1), b.reshape(-1)], dim=1)
@@ -111,12 +139,16 @@ def plot_manifold(path, model, test_x, test_y, shape, n: int = 20, span: float =
         mean, dirs = principal_directions(posterior_means(model, test_x, test_y))
         z, how = mean + grid @ dirs, "plane of the 2 leading principal directions of the test posterior means"
     y = torch.full((len(z),), label, device=z.device, dtype=torch.long)
-    save_grid(path, model.mean_x_given_z(z, y), n, n, shape, scale=1)
-    return how
+    return model.mean_x_given_z(z, y), how
+
+
+def plot_scatter(path, model, test_x, test_y, tsne: bool = False) -> Path:
+    """Write scatter_figure as a PNG."""
+    return save_figure(scatter_figure(model, test_x, test_y, tsne), path, dpi=100)
 
 
 @torch.inference_mode()
-def plot_scatter(path, model, test_x, test_y, tsne: bool = False, max_points: int = 10_000, tsne_points: int = 2000):
+def scatter_figure(model, test_x, test_y, tsne: bool = False, max_points: int = 10_000, tsne_points: int = 2000) -> Figure:
     """Test-set posterior means coloured by class: directly for 2D latents, else PCA (and t-SNE)."""
     z = posterior_means(model, test_x[:max_points], test_y[:max_points]).cpu()
     labels = test_y[:max_points].cpu().numpy()
@@ -131,33 +163,40 @@ def plot_scatter(path, model, test_x, test_y, tsne: bool = False, max_points: in
             pts = TSNE(2, init="pca", random_state=0).fit_transform(z[:tsne_points].numpy())
             panels.append((f"t-SNE of latent means ({tsne_points} images)", pts))
             labels_tsne = labels[:tsne_points]
-    fig, axes = plt.subplots(1, len(panels), figsize=(6 * len(panels), 5.2), squeeze=False)
+    fig, axes = _subplots(len(panels), figsize=(6 * len(panels), 5.2), squeeze=False)
     for i, (ax, (title, pts)) in enumerate(zip(axes[0], panels)):
         lab = labels if i == 0 else labels_tsne
         sc = ax.scatter(pts[:, 0], pts[:, 1], c=lab, cmap="tab10", s=3, alpha=0.7, vmin=-0.5, vmax=9.5)
         ax.set_title(title)
     fig.colorbar(sc, ax=axes[0].tolist(), ticks=range(10), label="class")
-    save_figure(fig, path, dpi=100)
+    return fig
 
 
 @torch.inference_mode()
-def plot_recon(path, model, test_x, test_y, shape, n: int = 10):
-    """The first n test images (top row) and their reconstructions E[x | z = posterior mean] (bottom)."""
+def recon_images(model, test_x, test_y, n: int = 10) -> torch.Tensor:
+    """The first n test images (first row) and their reconstructions E[x | z = posterior mean] (second)."""
     x, y = test_x[:n], test_y[:n]
-    recon = model.mean_x_given_z(model.posterior_mean(x, y), y)
-    save_grid(path, torch.cat([x, recon]), 2, n, shape)
+    return torch.cat([x, model.mean_x_given_z(model.posterior_mean(x, y), y)])
+
+
+def plot_recon(path, model, test_x, test_y, shape, n: int = 10) -> Path:
+    return save_grid(path, recon_images(model, test_x, test_y, n), 2, n, shape)
+
+
+def plot_interpolation(path, model, test_x, test_y, shape, pairs=INTERPOLATION_PAIRS, steps: int = 10) -> Path:
+    return save_grid(path, interpolation_images(model, test_x, test_y, pairs, steps), len(pairs), steps, shape)
 
 
 @torch.inference_mode()
-def plot_interpolation(path, model, test_x, test_y, shape, pairs=INTERPOLATION_PAIRS, steps: int = 10):
-    """Linear paths between the posterior means of the first test image of each digit in a pair."""
+def interpolation_images(model, test_x, test_y, pairs=INTERPOLATION_PAIRS, steps: int = 10) -> torch.Tensor:
+    """Linear paths between the posterior means of the first test image of each class in a pair, a row each."""
     rows = []
     for a, b in pairs:
         idx = torch.stack([torch.nonzero(test_y == c)[0, 0] for c in (a, b)])
         za, zb = posterior_means(model, test_x[idx], test_y[idx])
         t = torch.linspace(0, 1, steps, device=za.device).unsqueeze(1)
         rows.append(model.mean_x_given_z((1 - t) * za + t * zb, None))
-    save_grid(path, torch.cat(rows), len(pairs), steps, shape)
+    return torch.cat(rows)
 
 
 def make_latent_figures(run_dir: Path, model, data, which=LATENT_FIGURES, tsne: bool = False) -> list[Path]:
@@ -243,7 +282,7 @@ def draw_interpolation_2d(ax, data_x, path, title="latent interpolation"):
 
 
 def save_samples_2d(path: Path, data_x: torch.Tensor, samples: torch.Tensor, title: str = "") -> Path:
-    fig, ax = plt.subplots(figsize=(4.5, 4.5))
+    fig, ax = _subplots(figsize=(4.5, 4.5))
     draw_samples_2d(ax, data_x, samples, title or "samples over the test data")
     ax.legend(fontsize=7, loc="upper right")
     fig.tight_layout()
@@ -257,7 +296,7 @@ def save_toy_figures(model, data, out_dir: Path) -> list[str]:
     out_dir = Path(out_dir)
     x = data.test_x
     a, b = interpolation_endpoints(x)
-    fig, axes = plt.subplots(1, 2, figsize=(9, 4.5))
+    fig, axes = _subplots(2, figsize=(9, 4.5))
     draw_reconstruction_2d(axes[0], x, reconstruct(model, x), "test data and reconstructions")
     draw_interpolation_2d(axes[1], x, interpolation_path(model, x[a], x[b]), "interpolation between two test points")
     for ax in axes:
@@ -293,7 +332,7 @@ def save_image_ae_figures(model, data, out_dir: Path, n: int = 20) -> list[str]:
 
 def save_code_histogram(path: Path, codes: torch.Tensor, title: str = "code activations on 2,000 test inputs") -> Path:
     c = _np(codes).ravel()
-    fig, ax = plt.subplots(figsize=(5, 3.4))
+    fig, ax = _subplots(figsize=(5, 3.4))
     ax.hist(c, bins=100, color="tab:blue")
     ax.set_yscale("log")
     ax.set_xlabel("code value z_k")
@@ -311,3 +350,100 @@ def model_figures(model, data, out_dir: Path) -> list[str]:
     if model.FIGURES:   # autoencoders: reconstructions, denoising, code histograms
         return save_image_ae_figures(model, data, out_dir)
     return []
+
+
+# ---------------------------------------------------------------------------------------
+# For notebooks: functions that return a Figure (shown inline; save= writes a PNG as well)
+# ---------------------------------------------------------------------------------------
+def _shape(model_or_dim, shape):
+    """The image shape to draw: the one given, else a square of x_dim pixels."""
+    if shape is not None:
+        return tuple(shape)
+    x_dim = model_or_dim if isinstance(model_or_dim, int) else model_or_dim.x_dim
+    side = int(round(x_dim ** 0.5))
+    if side * side != x_dim:
+        raise VaelabError(f"{x_dim} values per example are not a square image; pass shape=(height, width)")
+    return side, side
+
+
+def _done(fig: Figure, save) -> Figure:
+    if save is not None:
+        save_figure(fig, save)
+    return fig
+
+
+def grid(images: torch.Tensor, rows: int, cols: int, shape=None, title: str | None = None, save=None) -> Figure:
+    """rows x cols images (each a row of x_dim values in [0, 1]) as one grey picture."""
+    if len(images) < rows * cols:
+        raise VaelabError(f"grid of rows={rows} x cols={cols} needs {rows * cols} images, got {len(images)}")
+    shape = _shape(images.shape[-1], shape)
+    tiles = tile(images[:rows * cols], rows, cols, shape)
+    h, w = tiles.shape
+    fig = Figure(figsize=(max(2.0, w / 40), max(1.0, h / 40) + (0.3 if title else 0)))
+    ax = fig.add_axes((0, 0, 1, 1 if not title else 0.92))
+    ax.imshow(tiles, cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+    ax.set_axis_off()
+    if title:
+        fig.suptitle(title, fontsize=9)
+    return _done(fig, save)
+
+
+def samples(model, rows: int = 10, cols: int = 20, y=None, binary: bool = False, shape=None, save=None) -> Figure:
+    """rows x cols draws from the model's p(x) (conditional models: a row per class unless y is given)."""
+    model.eval()
+    with torch.inference_mode():
+        if model.conditional and y is None:
+            rows = model.n_classes
+            images = model.sample_by_class(cols)
+        else:
+            images = model.sample(rows * cols, y, binary=binary)
+    return grid(images, rows, cols, _shape(model, shape), save=save)
+
+
+def reconstructions(model, x: torch.Tensor, y=None, n: int = 10, shape=None, save=None) -> Figure:
+    """The first n images of x (top row) over their reconstructions (bottom row)."""
+    model.eval()
+    with torch.inference_mode():
+        xs = model._inputs(x[:n])
+        images = torch.cat([xs, model.reconstruct(xs, None if y is None else y[:n])])
+    return grid(images, 2, len(xs), _shape(model, shape), save=save)
+
+
+def manifold(model, x: torch.Tensor, y=None, n: int = 20, span: float = 2.0, label: int = 0, shape=None,
+             save=None) -> Figure:
+    """Images decoded over an n x n grid of the latent plane (2D latents) or of the plane of the two leading
+    principal directions of x's codes (x, y: e.g. the test set)."""
+    model.eval()
+    y = torch.zeros(len(x), dtype=torch.long, device=x.device) if y is None else y
+    images, how = manifold_images(model, x, y, n, span, label)
+    return grid(images, n, n, _shape(model, shape), title=how, save=save)
+
+
+def scatter(model, x: torch.Tensor, y: torch.Tensor, tsne: bool = False, save=None) -> Figure:
+    """The codes of x coloured by class y: directly for 2D latents, else their first two principal components."""
+    model.eval()
+    return _done(scatter_figure(model, x, y, tsne), save)
+
+
+def interpolation(model, x: torch.Tensor, y: torch.Tensor, pairs=INTERPOLATION_PAIRS, steps: int = 10, shape=None,
+                  save=None) -> Figure:
+    """For each pair of classes (a, b), the decoded straight line between the codes of x's first a and first b."""
+    model.eval()
+    images = interpolation_images(model, x, y, pairs, steps)
+    return grid(images, len(pairs), steps, _shape(model, shape), save=save)
+
+
+def curves(run, save=None) -> Figure:
+    """The training curves of every finished seed of a Run (or of a dict seed -> history)."""
+    from .models import model_class
+    from .run import Run
+
+    if isinstance(run, Run):
+        histories = {str(s): run.history(s) for s in run.seeds if (run.seed_dir(s) / "history.json").exists()}
+        keys, title = model_class(run.config.model).CURVE_TERMS, f"{run.config.model} on {run.config.dataset}"
+    else:
+        histories, title = dict(run), ""
+        keys = ("loss", "rec", "penalty") if "nelbo" not in next(iter(histories.values())) else ("nelbo", "kl", "rec")
+    if not histories:
+        raise VaelabError("no seed has finished training yet, so there are no curves")
+    return _done(curves_figure(histories, title, keys), save)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .models import MODELS
+from .models import model_class
 from .runs import atomic_write_bytes, read_json
 
 # Metric key -> column title, in display order. Keys a run does not have are skipped.
@@ -75,7 +75,8 @@ def write_report(run_dir: Path) -> Path:
     run_dir = Path(run_dir)
     cfg, metrics = read_json(run_dir / "config.json"), read_json(run_dir / "metrics.json")
     opts = ", ".join(f"{k}={v}" for k, v in cfg["model_options"].items()) or "defaults"
-    autoencoder = not MODELS[cfg["model"]][0].has_likelihood
+    cls = model_class(cfg["model"])
+    autoencoder = not cls.has_likelihood
     optimizer = {"adamw": "AdamW"}.get(cfg.get("optimizer"), "Adam")
     classes = f", training classes {cfg['train_classes']}" if cfg.get("train_classes") is not None else ""
     fresh = ", a fresh draw per batch" if cfg.get("fresh_batches") else ""
@@ -111,7 +112,7 @@ def write_report(run_dir: Path) -> Path:
     if table:
         text += ["## Samples judged class by class (first seed)", "", table, ""]
     for name, caption in FIGURES:
-        if name == "samples.png" and MODELS[cfg["model"]][0].conditional:
+        if name == "samples.png" and cls.conditional:
             caption = "Samples from p(x | y), one row per class"
         if name == "samples.png" and autoencoder:
             caption = "Decoded codes z ~ N(0, I) (an autoencoder has no prior: these need not look like data)"

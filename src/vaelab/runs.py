@@ -188,8 +188,9 @@ def load_checkpoint(path: Path, map_location="cpu") -> dict:
     return state
 
 
-def prepare_run_dir(out: Path, config: dict) -> Path:
-    """Create the run folder; refuse one that already holds a run (nothing is overwritten)."""
+def check_new_run_dir(out: Path, config: dict) -> None:
+    """A new run goes into a new or empty folder: refuse one that holds a run, or any file of the user's
+    (nothing in it is touched). Called before the folder is locked or created."""
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise VaelabError(f"--out {out}: exists and is not a folder; choose another --out")
@@ -197,6 +198,18 @@ def prepare_run_dir(out: Path, config: dict) -> Path:
         old = read_json(out / "config.json")
         what = "this same run" if old == config else "a different run"
         raise VaelabError(f"--out {out}: already holds {what} (config.json exists); choose a new --out or delete the folder")
+    if out.is_dir():
+        others = sorted(p.name for p in out.iterdir() if p.name != LOCK_NAME)
+        if others:
+            shown = ", ".join(others[:3]) + (f" and {len(others) - 3} more" if len(others) > 3 else "")
+            raise VaelabError(f"--out {out or '.'}: the folder holds other files ({shown}) and is not a vaelab run; "
+                              f"choose a new or empty folder for the run")
+
+
+def prepare_run_dir(out: Path, config: dict) -> Path:
+    """Create the run folder and its config.json (check_new_run_dir first; nothing is overwritten)."""
+    out = Path(out)
+    check_new_run_dir(out, config)
     out.mkdir(parents=True, exist_ok=True)
     write_json(out / "config.json", config)
     return out

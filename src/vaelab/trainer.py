@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import math
+import sys
 import time
 from pathlib import Path
 
@@ -197,6 +198,7 @@ class Trainer:
         done = hist["iteration"][-1] if hist["iteration"] else self.cfg.iters
         hist["train_seconds"] = seconds
         hist["iters_per_second"] = done / seconds
+        _warn_if_worse(hist, self.cfg, self.main)
         if self.cfg.patience and self.seed_dir is not None and self.stopping["best_iteration"]:
             if self.main:
                 self.model.load_state_dict(load_checkpoint(self.seed_dir / "best.pt", self.device)["model"])
@@ -225,6 +227,14 @@ def checkpoint_state(model, opt, cfg: TrainConfig, it: int, seed: int, data: Dev
         "world_size": distributed.world(),   # processes that trained it (a resume needs as many)
         "vaelab_version": __version__,
     }
+
+
+def _warn_if_worse(hist: dict, cfg: TrainConfig, main: bool) -> None:
+    """Say so when training ended far worse than it started (an exploding loss at too high a learning rate)."""
+    losses = hist.get("loss", [])
+    if main and len(losses) >= 2 and losses[-1] > abs(losses[0]) * 10 + 1:
+        print(f"vaelab: warning: the training loss ended at {losses[-1]:.4g}, far above where it started "
+              f"({losses[0]:.4g}): training diverged; try a lower --lr than {cfg.lr}", file=sys.stderr)
 
 
 def _set_rng_state(ckpt: dict) -> None:

@@ -28,7 +28,6 @@ import zlib
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from importlib import resources
-from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import torch
@@ -72,27 +71,18 @@ class Explorer:
 
     def __init__(self, run, run_seed=None, data_dir=None, device="cpu"):
         from ..plots import principal_directions
-        from ..runs import read_json
-        from ..saved import load_run_model
-        from ..config import TrainConfig
-        from ..batches import prepare_data
+        from ..saved import _open
 
-        run = Path(run)
-        if not (run / "config.json").is_file():
-            raise VaelabError(f"{run}: not a vaelab run folder (no config.json); pass a folder `vaelab train` wrote")
-        self.run = run
-        model, ckpt = load_run_model(run, run_seed, device)
-        if ckpt["image_shape"] is None:
-            raise VaelabError(f"{run}: the model was trained on 2D points ({ckpt['config']['dataset']}), not images; "
-                              "the explorer shows decoded images, so pick an image run")
-        cfg = TrainConfig(**read_json(run / "config.json"))
-        cfg.train_classes, cfg.fresh_batches = None, False
-        if data_dir is not None:
-            cfg.data_dir = data_dir
+        r, run_seed = _open(run, run_seed)   # says so on stderr when the seed is unfinished
+        self.run = r.path
+        model = r.model(run_seed, device)
         self.device = next(model.parameters()).device
-        data = prepare_data(cfg, self.device)
-        self.model, self.config = model.eval(), ckpt["config"]
-        self.shape = tuple(ckpt["image_shape"])
+        data = r.data(self.device, data_dir=data_dir, whole_training_set=True)
+        if data.image_shape is None:
+            raise VaelabError(f"{r.path}: the model was trained on 2D points ({r.config.dataset}), not images; "
+                              "the explorer shows decoded images, so pick an image run")
+        self.model, self.config = model.eval(), {"model": r.config.model, "dataset": r.config.dataset}
+        self.shape = tuple(data.image_shape)
         self.test_x, self.test_grey, self.test_y = data.test_x, data.test_x_grey, data.test_y
         self.conditional = model.conditional
         self.n_classes = model.n_classes if model.conditional else 0

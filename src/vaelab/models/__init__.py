@@ -5,11 +5,13 @@ the keyword arguments its constructor takes beyond the data dimension.
 """
 from __future__ import annotations
 
+import copy
+
 import torch
 
 from ..errors import VaelabError
 from . import ae, cae, cvae, dae, gmvae, m1m2, sae, ssvae, vae
-from .base import Model
+from .base import Model, resolve
 
 MODELS = {
     "vae": (vae.VAE, vae.OPTIONS),
@@ -22,16 +24,33 @@ MODELS = {
     "cae": (cae.ContractiveAE, cae.OPTIONS),
     "dae": (dae.DenoisingAE, dae.OPTIONS),
 }
+# Constructor arguments beyond the CLI's OPTIONS that a saved run may record: networks of the user's own.
+NETWORK_OPTIONS = {"vae": {"encoder", "decoder", "n_classes"}, "gmvae": set(), "cvae": {"encoder", "decoder"}}
+
+
+def model_class(name: str) -> type[Model]:
+    """The class of a registered model name, or of a model class of your own recorded as module:Class."""
+    if ":" in name:
+        cls = resolve(name, "model class")
+        if not (isinstance(cls, type) and issubclass(cls, Model)):
+            raise VaelabError(f"model class {name!r} is not a vaelab.Model subclass")
+        return cls
+    if name not in MODELS:
+        raise VaelabError(f"unknown model {name!r}: choose one of {', '.join(MODELS)}")
+    return MODELS[name][0]
 
 
 def build_model(name: str, x_dim: int, **options) -> Model:
-    """The registered model `name` for data of x_dim values, with its options (VaelabError if they are bad)."""
-    if name not in MODELS:
-        raise VaelabError(f"unknown model {name!r}: choose one of {', '.join(MODELS)}")
-    cls, known = MODELS[name]
-    unknown = set(options) - set(known)
-    if unknown:
-        raise VaelabError(f"model {name!r} has no option(s) {', '.join(sorted(unknown))}; it takes {', '.join(known)}")
+    """The model `name` (registered, or module:Class) for data of x_dim values, with its options
+    (VaelabError if they are bad). Built-in models also accept the options of their own networks
+    (encoder=, decoder= for the VAE family) beyond OPTIONS."""
+    cls = model_class(name)
+    if name in MODELS:
+        known = set(MODELS[name][1]) | NETWORK_OPTIONS.get(name, set())
+        unknown = set(options) - known
+        if unknown:
+            raise VaelabError(f"model {name!r} has no option(s) {', '.join(sorted(unknown))}; it takes "
+                              f"{', '.join(MODELS[name][1])}")
     try:
         return cls(x_dim=x_dim, **options)
     except ValueError as e:
@@ -41,15 +60,21 @@ def build_model(name: str, x_dim: int, **options) -> Model:
         raise VaelabError(f"model {name!r} cannot be built with {options} ({reason}); use smaller sizes") from None
 
 
-def load_model(ckpt: dict, device: torch.device | str = "cpu") -> Model:
-    """Rebuild a model from a checkpoint's config and weights, in evaluation mode (VaelabError if they do not fit)."""
+def load_model(ckpt: dict, device: torch.device | str = "cpu", model: Model | None = None) -> Model:
+    """Rebuild a model from a checkpoint's config and weights, in evaluation mode (VaelabError if they do not fit).
+
+    model: a model built the same way (for networks whose classes cannot be imported again); a copy of
+    it receives the weights."""
     cfg = ckpt["config"]
     options = cfg.get("model_options", {})
     if not isinstance(options, dict) or not isinstance(cfg.get("model"), str):
         raise VaelabError(f"checkpoint config names no model or has malformed options ({options!r}); "
                           f"the checkpoint is damaged, retrain")
     try:
-        model = build_model(cfg["model"], ckpt["x_dim"], **options).to(device)
+        if model is not None:
+            model = copy.deepcopy(model).to(device)
+        else:
+            model = build_model(cfg["model"], ckpt["x_dim"], **options).to(device)
     except VaelabError:
         raise
     except (TypeError, ValueError, RuntimeError, OverflowError) as e:

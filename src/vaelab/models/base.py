@@ -32,6 +32,26 @@ from torch import nn
 from ..errors import VaelabError
 
 
+def import_path(cls: type) -> str:
+    """module:QualName of a class, the form `resolve` imports again."""
+    return f"{cls.__module__}:{cls.__qualname__}"
+
+
+def resolve(path: str, what: str) -> type:
+    """The class at module:QualName (VaelabError naming `what` if it cannot be imported)."""
+    import importlib
+
+    module, _, qualname = path.partition(":")
+    try:
+        obj = importlib.import_module(module)
+        for part in qualname.split("."):
+            obj = getattr(obj, part)
+    except (ImportError, AttributeError, ValueError):
+        raise VaelabError(f"{what} {path!r} cannot be imported here; define or import that class first, or pass "
+                          f"the model itself: vaelab.load_run(path, model=...)") from None
+    return obj
+
+
 class Model(nn.Module):
     """Base class of every vaelab model (see the module docstring for the contract)."""
 
@@ -87,6 +107,31 @@ class Model(nn.Module):
     def options(self) -> dict:
         """The constructor arguments this model was built with (x_dim included)."""
         return dict(self.__dict__.get("_init_options", {}))
+
+    def registry_name(self) -> str:
+        """The name a run records for this model: its registry name (vae, gmvae, ...), or for a class of
+        your own the import path module:Class that builds it again."""
+        from . import MODELS
+
+        for name, (cls, _) in MODELS.items():
+            if type(self) is cls:
+                return name
+        return import_path(type(self))
+
+    def saved_options(self) -> dict:
+        """options() as a run's config.json records them: networks by the import path of their class
+        (rebuilt with no arguments when the run is loaded), x_dim left to the data."""
+        out = {}
+        for k, v in self.options().items():
+            if k == "x_dim":
+                continue
+            if isinstance(v, nn.Module):
+                v = import_path(type(v))
+            elif not isinstance(v, (str, int, float, bool, type(None), list, tuple)):
+                raise VaelabError(f"option {k}={v!r} of {type(self).__name__} cannot be saved in a run's config.json; "
+                                  "give numbers, strings or networks")
+            out[k] = v
+        return out
 
     # -- the maths each model writes --------------------------------------------------------
     def negative_elbo_bound(self, x: torch.Tensor, y: torch.Tensor | None = None, reduce: bool = True):
@@ -207,19 +252,23 @@ class Model(nn.Module):
         y = torch.arange(self.n_classes, device=self._device()).repeat_interleave(per_class)
         return self.mean_x_given_z(self.sample_z(len(y)), y)
 
+    @torch.no_grad()
     def elbo(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
-        """The evidence lower bound on log p(x) per example (nats; one Monte Carlo sample): -NELBO."""
+        """The evidence lower bound on log p(x) per example (nats; one Monte Carlo sample): -NELBO.
+
+        An evaluation: no gradient is kept (the training objective is loss())."""
         if not self.has_likelihood:
             raise VaelabError(f"{type(self).__name__} has no likelihood, so no ELBO; negative_elbo_bound gives "
                               f"its test terms {', '.join(self.ELBO_TERMS)}")
         x = self._inputs(x)
         return -self.negative_elbo_bound(x, self._labels(y, len(x)), reduce=False)[0]
 
+    @torch.no_grad()
     def iwae(self, x: torch.Tensor, k: int = 100, y: torch.Tensor | None = None) -> torch.Tensor:
         """The importance-weighted bound log (1/k) sum_i p(x, z_i) / q(z_i | x) <= log p(x) per example (nats).
 
-        k = 1 is the ELBO; the bound tightens as k grows (Burda et al. 2016). Computed in passes of
-        about 1,000 decoder rows, so any k fits in memory."""
+        k = 1 is the ELBO; the bound tightens as k grows (Burda et al. 2016). An evaluation, computed
+        without gradients in passes of about 1,000 decoder rows, so any k fits in memory."""
         from ..evaluate import iwae_per_example
 
         if isinstance(k, bool) or not isinstance(k, int) or k < 1:

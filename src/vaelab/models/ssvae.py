@@ -16,7 +16,6 @@ import math
 
 import torch
 import torch.nn.functional as F
-from torch import nn
 
 from ..densities import kl_cat, kl_normal, log_bernoulli_with_logits, sample_gaussian
 from ..nets import Classifier, Decoder, Encoder

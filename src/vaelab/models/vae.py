@@ -23,7 +23,7 @@ from torch import nn
 
 from ..errors import VaelabError
 from ..densities import gaussian_log_likelihood, kl_normal, log_bernoulli_with_logits, log_normal, sample_gaussian
-from ..nets import ConvDecoder, ConvEncoder, Decoder, Encoder
+from ..nets import ConvDecoder, ConvEncoder, Decoder, Encoder, UserDecoder, UserEncoder, check_networks
 from .base import Model
 
 # Command-line options of this model: name -> (type, default, help). `vaelab train vae --help` shows them.
@@ -43,6 +43,9 @@ def parse_hidden(hidden, what: str = "hidden sizes", example: str = "300,300") -
     """'300,300' -> (300, 300); '' -> () (a single linear layer)."""
     if not isinstance(hidden, str):
         return tuple(int(h) for h in hidden)
+    if hidden.strip() and not hidden.replace(",", "").strip():
+        raise ValueError(f"{what} {hidden!r}: no sizes given; give positive integers separated by commas, e.g. "
+                         f"{example} (or an empty string for none)")
     try:
         sizes = tuple(int(h) for h in hidden.split(",") if h.strip())
     except ValueError:
@@ -52,15 +55,37 @@ def parse_hidden(hidden, what: str = "hidden sizes", example: str = "300,300") -
     return sizes
 
 
+def _network(net, what: str) -> nn.Module:
+    """A user network: the module itself, or built from the import path module:Class (no arguments)."""
+    if isinstance(net, str):
+        from .base import resolve
+
+        cls = resolve(net, what)
+        try:
+            net = cls()
+        except TypeError as e:
+            raise ValueError(f"{what} {net!r} cannot be built without arguments ({e}); pass the model itself: "
+                             f"vaelab.load_run(path, model=vaelab.VAE({what}=..., ...))") from None
+    if not isinstance(net, nn.Module):
+        raise ValueError(f"{what} must be a torch.nn.Module (or the import path module:Class of one), "
+                         f"got {type(net).__name__}")
+    return net
+
+
 class VAE(Model):
-    """Variational autoencoder (beta-VAE with --beta); Bernoulli or Gaussian p(x|z)."""
+    """Variational autoencoder (beta-VAE with --beta); Bernoulli or Gaussian p(x|z).
+
+    encoder, decoder: networks of your own (any nn.Module, or the import path module:Class of one
+    that takes no arguments) instead of the built-in MLP / conv nets; see vaelab.nets.UserEncoder
+    for what they must return. Conditional (n_classes > 0): they are called as net(input, y_onehot).
+    """
 
     ELBO_TERMS = ("nelbo", "kl", "rec")   # what negative_elbo_bound returns, in order
     DEFAULT_ITERS = 20_000
 
     def __init__(self, x_dim: int = 784, z_dim: int = 10, hidden="300,300", beta: float = 1.0,
                  likelihood: str = "bernoulli", sigma="0.1", net: str = "mlp", mc_samples: int = 1, n_classes: int = 0,
-                 channels="16,32,64"):
+                 channels="16,32,64", encoder: nn.Module | str | None = None, decoder: nn.Module | str | None = None):
         super().__init__()
         if likelihood not in ("bernoulli", "gaussian"):
             raise ValueError(f"unknown likelihood {likelihood!r}: use bernoulli or gaussian")
@@ -71,7 +96,12 @@ class VAE(Model):
         self.x_dim, self.z_dim, self.beta, self.likelihood = x_dim, z_dim, float(beta), likelihood
         self.n_classes, self.conditional = n_classes, n_classes > 0   # the label y: one-hot into both networks
         self.mc_samples = mc_samples
-        if net == "conv":
+        if (encoder is None) != (decoder is None):
+            raise ValueError("give both encoder and decoder (your own networks), or neither (the built-in ones)")
+        if encoder is not None:
+            self.enc = UserEncoder(_network(encoder, "encoder"), x_dim, z_dim, n_classes)
+            self.dec = UserDecoder(_network(decoder, "decoder"), z_dim, x_dim, n_classes)
+        elif net == "conv":
             channels = parse_hidden(channels, what="channels", example="16,32,64")
             if len(channels) != 3:
                 raise ValueError(f"channels {','.join(map(str, channels))}: the conv nets take three counts, e.g. 16,32,64")
@@ -81,6 +111,8 @@ class VAE(Model):
             self.enc, self.dec = Encoder(x_dim, z_dim, hidden, n_classes), Decoder(z_dim, x_dim, hidden, n_classes)
         self.register_buffer("z_prior_m", torch.zeros(z_dim))
         self.register_buffer("z_prior_v", torch.ones(z_dim))
+        if encoder is not None:   # a wrong output shape is an error now, not at the first training step
+            check_networks(self.enc, self.dec)
         if likelihood == "gaussian":
             learned = str(sigma) == "learned"
             if not learned:

@@ -1,0 +1,179 @@
+"""The Python entry points: train a model, open a run, list options and data sets.
+
+    import vaelab
+    run = vaelab.train("vae", dataset="mnist-5k", seeds=[0, 1, 2], beta=4.0, iters=2000)
+    run.summary()
+    vaelab.options("gmvae")
+
+The command line (`vaelab train ...`) builds the same TrainConfig and calls the same pipeline.
+"""
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import html
+import re
+import shutil
+from pathlib import Path
+
+from .config import TrainConfig
+from .errors import VaelabError
+from .models import MODELS, Model
+from .run import Run
+
+_TRAIN_FIELDS = [f.name for f in dataclasses.fields(TrainConfig) if f.name not in ("model", "model_options")]
+# CLI flags whose Python argument has another name
+_FLAG_NAMES = {"classes": "train_classes", "seed": "seeds", "no-progress": "progress"}
+
+
+def python_message(message: str) -> str:
+    """A CLI-worded error message with each --flag replaced by the Python argument it stands for."""
+    return re.sub(r"--([a-z][a-z0-9-]*)", lambda m: _FLAG_NAMES.get(m.group(1), m.group(1).replace("-", "_")), message)
+
+
+def train(model: str | Model | None = None, dataset: str | None = None, *, seeds=None, out=None,
+          overwrite: bool = False, resume: bool = False, **options) -> Run:
+    """Train a model on a data set for every seed, evaluate it on the full test set, write a run folder.
+
+    Args:
+        model: a registered model name (`vaelab.options()` lists them; default "vae") or a model
+            instance, e.g. `vaelab.VAE(encoder=MyEncoder(), decoder=MyDecoder(), z_dim=16)`; every
+            seed starts from a fresh initialisation of its networks.
+        dataset: a data set name (`vaelab.datasets()`); the default `mnist-5k` is embedded and works offline.
+        seeds: one training run per seed (default [0]).
+        out: the run folder (default: runs/MODEL-DATASET-TIMESTAMP, new on every call).
+        overwrite: replace `out` if it already holds a vaelab run (never a folder of other files).
+        resume: continue the run in `out` where it stopped (or start it, if `out` holds none yet); the
+            arguments given must agree with its saved configuration, so the same cell can run again, and
+            a complete run is returned as it is.
+        **options: training options (the fields of `vaelab.TrainConfig`: iters, epochs, batch_size,
+            lr, ...) and, for a model name, the model's options (`vaelab.options(model)`: beta, z_dim, ...).
+
+    Returns:
+        the `Run`: `run.summary()`, `run.model()`, `run.test_data()`, ...
+    """
+    if overwrite and resume:
+        raise VaelabError("overwrite=True and resume=True contradict each other: choose one")
+    try:
+        if resume:
+            return _resume(model, dataset, seeds, out, options)
+        cfg, instance = _config(model or "vae", dataset or "mnist-5k", [0] if seeds is None else seeds, out, options)
+        if out is not None and Path(out, "config.json").exists():
+            if not overwrite:
+                raise VaelabError(f"out={str(out)!r} already holds a run; pass overwrite=True to replace it, "
+                                  f"resume=True to continue it, or another out")
+            shutil.rmtree(out)   # a vaelab run folder (it has config.json), as asked
+        from .pipeline import train_run
+
+        return Run(train_run(cfg, model=instance), model=instance)
+    except VaelabError as e:
+        raise VaelabError(python_message(str(e))) from None
+
+
+def _resume(model, dataset, seeds, out, options) -> Run:
+    """resume=True: continue the run in `out`; the arguments given must agree with its saved configuration
+    (so the same cell can be run again), except the runtime options, which may change."""
+    from .config import RUNTIME_OPTIONS
+    from .pipeline import resume_run
+
+    if out is None:
+        raise VaelabError("resume=True continues the run folder out: pass out='runs/...'")
+    if not Path(out, "config.json").exists():   # nothing to continue yet: start it
+        return train(model, dataset, seeds=seeds, out=out, **options)
+    run = Run(out)
+    saved = dataclasses.asdict(run.config)
+    given, _ = _config(model or saved["model"], dataset or saved["dataset"], saved["seeds"] if seeds is None else seeds,
+                       out, {k: v for k, v in options.items() if k not in RUNTIME_OPTIONS})
+    now = dataclasses.asdict(given)
+    model_opts = {k: v for k, v in now["model_options"].items()}
+    now["model_options"] = {**saved["model_options"], **model_opts}   # options left out keep their saved value
+    asked = {"model", "dataset", "seeds", "model_options", *options}
+    changed = [k for k in now if k in asked and k not in (*RUNTIME_OPTIONS, "out") and now[k] != saved.get(k)]
+    if changed:
+        raise VaelabError(f"resume=True keeps the run's saved configuration; {', '.join(sorted(changed))} differ "
+                          f"from it (saved: {', '.join(f'{k}={saved.get(k)!r}' for k in sorted(changed))}); "
+                          f"use overwrite=True to start again with the new values")
+    if run.complete and (run.path / "report.md").exists():
+        return run   # nothing left to do: the same cell run again after training finished
+    return Run(resume_run(out, **{k: v for k, v in options.items() if k in RUNTIME_OPTIONS}))
+
+
+def _config(model, dataset, seeds, out, options) -> tuple[TrainConfig, Model | None]:
+    """(TrainConfig, model instance or None) from train()'s arguments, each name checked."""
+    instance = None
+    if isinstance(model, Model):
+        instance, name, known = model, model.registry_name(), {}
+    elif isinstance(model, str):
+        if model not in MODELS:
+            raise VaelabError(f"model={model!r}: unknown; choose one of {', '.join(MODELS)} or pass a model instance")
+        name, known = model, MODELS[model][1]
+    else:
+        raise VaelabError(f"model must be a model name ({', '.join(MODELS)}) or a vaelab model instance, "
+                          f"got {type(model).__name__}")
+    train_opts = {k: v for k, v in options.items() if k in _TRAIN_FIELDS}
+    model_opts = {k: v for k, v in options.items() if k in known}
+    unknown = sorted(set(options) - set(train_opts) - set(model_opts))
+    if unknown:
+        hints = []
+        for k in unknown:
+            close = difflib.get_close_matches(k, [*_TRAIN_FIELDS, *known], n=1)
+            hints.append(f"{k!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
+        where = "the model instance's own arguments set its options" if instance is not None else \
+            f"vaelab.options({name!r}) lists the model's"
+        raise VaelabError(f"unknown option(s) {', '.join(hints)} for train(): training options are the fields of "
+                          f"vaelab.TrainConfig; {where}")
+    if isinstance(seeds, int) and not isinstance(seeds, bool):
+        seeds = [seeds]
+    cfg = TrainConfig(model=name, dataset=dataset, seeds=list(seeds), out=None if out is None else str(out),
+                      model_options=instance.saved_options() if instance is not None else model_opts, **train_opts)
+    return cfg, instance
+
+
+def load_run(path, model: Model | None = None) -> Run:
+    """Open a run folder written by `vaelab.train` or `vaelab train` (see `vaelab.Run`).
+
+    model: for a run trained on your own networks that cannot be imported again by name, the model
+    built the same way; its weights are replaced by the run's."""
+    from .run import load_run as _load
+
+    return _load(path, model)
+
+
+def options(model: str | None = None) -> "OptionsTable":
+    """The options of a model (name, default, meaning), or with no argument the models themselves."""
+    if model is None:
+        return OptionsTable([(n, "", (cls.__doc__ or n).strip().splitlines()[0]) for n, (cls, _) in MODELS.items()],
+                            "models (vaelab.options(name) shows a model's options)", ("model", "", "what it is"))
+    if model not in MODELS:
+        raise VaelabError(f"model={model!r}: unknown; choose one of {', '.join(MODELS)}")
+    rows = [(k, repr(default), text) for k, (_, default, text) in MODELS[model][1].items()]
+    return OptionsTable(rows, f"{model} options (pass them to vaelab.train({model!r}, ...) or the model class)")
+
+
+def datasets(data_dir=None) -> "OptionsTable":
+    """The data sets vaelab knows, whether each was found, and where."""
+    from .data import dataset_status
+
+    rows = [(r["name"], r["where"] if r["found"] else "not found", r["description"]) for r in dataset_status(data_dir)]
+    return OptionsTable(rows, "data sets", ("name", "where", "what"))
+
+
+class OptionsTable(list):
+    """Rows of (name, value, text), shown as a table in a notebook and as aligned text elsewhere."""
+
+    def __init__(self, rows, title: str = "", header=("option", "default", "meaning")):
+        super().__init__(rows)
+        self.title, self.header = title, header
+
+    def __str__(self) -> str:
+        w0 = max([len(r[0]) for r in self] + [len(self.header[0])])
+        w1 = max([len(r[1]) for r in self] + [len(self.header[1])])
+        lines = [self.title] if self.title else []
+        return "\n".join(lines + [f"{a:<{w0}}  {b:<{w1}}  {c}" for a, b, c in self])
+
+    __repr__ = __str__
+
+    def _repr_html_(self) -> str:
+        head = "".join(f"<th>{html.escape(h)}</th>" for h in self.header)
+        body = "".join("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in r) + "</tr>" for r in self)
+        return f"<table><caption>{html.escape(self.title)}</caption><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"

@@ -1,0 +1,204 @@
+"""A saved run folder, opened from Python: its configuration, metrics, models, data and curves.
+
+    run = vaelab.load_run("runs/vae-mnist-...")
+    run.summary()            # mean ± SE of every metric over seeds (a table in a notebook)
+    model = run.model()      # the weights the results come from (best epoch under early stopping)
+    x, y = run.test_data()   # the test set exactly as evaluated
+
+This is the one place that turns a folder into a model and its data: the CLI's eval / sample /
+plot / score, the explorer, the recipes and the benchmarks all open runs through `Run`.
+"""
+from __future__ import annotations
+
+import html
+from pathlib import Path
+
+import torch
+
+from .batches import DeviceData, prepare_data
+from .config import TrainConfig, resolve_device
+from .errors import VaelabError
+from .models import Model, load_model
+from .runs import load_checkpoint, read_json
+from .pipeline import config_of
+
+
+class Run:
+    """A run folder written by `vaelab.train` / `vaelab train` (see `load_run`)."""
+
+    def __init__(self, path, model: Model | None = None):
+        path = Path(path)
+        if not (path / "config.json").is_file():
+            raise VaelabError(f"{path}: not a vaelab run folder (no config.json); pass a folder that vaelab.train "
+                              f"or `vaelab train` wrote")
+        self.path = path
+        self.config: TrainConfig = config_of(path)
+        self._user_model = model
+        self._data: dict = {}
+
+    def __repr__(self) -> str:
+        done = self.finished_seeds
+        state = "complete" if self.complete else f"{len(done)} of {len(self.config.seeds)} seeds finished"
+        return f"Run({str(self.path)!r}: {self.config.model} on {self.config.dataset}, {state})"
+
+    # -- what the folder holds --------------------------------------------------------------
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+    @property
+    def seeds(self) -> list[int]:
+        """The training seeds the run was configured with."""
+        return list(self.config.seeds)
+
+    @property
+    def metrics(self) -> dict:
+        """metrics.json as a dict ({} before the first seed finishes): per_seed, mean_se, machine, date, ..."""
+        return read_json(self.path / "metrics.json") if (self.path / "metrics.json").exists() else {}
+
+    @property
+    def finished_seeds(self) -> list[int]:
+        """Seeds whose training and evaluation are complete (listed in metrics.json)."""
+        return [int(s) for s in self.metrics.get("per_seed", {})]
+
+    @property
+    def complete(self) -> bool:
+        return set(self.finished_seeds) >= set(self.seeds)
+
+    def seed_dir(self, seed: int | None = None) -> Path:
+        """seed-S/ of a training seed (default: the first), checked to exist."""
+        seed = self._seed(seed)
+        return self.path / f"seed-{seed}"
+
+    def _seed(self, seed: int | None, what: str = "seed") -> int:
+        if seed is None:
+            seed = self.seeds[0]
+        if isinstance(seed, bool) or not isinstance(seed, int) or seed not in self.seeds:
+            raise VaelabError(f"{what}={seed!r}: this run has seeds {self.seeds}")
+        return seed
+
+    def checkpoint_path(self, seed: int | None = None) -> Path:
+        """The weights a seed's results come from: the best epoch's (early stopping) or the last checkpoint."""
+        folder = self.seed_dir(seed)
+        for name in ("best.pt", "checkpoint.pt"):
+            if (folder / name).exists():
+                return folder / name
+        raise VaelabError(f"{folder}: no checkpoint yet; the seed has not reached its first checkpoint "
+                          f"(resume the run: vaelab.train(..., out={str(self.path)!r}, resume=True))")
+
+    def unfinished_note(self, seed: int | None = None) -> str | None:
+        """A sentence saying a seed is still unfinished (which iteration), or None when it is complete."""
+        seed = self._seed(seed)
+        if seed in self.finished_seeds:
+            return None
+        ckpt = load_checkpoint(self.checkpoint_path(seed), "cpu")
+        return (f"{self.path}: seed {seed} is unfinished (checkpoint at iteration {ckpt['iteration']} of "
+                f"{ckpt['config'].get('iters')}); results from it are provisional")
+
+    # -- results --------------------------------------------------------------------------------
+    def summary(self) -> "MetricsTable":
+        """Mean ± standard error of every metric over the finished seeds, as a table."""
+        doc = self.metrics
+        if not doc:
+            raise VaelabError(f"{self.path}: no seed has finished yet, so there are no metrics; train or resume it")
+        return MetricsTable(doc["mean_se"], title=f"{self.config.model} on {self.config.dataset}, "
+                            f"{len(doc['per_seed'])} seed(s)")
+
+    def per_seed(self) -> dict[int, dict]:
+        """Each finished seed's metrics."""
+        return {int(s): m for s, m in self.metrics.get("per_seed", {}).items()}
+
+    def history(self, seed: int | None = None) -> dict:
+        """A seed's training curves: iteration, the logged terms, validation values, seconds."""
+        path = self.seed_dir(seed) / "history.json"
+        if not path.exists():
+            raise VaelabError(f"{path}: not written yet; the seed's training has not finished")
+        return read_json(path)
+
+    # -- the model and its data ---------------------------------------------------------------
+    def model(self, seed: int | None = None, device: str = "cpu") -> Model:
+        """The model of one training seed (default: the first), in evaluation mode, with the weights its
+        results come from: the best epoch's under early stopping, else the last."""
+        dev = resolve_device(device)
+        ckpt = load_checkpoint(self.checkpoint_path(self._seed(seed)), dev)
+        return load_model(ckpt, dev, model=self._user_model)
+
+    def data(self, device: str = "cpu", dataset: str | None = None, data_dir: str | None = None,
+             whole_training_set: bool = False) -> DeviceData:
+        """The run's data on `device`, prepared exactly as in training and evaluation (cached).
+
+        dataset: another data set of the same shape (e.g. to score anomalies on it); data_dir: where the
+        data set is, if not where it was found at training time; whole_training_set: ignore the run's
+        one-class training subset."""
+        cfg = TrainConfig(**{**self.config.__dict__})
+        if dataset is not None:
+            cfg.dataset = dataset
+        if data_dir is not None:
+            cfg.data_dir = str(data_dir)
+        if whole_training_set or dataset is not None:
+            cfg.train_classes, cfg.fresh_batches = None, False
+        dev = resolve_device(device)
+        key = (str(dev), cfg.dataset, cfg.data_dir, cfg.train_classes, cfg.fresh_batches)
+        if key not in self._data:
+            self._data[key] = prepare_data(cfg, dev)
+        return self._data[key]
+
+    def test_data(self, device: str = "cpu") -> tuple[torch.Tensor, torch.Tensor]:
+        """(x, y) of the test set as evaluated: the fixed binarization (or grey levels), and the labels."""
+        data = self.data(device)
+        return data.test_x, data.test_y
+
+
+def load_run(path, model: Model | None = None) -> Run:
+    """Open a run folder written by `vaelab.train` or `vaelab train`.
+
+    model: for a run trained on your own networks whose classes cannot be imported again, the model
+    built the same way (e.g. `vaelab.VAE(encoder=MyEncoder(), decoder=MyDecoder(), z_dim=16)`); its
+    weights are replaced by the run's."""
+    if model is not None and not isinstance(model, Model):
+        raise VaelabError(f"model must be a vaelab model (e.g. vaelab.VAE(encoder=..., decoder=...)), got "
+                          f"{type(model).__name__}")
+    return Run(path, model=model)
+
+
+class MetricsTable:
+    """Mean ± standard error over seeds, metric by metric; shows as a table in a notebook.
+
+    table["nelbo"] -> {"mean": ..., "se": ..., "n": ...}; table.to_dict() gives them all."""
+
+    def __init__(self, mean_se: dict, title: str = ""):
+        self._rows, self.title = dict(mean_se), title
+
+    def __getitem__(self, metric: str) -> dict:
+        if metric not in self._rows:
+            raise KeyError(f"no metric {metric!r}; this run has {', '.join(self._rows)}")
+        return self._rows[metric]
+
+    def __contains__(self, metric: str) -> bool:
+        return metric in self._rows
+
+    def __iter__(self):
+        return iter(self._rows)
+
+    def to_dict(self) -> dict:
+        return {k: dict(v) for k, v in self._rows.items()}
+
+    def _lines(self):
+        for k, v in self._rows.items():
+            se = f" ± {v['se']:.4g}" if v["n"] > 1 else ""
+            yield k, f"{v['mean']:.6g}{se}", v["n"]
+
+    def __str__(self) -> str:
+        rows = list(self._lines())
+        width = max([len(k) for k, _, _ in rows] + [6])
+        head = [self.title] if self.title else []
+        return "\n".join(head + [f"{k:<{width}}  {val}  (n={n})" for k, val, n in rows])
+
+    __repr__ = __str__
+
+    def _repr_html_(self) -> str:
+        cells = "".join(f"<tr><td>{html.escape(k)}</td><td>{html.escape(val)}</td><td>{n}</td></tr>"
+                        for k, val, n in self._lines())
+        caption = f"<caption>{html.escape(self.title)}</caption>" if self.title else ""
+        return (f"<table>{caption}<thead><tr><th>metric</th><th>mean ± SE</th><th>seeds</th></tr></thead>"
+                f"<tbody>{cells}</tbody></table>")

@@ -1,0 +1,274 @@
+"""The public Python API: vaelab.train / load_run / Run / options, the model verbs, figures, errors."""
+import io
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+import torch
+from matplotlib.figure import Figure
+from torch import nn
+
+import vaelab
+from vaelab.densities import log_mean_exp
+from vaelab.evaluate import evaluate_elbo
+
+QUICK = dict(iters=60, eval_every=30, log_every=10, checkpoint_every=30, iwae_k=[1, 10], eval_repeats=2,
+             progress=False, val_size=100)
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("api") / "vae"
+    return vaelab.train("vae", seeds=[0, 1], out=out, z_dim=4, hidden="32", beta=2.0, **QUICK)
+
+
+def test_train_returns_a_run_with_its_metrics(run):
+    assert isinstance(run, vaelab.Run) and run.complete and run.finished_seeds == [0, 1]
+    table = run.summary()
+    assert table["nelbo"]["n"] == 2 and table["nelbo"]["mean"] > 0 and "niwae_10" in table
+    assert "<table>" in table._repr_html_() and "nelbo" in str(table)
+    per_seed = run.per_seed()
+    assert set(per_seed) == {0, 1}
+    mean = (per_seed[0]["nelbo"] + per_seed[1]["nelbo"]) / 2
+    assert table["nelbo"]["mean"] == pytest.approx(mean)
+    assert run.config.model_options["beta"] == 2.0 and len(run.history(1)["iteration"]) == 6
+
+
+def test_the_run_model_and_test_data_reproduce_the_recorded_metrics(run):
+    model = run.model(seed=1)
+    x, y = run.test_data()
+    assert set(x.unique().tolist()) <= {0.0, 1.0}   # the fixed binarization, as evaluated
+    again = vaelab.load_run(run.path).model(seed=1)
+    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), again.state_dict().values()))
+    torch.manual_seed(0)
+    nelbo = evaluate_elbo(model, x, repeats=20)["nelbo"]
+    assert nelbo == pytest.approx(run.per_seed()[1]["nelbo"], rel=0.02)
+
+
+def test_model_verbs_have_the_documented_shapes(run):
+    model = run.model()
+    x, y = run.test_data()
+    z = model.encode(x[:5])
+    assert z.shape == (5, 4) and model.decode(z).shape == (5, 784)
+    assert model.reconstruct(x[:3]).shape == (3, 784)
+    s, b = model.sample(7), model.sample(6, binary=True)
+    assert s.shape == (7, 784) and ((s >= 0) & (s <= 1)).all() and set(b.unique().tolist()) <= {0.0, 1.0}
+    assert model.encode(x[:2].view(2, 28, 28)).shape == (2, 4)   # images are flattened
+
+
+def test_iwae_and_elbo_match_their_definitions(run):
+    model = run.model()
+    x = run.test_data()[0][:6]
+    with torch.no_grad():
+        torch.manual_seed(3)
+        got = model.iwae(x, k=2500)   # split over three passes of ~1,000 decoder rows
+        torch.manual_seed(3)
+        want = torch.cat([log_mean_exp(model.log_importance_weights(x[i:i + 1], 2500), 0) for i in range(6)])
+        elbo = torch.stack([model.elbo(x) for _ in range(200)]).mean(0)
+    assert got.shape == (6,) and torch.allclose(got, want, atol=1e-3)
+    assert (got >= elbo - 0.5).all()   # the bound tightens with k (elbo averaged over 200 draws)
+    with pytest.raises(vaelab.VaelabError, match="k must be a positive integer"):
+        model.iwae(x, k=0)
+
+
+def test_figures_are_returned_and_optionally_saved(run, tmp_path):
+    model = run.model()
+    x, y = run.test_data()
+    for fig in (vaelab.plots.samples(model, rows=2, cols=3), vaelab.plots.reconstructions(model, x, n=4),
+                vaelab.plots.manifold(model, x[:200], y[:200], n=5), vaelab.plots.scatter(model, x[:200], y[:200]),
+                vaelab.plots.interpolation(model, x, y, steps=4), vaelab.plots.curves(run)):
+        assert isinstance(fig, Figure)
+    vaelab.plots.samples(model, rows=1, cols=2, save=tmp_path / "s.png")
+    assert (tmp_path / "s.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_options_list_models_and_their_options():
+    assert "gmvae" in str(vaelab.options())
+    rows = {name: default for name, default, _ in vaelab.options("gmvae")}
+    assert rows["k"] == "500" and rows["beta"] == "1.0"
+    assert "<table>" in vaelab.options("vae")._repr_html_()
+    with pytest.raises(vaelab.VaelabError, match="model='nope': unknown"):
+        vaelab.options("nope")
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(iters=0), r"^iters must be a positive integer, got 0$"),
+    (dict(betta=3.0), r"unknown option\(s\) 'betta' \(did you mean 'beta'\?\)"),
+    (dict(batch_size=100_000), r"^batch_size 100000 is larger than the training set"),
+    (dict(binarize="sometimes"), r"^binarize must be one of"),
+    (dict(seeds=[1, 1]), r"^seeds has repeated values"),
+])
+def test_errors_name_the_python_argument(kwargs, message, tmp_path):
+    with pytest.raises(vaelab.VaelabError, match=message) as e:
+        vaelab.train("vae", out=tmp_path / "r", **{**QUICK, **kwargs})
+    assert "--" not in str(e.value) and "\n" not in str(e.value)
+    assert not (tmp_path / "r").exists()   # refused before the folder is made
+
+
+def test_rerunning_a_cell_needs_overwrite_or_resume(run, tmp_path):
+    out = tmp_path / "again"
+    first = vaelab.train("vae", out=out, z_dim=2, hidden="16", **QUICK)
+    with pytest.raises(vaelab.VaelabError, match="overwrite=True to replace it, resume=True to continue it"):
+        vaelab.train("vae", out=out, z_dim=2, hidden="16", **QUICK)
+    same = vaelab.train("vae", out=out, z_dim=2, hidden="16", resume=True, **QUICK)   # the same cell, again
+    assert same.path == first.path and same.summary()["nelbo"]["mean"] == first.summary()["nelbo"]["mean"]
+    with pytest.raises(vaelab.VaelabError, match=r"lr differ from it \(saved: lr=0.001\)"):
+        vaelab.train(out=out, resume=True, lr=0.1)
+    with pytest.raises(vaelab.VaelabError, match="model differ"):
+        vaelab.train("gmvae", out=out, resume=True)
+    second = vaelab.train("vae", out=out, z_dim=2, hidden="16", overwrite=True, **QUICK)
+    assert second.summary()["nelbo"]["mean"] == pytest.approx(first.summary()["nelbo"]["mean"])   # same seed
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("mine")
+    with pytest.raises(vaelab.VaelabError):   # overwrite never deletes a folder that is not a vaelab run
+        vaelab.train("vae", out=mine, overwrite=True, **{**QUICK, "iters": 0})
+    assert (mine / "notes.txt").read_text() == "mine"
+
+
+class Encoder(nn.Module):
+    def __init__(self, z_dim=3):
+        super().__init__()
+        self.net = nn.Sequential(nn.Linear(784, 32), nn.ReLU(), nn.Linear(32, 2 * z_dim))
+
+    def forward(self, x):
+        return self.net(x)
+
+
+class PairEncoder(Encoder):   # returns (mean, variance) itself
+    def forward(self, x):
+        h = self.net(x)
+        return h[:, :3], nn.functional.softplus(h[:, 3:]) + 1e-6
+
+
+class Decoder(nn.Module):
+    def __init__(self, z_dim=3):
+        super().__init__()
+        self.net = nn.Sequential(nn.Linear(z_dim, 32), nn.ReLU(), nn.Linear(32, 784))
+
+    def forward(self, z):
+        return self.net(z).view(-1, 1, 28, 28)   # image-shaped output: x_dim values per row is enough
+
+
+def test_user_networks_train_evaluate_and_load_again(tmp_path):
+    for enc in (Encoder(), PairEncoder()):
+        vae = vaelab.VAE(encoder=enc, decoder=Decoder(), z_dim=3)
+        run = vaelab.train(vae, out=tmp_path / type(enc).__name__, **QUICK)
+        assert run.config.model == "vae" and run.config.model_options["encoder"].endswith(f":{type(enc).__name__}")
+        assert run.summary()["niwae_10"]["mean"] > 0
+        loaded = vaelab.load_run(run.path).model()   # rebuilt from the classes' import paths
+        assert isinstance(loaded.enc.net, type(enc)) and loaded.sample(2).shape == (2, 784)
+
+
+def test_user_networks_with_wrong_shapes_are_refused_at_construction():
+    with pytest.raises(ValueError, match=r"encoder returned \(2, 6\); expected \(batch, 2 \* z_dim\) = \(2, 8\)"):
+        vaelab.VAE(encoder=Encoder(), decoder=Decoder(4), z_dim=4)
+    with pytest.raises(ValueError, match=r"decoder failed on codes of shape \(2, 3\)"):
+        vaelab.VAE(encoder=Encoder(), decoder=Decoder(5), z_dim=3)
+    with pytest.raises(ValueError, match="give both encoder and decoder"):
+        vaelab.VAE(encoder=Encoder(), z_dim=3)
+    with pytest.raises(vaelab.VaelabError, match="x_dim = 784 values per example, but swiss-roll has 2"):
+        vaelab.train(vaelab.VAE(encoder=Encoder(), decoder=Decoder(), z_dim=3), dataset="swiss-roll",
+                     **{**QUICK, "out": None})
+
+
+NETS = textwrap.dedent('''
+    from torch import nn
+
+    class Enc(nn.Module):
+        def __init__(self, hidden=24):
+            super().__init__()
+            self.net = nn.Sequential(nn.Linear(784, hidden), nn.Tanh(), nn.Linear(hidden, 4))
+
+        def forward(self, x):
+            return self.net(x)
+
+    class Dec(nn.Module):
+        def __init__(self, hidden=24):
+            super().__init__()
+            self.net = nn.Sequential(nn.Linear(2, hidden), nn.Tanh(), nn.Linear(hidden, 784))
+
+        def forward(self, z):
+            return self.net(z)
+''')
+
+
+def _python(code: str, cwd: Path, path: str = "") -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (path, os.environ.get("PYTHONPATH", "")) if p)}
+    return subprocess.run([sys.executable, "-c", textwrap.dedent(code)], cwd=cwd, env=env, capture_output=True,
+                          text=True, timeout=300)
+
+
+def test_a_run_on_user_networks_loads_in_a_fresh_process(tmp_path):
+    (tmp_path / "pkg").mkdir()
+    (tmp_path / "pkg" / "mynets.py").write_text(NETS)
+    train = _python('''
+        import vaelab
+        from mynets import Dec, Enc
+        vaelab.train(vaelab.VAE(encoder=Enc(), decoder=Dec(), z_dim=2), out="r", iters=30, iwae_k=[1],
+                     eval_repeats=1, progress=False, val_size=100)
+    ''', tmp_path, str(tmp_path / "pkg"))
+    assert train.returncode == 0, train.stderr
+    load = _python('''
+        import vaelab
+        print(vaelab.load_run("r").model().sample(3).shape)
+    ''', tmp_path, str(tmp_path / "pkg"))
+    assert load.returncode == 0 and "torch.Size([3, 784])" in load.stdout, load.stderr
+    lost = _python('''
+        import vaelab
+        try:
+            vaelab.load_run("r").model()
+        except vaelab.VaelabError as e:
+            print("ERROR", e)
+    ''', tmp_path)   # the module is not importable here
+    assert "ERROR encoder 'mynets:Enc' cannot be imported here" in lost.stdout and "load_run(path, model=...)" in lost.stdout
+    given = _python('''
+        import sys, vaelab
+        sys.path.insert(0, "pkg")
+        from mynets import Dec, Enc
+        print(vaelab.load_run("r", model=vaelab.VAE(encoder=Enc(), decoder=Dec(), z_dim=2)).model().z_dim)
+    ''', tmp_path)
+    assert given.stdout.strip() == "2", given.stderr
+
+
+def test_importing_vaelab_leaves_the_matplotlib_backend_alone(tmp_path):
+    out = subprocess.run([sys.executable, "-c", "import matplotlib, vaelab; print(matplotlib.get_backend())"],
+                         env={**os.environ, "MPLBACKEND": "svg"}, capture_output=True, text=True, timeout=120)
+    assert out.stdout.strip() == "svg" and "Warning" not in out.stderr, out.stderr
+
+
+def test_progress_bars_in_a_notebook_without_ipywidgets(monkeypatch):
+    import types
+
+    import importlib.util
+    from tqdm.std import tqdm as text_bar
+
+    from vaelab import progress
+
+    class ZMQInteractiveShell:
+        pass
+
+    monkeypatch.setitem(sys.modules, "IPython", types.SimpleNamespace(get_ipython=ZMQInteractiveShell))
+    assert progress.in_notebook()
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "ipywidgets" else real(name, *a))
+    bar = progress.progress_bar(total=3, file=io.StringIO())
+    assert type(bar) is text_bar and bar.mininterval >= 5.0
+    bar.close()
+    monkeypatch.setitem(sys.modules, "IPython", types.SimpleNamespace(get_ipython=lambda: None))
+    assert not progress.in_notebook()
+
+
+def test_model_contract_is_declared_not_probed():
+    from vaelab.models import MODELS
+
+    for name, (cls, _) in MODELS.items():
+        model = vaelab.build_model(name, 784)
+        assert isinstance(model, vaelab.Model)
+        assert model.registry_name() == name
+        assert model.conditional == (name in ("cvae", "ssvae", "m1m2")) and model.classifies == (name in ("ssvae", "m1m2"))
+        assert model.has_iwae == (name in ("vae", "gmvae", "cvae")) and model.deterministic == (not model.has_likelihood)
+        assert (model.n_classes == 10) == model.conditional
