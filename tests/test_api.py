@@ -270,5 +270,5 @@ def test_model_contract_is_declared_not_probed():
         assert isinstance(model, vaelab.Model)
         assert model.registry_name() == name
         assert model.conditional == (name in ("cvae", "ssvae", "m1m2")) and model.classifies == (name in ("ssvae", "m1m2"))
-        assert model.has_iwae == (name in ("vae", "gmvae", "cvae")) and model.deterministic == (not model.has_likelihood)
+        assert model.has_iwae == (name in ("vae", "gmvae", "vamp", "hvae", "cvae")) and model.deterministic == (not model.has_likelihood)
         assert (model.n_classes == 10) == model.conditional

@@ -16,6 +16,7 @@ from .data import BINARIZE_MODES
 from .data.toy import is_toy
 from .errors import VaelabError
 from .models import model_class
+from .schedules import parse_duration, parse_schedule
 
 OPTIMIZERS = ("auto", "adam", "adamw")
 PRECISIONS = ("fp32", "bf16")
@@ -58,6 +59,14 @@ class TrainConfig:
         fresh_batches: toy data: a fresh draw for every batch instead of the fixed training sample.
         precision: `fp32`, or `bf16` (the networks under bfloat16 autocast; log-densities stay float32).
         compile: torch.compile the training step (forward and backward).
+        warmup: KL warm-up over this many epochs: the KL term's weight rises linearly from 0 to 1
+            (VAE-family models; 0: none).
+        lr_schedule: `constant`, `step:EPOCHS:FACTOR`, `exp:FACTOR` (per epoch) or `iwae` (Burda et al.'s
+            10^(-i/7) for 3^i epochs); see vaelab.schedules.
+        adam_eps: Adam's epsilon.
+        time_budget: stop each seed's training cleanly after this much training time (`90s`, `15m`,
+            `1.5h`), then evaluate as usual; None: no limit. A budget makes the stopping iteration
+            depend on the machine's speed, so such runs are not reproducible draw for draw.
     """
 
     model: str = "vae"
@@ -87,6 +96,10 @@ class TrainConfig:
     fresh_batches: bool = False
     precision: str = "fp32"
     compile: bool = False
+    warmup: float = 0.0
+    lr_schedule: str = "constant"
+    adam_eps: float = 1e-8
+    time_budget: str | None = None
 
     def validate(self) -> "TrainConfig":
         """Check every field and resolve the `auto` / None defaults; returns self (VaelabError if bad)."""
@@ -116,6 +129,16 @@ class TrainConfig:
         beta = self.model_options.get("beta")
         if beta is not None and not (beta > 0 and math.isfinite(beta)):
             raise VaelabError(f"--beta must be a positive number, got {beta}")
+        if not (isinstance(self.warmup, (int, float)) and not isinstance(self.warmup, bool)
+                and 0 <= self.warmup < math.inf):
+            raise VaelabError(f"--warmup must be a number of epochs >= 0, got {self.warmup}")
+        if self.warmup and not cls.anneals_kl:
+            raise VaelabError(f"--warmup: {self.model} has no KL term to warm up; leave --warmup out")
+        parse_schedule(self.lr_schedule)
+        if not (isinstance(self.adam_eps, (int, float)) and 0 < self.adam_eps < math.inf):
+            raise VaelabError(f"--adam-eps must be a positive number, got {self.adam_eps}")
+        if self.time_budget is not None:
+            parse_duration(self.time_budget)
         if self.precision not in PRECISIONS:
             raise VaelabError(f"--precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
         resolve_device(self.device)

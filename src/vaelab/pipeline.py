@@ -101,11 +101,12 @@ def _prepare(cfg: TrainConfig, device: torch.device, template: Model | None = No
         if cfg.batch_size > len(data.train_x):   # here, not in the loop: nothing may be written first
             raise VaelabError(f"--batch-size {cfg.batch_size} is larger than the training set ({len(data.train_x)} "
                               f"images); lower it")
+        steps = len(data.train_x) // cfg.batch_size   # iterations per epoch
         if cfg.epochs:   # one validation, log line and checkpoint per epoch
-            steps = len(data.train_x) // cfg.batch_size
-            if steps == 0:
-                raise VaelabError(f"--batch-size {cfg.batch_size} is larger than the training set ({len(data.train_x)}); lower it")
             cfg.iters, cfg.eval_every, cfg.log_every, cfg.checkpoint_every = cfg.epochs * steps, steps, steps, steps
+        if cfg.warmup * steps > cfg.iters:
+            raise VaelabError(f"--warmup {cfg.warmup:g} epochs ({cfg.warmup * steps:.0f} iterations) is longer than the "
+                              f"run ({cfg.iters} iterations); shorten the warm-up or train longer")
         if template is not None and template.x_dim != data.x_dim:
             raise VaelabError(f"the model takes x_dim = {template.x_dim} values per example, but {cfg.dataset} has "
                               f"{data.x_dim}; build it with x_dim={data.x_dim}")

@@ -15,16 +15,26 @@ from __future__ import annotations
 import io
 from pathlib import Path
 
+import matplotlib.figure
 import matplotlib.image
 import numpy as np
 import torch
-from matplotlib.figure import Figure
 
 from .errors import VaelabError
 from .runs import atomic_write_bytes
 
 
-def save_figure(fig: Figure, path: Path, dpi: int = 100) -> Path:
+class Figure(matplotlib.figure.Figure):
+    """A matplotlib Figure that a notebook shows as a PNG when it is a cell's value, with or without
+    `%matplotlib inline` (vaelab never imports pyplot, whose inline backend would otherwise do it)."""
+
+    def _repr_png_(self) -> bytes:
+        buf = io.BytesIO()
+        self.savefig(buf, format="png", dpi=100, bbox_inches="tight")
+        return buf.getvalue()
+
+
+def save_figure(fig: matplotlib.figure.Figure, path: Path, dpi: int = 100) -> Path:
     """Render a figure to PNG and write it atomically (a crash never leaves half a picture)."""
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=dpi)

@@ -32,6 +32,7 @@ from .errors import VaelabError
 from .evaluate import evaluate_elbo
 from .progress import progress_bar
 from .runs import load_checkpoint, save_checkpoint
+from .schedules import lr_factor, parse_duration, parse_schedule, warmup_weight
 
 
 def fit(model, data: DeviceData, cfg: TrainConfig, seed_dir: Path | None = None, seed: int = 0,
@@ -56,7 +57,12 @@ class Trainer:
         self.rank = shard[0]
         Opt = torch.optim.AdamW if cfg.optimizer == "adamw" else torch.optim.Adam
         # The fused kernel does the whole Adam update in one pass over the parameters.
-        self.opt = Opt(model.parameters(), lr=cfg.lr, **({"fused": True} if self.device.type in ("cpu", "cuda") else {}))
+        self.opt = Opt(model.parameters(), lr=cfg.lr, eps=cfg.adam_eps,
+                       **({"fused": True} if self.device.type in ("cpu", "cuda") else {}))
+        self.steps_per_epoch = max(1, len(data.train_x) // cfg.batch_size)
+        self.schedule = parse_schedule(cfg.lr_schedule)
+        self.warmup_iters = round(cfg.warmup * self.steps_per_epoch)
+        self.budget = parse_duration(cfg.time_budget) if cfg.time_budget else None
         dynamic = cfg.binarize == "dynamic"
         self.batches = Batches(data.train_x, data.train_y, cfg.batch_size, dynamic, data.sampler, seed + BATCH_STREAM, shard)
         self.labelled = None
@@ -107,7 +113,8 @@ class Trainer:
             self._step(step, it)
             if it % cfg.log_every == 0 or it == cfg.iters:
                 self._log(it, bar)
-            if len(self.data.val_x) and (it % cfg.eval_every == 0 or it == cfg.iters):
+                self._check_budget(it)
+            if len(self.data.val_x) and (it % cfg.eval_every == 0 or it == cfg.iters or self.stopping["stopped"]):
                 self._validate(it)
             if self.seed_dir is not None and (it % cfg.checkpoint_every == 0 or it == cfg.iters
                                               or self.stopping["stopped"]):
@@ -120,6 +127,12 @@ class Trainer:
     def _step(self, step, it: int) -> None:
         """One optimizer step on the next batch, refusing non-finite losses and gradients."""
         x, y = next(self.batches)
+        if self.warmup_iters:   # a pure function of the iteration: a resumed run follows the same ramp
+            self.model.kl_weight = warmup_weight(it, self.warmup_iters)
+        if self.schedule[0] != "constant":
+            lr = self.cfg.lr * lr_factor(self.schedule, (it - 1) / self.steps_per_epoch)
+            for group in self.opt.param_groups:
+                group["lr"] = lr
         with self.precision():   # the forward pass only: backward runs in the forward's dtypes
             loss, terms = step(x, y) if self.labelled is None else step(x, y, labelled=next(self.labelled))
         self.opt.zero_grad(set_to_none=True)
@@ -155,6 +168,14 @@ class Trainer:
         bar.set_postfix({k.upper() if k != "rec" else "Rec": f"{means[k]:.2f}" for k in ("nelbo", "kl", "rec")
                          if k in means}, refresh=False)
         bar.update(it - bar.n)
+
+    def _check_budget(self, it: int) -> None:
+        """Stop cleanly once the time budget is spent (checked at log points; every rank follows rank 0)."""
+        if self.budget is None or self.stopping["stopped"]:
+            return
+        spent = self.seconds_before + time.perf_counter() - self.t0
+        if distributed.all_gather(spent >= self.budget)[0]:
+            self.stopping.update(stopped=True, reason="time budget", budget_seconds=self.budget)
 
     def _validate(self, it: int) -> None:
         """Validation loss (under a forked RNG: it never shifts the training noise) and early stopping."""
@@ -199,6 +220,8 @@ class Trainer:
         hist["train_seconds"] = seconds
         hist["iters_per_second"] = done / seconds
         _warn_if_worse(hist, self.cfg, self.main)
+        if self.stopping.get("reason") == "time budget":
+            hist.update(stopped_by="time budget", iterations_run=done)
         if self.cfg.patience and self.seed_dir is not None and self.stopping["best_iteration"]:
             if self.main:
                 self.model.load_state_dict(load_checkpoint(self.seed_dir / "best.pt", self.device)["model"])

@@ -10,12 +10,14 @@ import copy
 import torch
 
 from ..errors import VaelabError
-from . import ae, cae, cvae, dae, gmvae, m1m2, sae, ssvae, vae
+from . import ae, cae, cvae, dae, gmvae, hvae, m1m2, sae, ssvae, vae
 from .base import Model, resolve
 
 MODELS = {
     "vae": (vae.VAE, vae.OPTIONS),
     "gmvae": (gmvae.GMVAE, gmvae.OPTIONS),
+    "vamp": (gmvae.VampVAE, gmvae.VAMP_OPTIONS),
+    "hvae": (hvae.HVAE, hvae.OPTIONS),
     "ssvae": (ssvae.SSVAE, ssvae.OPTIONS),
     "m1m2": (m1m2.M1M2, m1m2.OPTIONS),
     "cvae": (cvae.CVAE, cvae.OPTIONS),
@@ -25,7 +27,7 @@ MODELS = {
     "dae": (dae.DenoisingAE, dae.OPTIONS),
 }
 # Constructor arguments beyond the CLI's OPTIONS that a saved run may record: networks of the user's own.
-NETWORK_OPTIONS = {"vae": {"encoder", "decoder", "n_classes"}, "gmvae": set(), "cvae": {"encoder", "decoder"}}
+NETWORK_OPTIONS = {"vae": {"encoder", "decoder", "n_classes"}, "cvae": {"encoder", "decoder"}}
 
 
 def model_class(name: str) -> type[Model]:
@@ -83,6 +85,10 @@ def load_model(ckpt: dict, device: torch.device | str = "cpu", model: Model | No
     try:
         model.load_state_dict(ckpt["model"])
     except (RuntimeError, TypeError, AttributeError, KeyError, ValueError):
+        nets = [v for k, v in options.items() if k in ("encoder", "decoder") and isinstance(v, str)]
+        if nets:
+            raise VaelabError(f"the run's own networks ({', '.join(nets)}), rebuilt without arguments, do not fit its "
+                              f"weights; pass the model built as in training: vaelab.load_run(path, model=...)") from None
         raise VaelabError(f"checkpoint weights do not fit model {cfg['model']!r} with options "
                           f"{options}; the checkpoint is from a different model") from None
     return model.eval()

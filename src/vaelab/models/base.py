@@ -73,6 +73,8 @@ class Model(nn.Module):
     label_seed: int = 0                           # semi-supervised: the seed that picks them
     likelihood: str = "bernoulli"                 # p(x|z): bernoulli (binary data) or gaussian
     trains_every_parameter: bool = True           # False: some parameters get no gradient (DDP must know)
+    anneals_kl: ClassVar[bool] = False            # its loss honours kl_weight (KL warm-up, --warmup)
+    kl_weight: float = 1.0                        # the trainer's warm-up weight of the KL term, 0..1
     z_dim: int
     x_dim: int
 
@@ -212,11 +214,14 @@ class Model(nn.Module):
                               f"{tuple(x.shape)}")
         return x
 
+    # The verbs are for using a model: no autograd graph is kept (the maths above keeps gradients).
+    @torch.no_grad()
     def encode(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         """The code of x: the posterior mean E[z | x (, y)] (an autoencoder's E(x)); shape (batch, z_dim)."""
         x = self._inputs(x)
         return self.posterior_mean(x, self._labels(y, len(x)))
 
+    @torch.no_grad()
     def decode(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         """E[x | z (, y)]: pixel probabilities (Bernoulli) or means; shape (batch, x_dim)."""
         z = torch.as_tensor(z, device=self._device(), dtype=next(self.parameters()).dtype)
@@ -224,12 +229,14 @@ class Model(nn.Module):
             raise VaelabError(f"z must have shape (batch, {self.z_dim}), got {tuple(z.shape)}")
         return self.mean_x_given_z(z, self._labels(y, len(z)))
 
+    @torch.no_grad()
     def reconstruct(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         """decode(encode(x)): the reconstruction at the code of x."""
         x = self._inputs(x)
         y = self._labels(y, len(x))
         return self.mean_x_given_z(self.posterior_mean(x, y), y)
 
+    @torch.no_grad()
     def sample(self, n: int, y: torch.Tensor | int | None = None, binary: bool = False) -> torch.Tensor:
         """n draws x ~ p(x) (conditional models: p(x | y), classes drawn uniformly when y is None).
 
@@ -245,6 +252,7 @@ class Model(nn.Module):
         mean = self.mean_x_given_z(self.sample_z(n), y)
         return torch.bernoulli(mean) if binary else mean
 
+    @torch.no_grad()
     def sample_by_class(self, per_class: int) -> torch.Tensor:
         """per_class samples of each class, class by class (one grid row per class); conditional models."""
         if not self.conditional:
@@ -278,6 +286,7 @@ class Model(nn.Module):
         x = self._inputs(x)
         return iwae_per_example(self, x, k, self._labels(y, len(x)))
 
+    @torch.no_grad()
     def classify(self, x: torch.Tensor) -> torch.Tensor:
         """The most probable class under q(y | x) for every example (models with a classifier)."""
         if not self.classifies:

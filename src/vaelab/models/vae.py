@@ -22,7 +22,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import VaelabError
-from ..densities import gaussian_log_likelihood, kl_normal, log_bernoulli_with_logits, log_normal, sample_gaussian
+from ..densities import (gaussian_log_likelihood, kl_normal, log_bernoulli_with_logits, log_mean_exp, log_normal,
+                         sample_gaussian)
 from ..nets import ConvDecoder, ConvEncoder, Decoder, Encoder, UserDecoder, UserEncoder, check_networks
 from .base import Model
 
@@ -36,6 +37,8 @@ OPTIONS = {
     "net": (str, "mlp", "encoder/decoder: mlp, or conv (stride-2 convolutions; 28x28 or 32x32 images)"),
     "channels": (str, "16,32,64", "conv nets only: channels of the encoder's three convolutions (the decoder mirrors them)"),
     "mc_samples": (int, 1, "Monte Carlo samples z_l ~ q(z|x) per data point for the reconstruction term"),
+    "iw_k": (int, 1, "importance samples of the training objective: k > 1 trains on the IWAE-k bound "
+                     "(Burda et al. 2016), 1 on the ELBO"),
 }
 
 
@@ -82,10 +85,12 @@ class VAE(Model):
 
     ELBO_TERMS = ("nelbo", "kl", "rec")   # what negative_elbo_bound returns, in order
     DEFAULT_ITERS = 20_000
+    anneals_kl = True
 
     def __init__(self, x_dim: int = 784, z_dim: int = 10, hidden="300,300", beta: float = 1.0,
                  likelihood: str = "bernoulli", sigma="0.1", net: str = "mlp", mc_samples: int = 1, n_classes: int = 0,
-                 channels="16,32,64", encoder: nn.Module | str | None = None, decoder: nn.Module | str | None = None):
+                 channels="16,32,64", encoder: nn.Module | str | None = None, decoder: nn.Module | str | None = None,
+                 iw_k: int = 1):
         super().__init__()
         if likelihood not in ("bernoulli", "gaussian"):
             raise ValueError(f"unknown likelihood {likelihood!r}: use bernoulli or gaussian")
@@ -96,6 +101,12 @@ class VAE(Model):
         self.x_dim, self.z_dim, self.beta, self.likelihood = x_dim, z_dim, float(beta), likelihood
         self.n_classes, self.conditional = n_classes, n_classes > 0   # the label y: one-hot into both networks
         self.mc_samples = mc_samples
+        if isinstance(iw_k, bool) or not isinstance(iw_k, int) or iw_k < 1:
+            raise ValueError(f"iw_k = {iw_k!r}: the importance-weighted objective needs k >= 1 samples (1: the ELBO)")
+        if iw_k > 1 and (beta != 1.0 or mc_samples != 1):
+            raise ValueError(f"iw_k = {iw_k} trains on the IWAE bound, which has no beta or mc_samples; leave them "
+                             f"at 1 (or use iw_k = 1)")
+        self.iw_k = iw_k
         if (encoder is None) != (decoder is None):
             raise ValueError("give both encoder and decoder (your own networks), or neither (the built-in ones)")
         if encoder is not None:
@@ -167,20 +178,33 @@ class VAE(Model):
         return nelbo, kl, rec
 
     def loss(self, x: torch.Tensor, y: torch.Tensor | None = None):
-        """Training objective Rec + beta * KL, and the terms to log."""
-        nelbo, kl, rec = self.negative_elbo_bound(x, y)
-        loss = nelbo if self.beta == 1.0 else rec + self.beta * kl
-        return loss, {"nelbo": nelbo, "kl": kl, "rec": rec}
+        """The training objective and the terms to log.
 
-    def log_importance_weights(self, x: torch.Tensor, k: int, y: torch.Tensor | None = None) -> torch.Tensor:
-        """log p(x, z_i [| y]) - log q(z_i | x [, y]) for k samples z_i ~ q(z|x): shape (k, batch)."""
+        iw_k = 1: Rec + beta * kl_weight * KL (the negative ELBO at beta = kl_weight = 1).
+        iw_k > 1: the negative IWAE-k bound -log (1/k) sum_i w_i, w_i = p(x|z_i) [p(z_i) / q(z_i|x)]^kl_weight,
+        logged beside the ELBO's terms estimated from the same k samples."""
+        if self.iw_k == 1:
+            nelbo, kl, rec = self.negative_elbo_bound(x, y)
+            weight = self.beta * self.kl_weight
+            loss = nelbo if weight == 1.0 else rec + weight * kl
+            return loss, {"nelbo": nelbo, "kl": kl, "rec": rec}
+        log_px, log_ratio = self._log_weight_terms(x, self.iw_k, y)
+        niwae = -log_mean_exp(log_px + self.kl_weight * log_ratio, dim=0).mean()
+        rec, kl = -log_px.mean(), -log_ratio.mean()
+        return niwae, {"niwae_train": niwae.detach(), "nelbo": (rec + kl).detach(), "kl": kl.detach(), "rec": rec.detach()}
+
+    def _log_weight_terms(self, x: torch.Tensor, k: int, y: torch.Tensor | None = None):
+        """(log p(x | z_i [, y]), log p(z_i) - log q(z_i | x [, y])) for k samples z_i ~ q(z|x): each (k, batch)."""
         y = self.onehot(y)
         m, v = self.enc(x, y)
         z = sample_gaussian(m.expand(k, *m.shape), v.expand(k, *v.shape))
-        log_pz = self.log_pz(z)
-        log_qz = log_normal(z, m, v)
         yk = None if y is None else y.expand(k, *y.shape)
-        return self.log_px_given_z(x, z, yk) + log_pz - log_qz   # x broadcasts over the k samples: no copies
+        return self.log_px_given_z(x, z, yk), self.log_pz(z) - log_normal(z, m, v)   # x broadcasts over k
+
+    def log_importance_weights(self, x: torch.Tensor, k: int, y: torch.Tensor | None = None) -> torch.Tensor:
+        """log p(x, z_i [| y]) - log q(z_i | x [, y]) for k samples z_i ~ q(z|x): shape (k, batch)."""
+        log_px, log_ratio = self._log_weight_terms(x, k, y)
+        return log_px + log_ratio
 
     # -- generation ----------------------------------------------------------------------
     def sample_z(self, n: int) -> torch.Tensor:
