@@ -8,7 +8,6 @@ benchmarks/results/cae-robustness.{json,md,png}.
 from __future__ import annotations
 
 import argparse
-import json
 import time
 
 import matplotlib.pyplot as plt
@@ -16,10 +15,8 @@ import torch
 from common import DEFAULT_DATA, RESULTS, save
 
 from vaelab.data.corruption import gaussian_noise
-from vaelab.runs import load_checkpoint
+from vaelab.run import Run
 from vaelab.config import TrainConfig
-from vaelab.models import load_model
-from vaelab.batches import prepare_data
 from vaelab.pipeline import train_run
 
 EPS = [0.0, 0.05, 0.1, 0.2, 0.3, 0.5]
@@ -39,10 +36,10 @@ def main():
     for name, opts in (("ae", {}), ("cae", {"alpha": args.alpha})):
         cfg = TrainConfig(model=name, dataset=args.dataset, data_dir=args.data_dir, out=f"{args.out}/{name}",
                           iters=args.iters, threads=args.threads, iwae_k=[], progress=False, model_options=opts)
-        run = train_run(cfg)
-        metrics[name] = json.loads((run / "metrics.json").read_text())["per_seed"]["0"]
-        data = data or prepare_data(cfg, torch.device("cpu"))
-        model = load_model(load_checkpoint(run / "seed-0" / "checkpoint.pt"), torch.device("cpu"))
+        run = Run(train_run(cfg))
+        metrics[name] = run.per_seed()[0]
+        data = data or run.data("cpu")
+        model = run.model(0)
         x = data.test_x_grey
         curves[name] = []
         with torch.inference_mode():

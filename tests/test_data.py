@@ -575,3 +575,13 @@ def test_split_validation():
         assert "\n" not in str(excinfo.value)
     with pytest.raises(VaelabError):
         split_validation(x, y[:50], 10)
+
+
+@pytest.mark.parametrize("name", ["swiss-roll", "mnist-5k"])
+def test_file_operations_on_generated_or_embedded_sets_say_there_are_no_files(name):
+    from vaelab.data import download_dataset, verify_checksums
+
+    with pytest.raises(VaelabError, match="pick mnist or fashion-mnist"):
+        verify_checksums(name)
+    with pytest.raises(VaelabError, match="needs no download"):
+        download_dataset(name)

@@ -68,6 +68,8 @@ def test_notebook_runs_and_shows_figures(name, tmp_path):
     outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs]
     errors = [o for o in outputs if o.output_type == "error"]
     assert not errors, errors
+    text = "".join(o.get("text", "") for o in outputs if o.output_type == "stream")
+    assert "TqdmWarning" not in text and "IProgress not found" not in text, "progress bars warned in the notebook"
     images = [o for o in outputs if "image/png" in o.get("data", {})]
     assert images, f"{name}: no figure was shown inline (no image/png output)"
     # the kernel was this interpreter, and the run folders went into the temporary working directory

@@ -33,6 +33,7 @@ _positive_int = _checked(int, lambda v: v > 0, "a positive integer")
 _nonneg_int = _checked(int, lambda v: v >= 0, "an integer >= 0")
 _positive_float = _checked(float, lambda v: 0 < v < math.inf, "a positive finite number")
 _finite_float = _checked(float, math.isfinite, "a finite number")
+_nonneg_float = _checked(float, lambda v: 0 <= v < math.inf, "a number >= 0")
 _seed = _checked(int, lambda v: 0 <= v <= MAX_SEED, f"a whole number from 0 to {MAX_SEED}")
 
 
@@ -144,6 +145,13 @@ def _add_model_parser(models, name: str, cls, options: dict) -> None:
     p.add_argument("--compile", action="store_true",
                    help="torch.compile the training step (a one-off compile of tens of seconds; "
                         "pays off on GPUs, where the small default nets are launch-bound)")
+    p.add_argument("--warmup", type=_nonneg_float, default=d.warmup, metavar="EPOCHS",
+                   help="KL warm-up: the KL weight rises linearly from 0 to 1 over this many epochs (VAE family; 0: none)")
+    p.add_argument("--lr-schedule", default=d.lr_schedule, metavar="SCHEDULE",
+                   help="constant, step:EPOCHS:FACTOR, exp:FACTOR (per epoch) or iwae (Burda et al.: 10^(-i/7) for 3^i epochs)")
+    p.add_argument("--adam-eps", type=_positive_float, default=d.adam_eps, help="Adam's epsilon")
+    p.add_argument("--time-budget", metavar="DURATION", help="stop each seed's training after this much training time "
+                   "(90s, 15m, 1.5h), then evaluate as usual")
     p.add_argument("--resume", metavar="RUN", type=Path,
                    help="continue this interrupted run folder (same as `vaelab train --resume RUN`)")
     p.add_argument("--iwae-k", type=_positive_int, nargs="+", default=d.iwae_k,

@@ -21,12 +21,9 @@ import math
 import torch
 
 from . import distributed
-from .densities import log_mean_exp
+from .models.base import IWAE_ROWS_PER_PASS, iwae_per_example
 from .progress import progress_bar
 
-# Rows of the decoder input per forward pass when evaluating IWAE bounds: small enough that each pass's
-# (rows, 784) tensors stay in cache, which on this CPU is faster than larger passes.
-IWAE_ROWS_PER_PASS = 1_000
 
 
 def _share(x: torch.Tensor, y: torch.Tensor | None, across_ranks: bool):
@@ -62,19 +59,6 @@ def evaluate_elbo(model, x: torch.Tensor, repeats: int = 10, batch_size: int = 2
     return {**{n: mean[i].item() for i, n in enumerate(names)}, f"{names[0]}_mc_se": se, "eval_repeats": repeats}
 
 
-def iwae_per_example(model, x: torch.Tensor, k: int, y: torch.Tensor | None = None) -> torch.Tensor:
-    """log (1/k) sum_i w_ni for every row of x: the IWAE-k bound on log p(x_n), in passes of about
-    IWAE_ROWS_PER_PASS decoder rows (so any k fits in memory)."""
-    chunk = max(1, min(k, IWAE_ROWS_PER_PASS))          # importance samples per pass
-    batch = max(1, IWAE_ROWS_PER_PASS // chunk)         # images per pass
-    out = []
-    for i in range(0, len(x), batch):
-        xb, yb = x[i:i + batch], None if y is None else y[i:i + batch]
-        log_w = torch.cat([model.log_importance_weights(xb, min(chunk, k - s), yb) for s in range(0, k, chunk)])
-        out.append(log_mean_exp(log_w, dim=0))
-    return torch.cat(out)
-
-
 @torch.inference_mode()
 def evaluate_iwae(model, x: torch.Tensor, k: int, progress: bool = True, y: torch.Tensor | None = None,
                   across_ranks: bool = False) -> float:
@@ -82,14 +66,12 @@ def evaluate_iwae(model, x: torch.Tensor, k: int, progress: bool = True, y: torc
     model.eval()
     n = len(x)
     x, y = _share(x, y, across_ranks)
-    chunk = max(1, min(k, IWAE_ROWS_PER_PASS))          # importance samples per pass
-    batch = max(1, IWAE_ROWS_PER_PASS // chunk)         # images per pass
+    batch = max(1, IWAE_ROWS_PER_PASS // min(k, IWAE_ROWS_PER_PASS))   # images per pass, as iwae_per_example takes them
     total = 0.0
     bar = progress_bar(total=len(x), desc=f"IWAE-{k}", unit="img", disable=not progress, leave=False)
     for i in range(0, len(x), batch):
         xb, yb = x[i:i + batch], None if y is None else y[i:i + batch]
-        log_w = torch.cat([model.log_importance_weights(xb, min(chunk, k - s), yb) for s in range(0, k, chunk)])
-        total += log_mean_exp(log_w, dim=0).double().sum().item()
+        total += iwae_per_example(model, xb, k, yb).double().sum().item()
         bar.update(len(xb))
     bar.close()
     if across_ranks:

@@ -27,11 +27,11 @@ import tempfile
 import urllib.request
 from pathlib import Path
 
-from tqdm import tqdm
+from vaelab.progress import progress_bar
 
 from vaelab.data.idx import read_idx_bytes
 from vaelab.data.registry import DATASETS, DEFAULT_DATASET, DatasetSpec, get_spec
-from vaelab.data.toy import is_toy, load_toy
+from vaelab.data.toy import is_toy
 from vaelab.errors import VaelabError
 
 # The four standard IDX files of MNIST-style data sets, by role; the same names for
@@ -182,19 +182,23 @@ def _check_sha256(spec: DatasetSpec, path: Path, actual: str) -> None:
     )
 
 
+def _file_spec(name: str, what: str):
+    """The spec of a data set kept in IDX files (mnist, fashion-mnist); VaelabError for the embedded and the toy ones."""
+    if is_toy(name):
+        raise VaelabError(f"{name} is generated on the fly (a 2D toy set) and {what}; pick mnist or fashion-mnist")
+    spec = get_spec(name)
+    if spec.embedded:
+        raise VaelabError(f"{spec.name} is embedded in a package and {what}; pick mnist or fashion-mnist")
+    return spec
+
+
 def verify_checksums(name: str, data_dir: str | os.PathLike | None = None) -> dict[str, str]:
     """Check the SHA-256 of each of data set ``name``'s four files, wherever they are found.
 
     Returns {path: sha256} when all match; raises VaelabError on the first mismatch, or the
     "not found" error when the files are nowhere. Never downloads.
-    The 2D toy sets (``swiss-roll``, ``moons``, ``circles``, ``blobs``; see ``vaelab.data.toy``)
-    are generated on the fly.
     """
-    if is_toy(name):
-        return load_toy(name)
-    spec = get_spec(name)
-    if spec.embedded:
-        raise VaelabError(f"{spec.name} is embedded in a package and has no files to verify; pick mnist or fashion-mnist")
+    spec = _file_spec(name, "has no files to verify")
     files, report = _locate(spec.name, data_dir)
     if files is None:
         raise VaelabError(_not_found_message(spec, report, "verify_checksums does not download"))
@@ -213,7 +217,7 @@ MAX_DOWNLOAD_BYTES = 1 << 27
 
 
 def _fetch(url: str, out, timeout: float, desc: str) -> None:
-    """Stream ``url`` into the open binary file ``out`` with a tqdm progress bar; at most MAX_DOWNLOAD_BYTES."""
+    """Stream ``url`` into the open binary file ``out`` with a progress bar; at most MAX_DOWNLOAD_BYTES."""
     request = urllib.request.Request(url, headers={"User-Agent": "vaelab"})
     with urllib.request.urlopen(request, timeout=timeout) as response:
         total = int(response.headers.get("Content-Length") or 0) or None
@@ -221,7 +225,7 @@ def _fetch(url: str, out, timeout: float, desc: str) -> None:
         if total is not None and total > MAX_DOWNLOAD_BYTES:
             raise too_big
         got = 0
-        with tqdm(total=total, unit="B", unit_scale=True, unit_divisor=1024, desc=desc, disable=None) as bar:
+        with progress_bar(total=total, unit="B", unit_scale=True, unit_divisor=1024, desc=desc, disable=None) as bar:
             while chunk := response.read(1 << 16):
                 got += len(chunk)
                 if got > MAX_DOWNLOAD_BYTES:
@@ -272,14 +276,8 @@ def download_dataset(
     ``folder`` defaults to ``<user cache>/<name>``; ``mirrors`` to the spec's mirrors.
     Files already in the folder are kept. Each file's uncompressed SHA-256 is checked
     before it gets its final name. Raises VaelabError when a file cannot be had.
-    The 2D toy sets (``swiss-roll``, ``moons``, ``circles``, ``blobs``; see ``vaelab.data.toy``)
-    are generated on the fly.
     """
-    if is_toy(name):
-        return load_toy(name)
-    spec = get_spec(name)
-    if spec.embedded:
-        raise VaelabError(f"{spec.name} is embedded in a package and needs no download; just load it")
+    spec = _file_spec(name, "needs no download; just load it")
     folder = Path(folder) if folder is not None else user_cache_dir() / spec.name
     try:
         folder.mkdir(parents=True, exist_ok=True)

@@ -4,14 +4,12 @@ Each trains through `train_run` and works on the run folders it writes.
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import torch
 
-from ..runs import load_checkpoint, read_json
+from ..run import Run
 from ..config import TrainConfig
-from ..models import load_model
 from ..batches import prepare_data
 from ..pipeline import train_run
 
@@ -31,12 +29,12 @@ DAE_NOISES = {"mask": "0.3,0.7", "gaussian": "0.3", "salt-pepper": "0.3"}
 
 
 def seed_model(run: Path, seed: int = 0):
-    """The trained model of one seed of a run folder, on the CPU, in evaluation mode."""
-    return load_model(load_checkpoint(Path(run) / f"seed-{seed}" / "checkpoint.pt"), torch.device("cpu"))
+    """The trained model of one seed of a run folder (the weights its results come from), on the CPU."""
+    return Run(run).model(seed)
 
 
 def first_seed_metrics(run: Path) -> dict:
-    return next(iter(read_json(Path(run) / "metrics.json")["per_seed"].values()))
+    return next(iter(Run(run).per_seed().values()))
 
 
 def one_class_aucs(out: Path, dataset: str, classes, model: str = "ae", options: dict | None = None,
@@ -102,16 +100,14 @@ def denoising_triplets(runs: dict[str, Path], path: Path, n: int = 12, data_dir=
 
     rows, data = [], None
     for run in runs.values():
-        cfg = TrainConfig(**read_json(Path(run) / "config.json"))
-        if data_dir is not None:
-            cfg.data_dir = data_dir
-        data = data or prepare_data(cfg, torch.device("cpu"))
+        data = data or Run(run).data("cpu", data_dir=data_dir)
         model = seed_model(run)
         x = data.test_x_grey[:n]
-        noisy = model.corrupt(x, sum(model.level_range) / 2, torch.Generator().manual_seed(0))
+        noisy = model.corrupt(x, model.eval_level, torch.Generator().manual_seed(0))
         rows += [x, noisy, model.denoise(noisy)]
     return save_grid(path, torch.cat(rows), 3 * len(runs), n, data.image_shape)
 
 
 def metrics_of(run: Path) -> dict:
-    return json.loads((Path(run) / "metrics.json").read_text())
+    """metrics.json of a run folder: per_seed, mean_se, machine, ..."""
+    return Run(run).metrics

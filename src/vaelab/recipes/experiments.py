@@ -287,8 +287,8 @@ def convvae_bce_vs_mse(ctx: Context) -> list[Section]:
 
 
 def metrics_hist(run: Path) -> dict:
-    from ..runs import read_json
-    return read_json(Path(run) / "seed-0" / "history.json")
+    from ..run import Run
+    return Run(run).history(0)
 
 
 def vae_mnist_latent(ctx: Context) -> list[Section]:
