@@ -47,7 +47,7 @@ def _torchrun(args: list[str], watch: tuple[Path, Path] | None = None) -> subpro
 
 def _finish(proc: subprocess.Popen) -> str:
     out, err = proc.communicate(timeout=300)
-    assert proc.returncode == 0, err[-3000:]
+    assert proc.returncode == 0, err[-12000:]
     return out
 
 
