@@ -266,6 +266,7 @@ def test_model_contract_is_declared_not_probed():
     from vaelab.models import MODELS
 
     for name, (cls, _) in MODELS.items():
+        assert getattr(vaelab, cls.__name__) is cls   # every registered model class is public
         model = vaelab.build_model(name, 784)
         assert isinstance(model, vaelab.Model)
         assert model.registry_name() == name

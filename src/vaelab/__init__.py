@@ -23,13 +23,14 @@ from .models.ae import AE  # noqa: E402
 from .models.cae import ContractiveAE  # noqa: E402
 from .models.cvae import CVAE  # noqa: E402
 from .models.dae import DenoisingAE  # noqa: E402
-from .models.gmvae import GMVAE  # noqa: E402
+from .models.gmvae import GMVAE, VampVAE  # noqa: E402
+from .models.hvae import HVAE  # noqa: E402
 from .models.m1m2 import M1M2  # noqa: E402
 from .models.sae import SparseAE  # noqa: E402
 from .models.ssvae import SSVAE  # noqa: E402
 from .models.vae import VAE  # noqa: E402
 from .run import MetricsTable, Run  # noqa: E402
 
-__all__ = ["AE", "CVAE", "ContractiveAE", "DenoisingAE", "GMVAE", "M1M2", "MODELS", "MetricsTable", "Model", "Run",
-           "SSVAE", "SparseAE", "TrainConfig", "VAE", "VaelabError", "build_model", "datasets", "evaluate_elbo",
+__all__ = ["AE", "CVAE", "ContractiveAE", "DenoisingAE", "GMVAE", "HVAE", "M1M2", "MODELS", "MetricsTable", "Model", "Run",
+           "SSVAE", "SparseAE", "TrainConfig", "VAE", "VaelabError", "VampVAE", "build_model", "datasets", "evaluate_elbo",
            "evaluate_iwae", "load_dataset", "load_run", "options", "plots", "train"]
