@@ -32,9 +32,9 @@ def matmul_rate(threads: int) -> float:
     return 2 * 1024 ** 3 * n / (time.perf_counter() - t) / 1e9
 
 
-def step_flops(name: str) -> float:
+def step_flops(name: str, **options) -> float:
     torch.manual_seed(0)
-    model = build_model(name, 784)
+    model = build_model(name, 784, **options)
     x, y = torch.bernoulli(torch.rand(100, 784)), torch.arange(100) % 10
     kwargs = {"labelled": (x, y)} if model.labels_per_class else {}
     with FlopCounterMode(display=False) as counter:
@@ -46,7 +46,11 @@ def step_flops(name: str) -> float:
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--models", nargs="+", default=["vae", "gmvae", "ssvae", "cvae"])
+    ap.add_argument("--race", action="store_true", help="instead: FLOPs per step of the likelihood race's "
+                    "configurations (benchmarks/likelihood_race.py), and of the IWAE objective at K = 50")
     args = ap.parse_args()
+    if args.race:
+        return race_flops()
     rates = {t: matmul_rate(t) for t in (1, 2)}
     measured = {(r["model"], r["threads"]): r["iters_per_second"]
                 for r in json.loads((RESULTS / "speed.json").read_text())["rows"]}
@@ -68,6 +72,23 @@ def main():
           + "".join(f"| {n} | {r['gflop_per_step']:.3f} | {r['ceiling_1']:.0f} | {cell(r['measured_1'])} | "
                     f"{r['ceiling_2']:.0f} | {cell(r['measured_2'])} |\n" for n, r in rows.items()))
     save("flop-ceiling", {"matmul_gflops": rates, "models": rows}, md)
+
+
+def race_flops() -> None:
+    """GFLOP per training step of each race configuration's model (the training options cost nothing)."""
+    from likelihood_race import CONFIGS
+
+    model_keys = {"z_dim", "k", "iw_k", "hidden"}
+    configs = {"vae (default)": ("vae", {}), **{n: (m, {k: v for k, v in o.items() if k in model_keys})
+                                               for n, (m, o) in CONFIGS.items()},
+               "iwae50-z32": ("vae", {"z_dim": 32, "iw_k": 50}), "hvae (K = 1)": ("hvae", {})}
+    rows = {n: step_flops(m, **o) / 1e9 for n, (m, o) in configs.items()}
+    md = ("# FLOPs per training step of the likelihood race's configurations\n\n"
+          "Forward + backward of the training loss at batch 100, MNIST-shaped input, counted by "
+          "torch.utils.flop_counter (matrix products and convolutions). Warm-up and schedules cost nothing.\n\n"
+          "| configuration | model options | GFLOP per step |\n|---|---|---|\n"
+          + "".join(f"| {n} | {configs[n][0]} {configs[n][1] or ''} | {g:.3f} |\n" for n, g in rows.items()))
+    save("flop-race", {"gflop_per_step": rows}, md)
 
 
 if __name__ == "__main__":

@@ -85,8 +85,7 @@ def _resume(model, dataset, seeds, out, options) -> Run:
     given, _ = _config(model or saved["model"], dataset or saved["dataset"], saved["seeds"] if seeds is None else seeds,
                        out, {k: v for k, v in options.items() if k not in RUNTIME_OPTIONS})
     now = dataclasses.asdict(given)
-    model_opts = {k: v for k, v in now["model_options"].items()}
-    now["model_options"] = {**saved["model_options"], **model_opts}   # options left out keep their saved value
+    now["model_options"] = {**saved["model_options"], **now["model_options"]}   # options left out keep their saved value
     asked = {"model", "dataset", "seeds", "model_options", *options}
     changed = [k for k in now if k in asked and k not in (*RUNTIME_OPTIONS, "out") and now[k] != saved.get(k)]
     if changed:

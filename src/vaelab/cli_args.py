@@ -102,71 +102,85 @@ def _add_train(sub) -> None:
 
 
 def _add_model_parser(models, name: str, cls, options: dict) -> None:
-    """`vaelab train NAME`: the training options (TrainConfig's fields) and the model's own options.
-
-    A flat list of add_argument calls, one per option, in the order --help shows them: longer than the
-    project's 60-line guide by design (splitting it would only scatter the list)."""
-    from .config import OPTIMIZERS, PRECISIONS, TrainConfig
-    from .data import BINARIZE_MODES
+    """`vaelab train NAME`: the training options (TrainConfig's fields, in three groups) and the model's own."""
+    from .config import TrainConfig
 
     d = TrainConfig()
     p = models.add_parser(name, help=(cls.__doc__ or name).strip().splitlines()[0],
                           formatter_class=DefaultsFormatter)
-    p.add_argument("--dataset", default=d.dataset, help="data set name (see `vaelab datasets`)")
-    p.add_argument("--out", help="run folder to create (default: runs/MODEL-DATASET-TIMESTAMP)")
-    p.add_argument("--seeds", type=_seed, nargs="+", default=d.seeds, help="one training run per seed")
-    p.add_argument("--seed", type=_seed, dest="seeds", nargs=1, help="a single seed (same as --seeds S)")
-    p.add_argument("--iters", type=_positive_int, default=d.iters,
-                   help=f"training iterations (default: the model's, {cls.DEFAULT_ITERS})")
-    p.add_argument("--resize", type=_positive_int, help="resize images to N x N first (e.g. 32: the 32x32 "
-                   "form of the conv nets)")
-    p.add_argument("--epochs", type=_positive_int, help="train for N passes over the training set instead of --iters "
-                   "(validation, log and checkpoint once per epoch)")
-    p.add_argument("--patience", type=_positive_int, help="with --epochs: stop after P epochs without a better "
-                   "validation NELBO and keep the best epoch's weights (the course practice uses 3)")
-    p.add_argument("--batch-size", type=_positive_int, default=d.batch_size, help="images per training step")
-    p.add_argument("--lr", type=_positive_float, default=d.lr, help="learning rate")
-    p.add_argument("--optimizer", choices=OPTIMIZERS, default=d.optimizer,
-                   help="auto: AdamW for autoencoders, Adam for VAEs")
-    p.add_argument("--binarize", choices=("auto", *BINARIZE_MODES), default=d.binarize,
-                   help="training images: fresh Bernoulli draw per batch, one fixed draw, or grey levels; "
-                        "auto: none for continuous data and autoencoders, dynamic otherwise")
-    p.add_argument("--classes", type=_nonneg_int, nargs="+", dest="train_classes",
-                   help="train only on these classes (e.g. one-class anomaly detection); the test set stays whole")
-    p.add_argument("--fresh-batches", action="store_true",
-                   help="toy data: draw fresh points for every batch instead of the fixed training sample")
-    p.add_argument("--val-size", type=_nonneg_int, default=d.val_size,
-                   help="validation images held out of the training set (at most a tenth of it)")
-    p.add_argument("--eval-every", type=_positive_int, default=d.eval_every, help="validation NELBO every N iterations")
-    p.add_argument("--log-every", type=_positive_int, default=d.log_every,
-                   help="one point of the training curves (history.json) per N iterations, the mean over them")
-    p.add_argument("--checkpoint-every", type=_positive_int, default=d.checkpoint_every,
-                   help="write seed-S/checkpoint.pt every N iterations (and at the end)")
-    p.add_argument("--precision", choices=PRECISIONS, default=d.precision,
-                   help="bf16: the networks under bfloat16 autocast (log-densities stay float32); "
-                        "for GPUs with bfloat16 units")
-    p.add_argument("--compile", action="store_true",
-                   help="torch.compile the training step (a one-off compile of tens of seconds; "
-                        "pays off on GPUs, where the small default nets are launch-bound)")
-    p.add_argument("--warmup", type=_nonneg_float, default=d.warmup, metavar="EPOCHS",
-                   help="KL warm-up: the KL weight rises linearly from 0 to 1 over this many epochs (VAE family; 0: none)")
-    p.add_argument("--lr-schedule", default=d.lr_schedule, metavar="SCHEDULE",
-                   help="constant, step:EPOCHS:FACTOR, exp:FACTOR (per epoch) or iwae (Burda et al.: 10^(-i/7) for 3^i epochs)")
-    p.add_argument("--adam-eps", type=_positive_float, default=d.adam_eps, help="Adam's epsilon")
-    p.add_argument("--time-budget", metavar="DURATION", help="stop each seed's training after this much training time "
-                   "(90s, 15m, 1.5h), then evaluate as usual")
-    p.add_argument("--resume", metavar="RUN", type=Path,
-                   help="continue this interrupted run folder (same as `vaelab train --resume RUN`)")
-    p.add_argument("--iwae-k", type=_positive_int, nargs="+", default=d.iwae_k,
-                   help="importance-weighted bounds computed after training (more with `vaelab eval`)")
-    p.add_argument("--eval-repeats", type=_positive_int, default=d.eval_repeats,
-                   help="Monte Carlo passes over the test set for NELBO/KL/Rec")
+    _add_data_args(p.add_argument_group("data"), d)
+    _add_optimisation_args(p.add_argument_group("optimisation"), d, cls)
+    _add_bookkeeping_args(p.add_argument_group("run folder, logging and evaluation"), d)
     _add_runtime_args(p)
     group = p.add_argument_group(f"{name} options")
     for opt, (typ, default, help_) in options.items():
         group.add_argument("--" + opt.replace("_", "-"), dest=f"opt_{opt}", type=_option_type(opt, typ),
                            default=default, metavar=opt.upper(), help=help_)
 
+
+def _add_data_args(g, d) -> None:
+    """Which data, and how they are prepared."""
+    from .data import BINARIZE_MODES
+
+    g.add_argument("--dataset", default=d.dataset, help="data set name (see `vaelab datasets`)")
+    g.add_argument("--resize", type=_positive_int, help="resize images to N x N first (e.g. 32: the 32x32 "
+                   "form of the conv nets)")
+    g.add_argument("--binarize", choices=("auto", *BINARIZE_MODES), default=d.binarize,
+                   help="training images: fresh Bernoulli draw per batch, one fixed draw, or grey levels; "
+                        "auto: none for continuous data and autoencoders, dynamic otherwise")
+    g.add_argument("--classes", type=_nonneg_int, nargs="+", dest="train_classes",
+                   help="train only on these classes (e.g. one-class anomaly detection); the test set stays whole")
+    g.add_argument("--fresh-batches", action="store_true",
+                   help="toy data: draw fresh points for every batch instead of the fixed training sample")
+    g.add_argument("--val-size", type=_nonneg_int, default=d.val_size,
+                   help="validation images held out of the training set (at most a tenth of it)")
+
+
+def _add_optimisation_args(g, d, cls) -> None:
+    """Seeds, length, optimizer, schedules and precision of the training."""
+    from .config import OPTIMIZERS, PRECISIONS
+
+    g.add_argument("--seeds", type=_seed, nargs="+", default=d.seeds, help="one training run per seed")
+    g.add_argument("--seed", type=_seed, dest="seeds", nargs=1, help="a single seed (same as --seeds S)")
+    g.add_argument("--iters", type=_positive_int, default=d.iters,
+                   help=f"training iterations (default: the model's, {cls.DEFAULT_ITERS})")
+    g.add_argument("--epochs", type=_positive_int, help="train for N passes over the training set instead of --iters "
+                   "(validation, log and checkpoint once per epoch)")
+    g.add_argument("--patience", type=_positive_int, help="with --epochs: stop after P epochs without a better "
+                   "validation NELBO and keep the best epoch's weights (the course practice uses 3)")
+    g.add_argument("--batch-size", type=_positive_int, default=d.batch_size, help="images per training step")
+    g.add_argument("--lr", type=_positive_float, default=d.lr, help="learning rate")
+    g.add_argument("--optimizer", choices=OPTIMIZERS, default=d.optimizer,
+                   help="auto: AdamW for autoencoders, Adam for VAEs")
+    g.add_argument("--warmup", type=_nonneg_float, default=d.warmup, metavar="EPOCHS",
+                   help="KL warm-up: the KL weight rises linearly from 0 to 1 over this many epochs (VAE family; 0: none)")
+    g.add_argument("--lr-schedule", default=d.lr_schedule, metavar="SCHEDULE",
+                   help="constant, step:EPOCHS:FACTOR, exp:FACTOR (per epoch) or iwae (Burda et al.: 10^(-i/7) for 3^i epochs)")
+    g.add_argument("--adam-eps", type=_positive_float, default=d.adam_eps, help="Adam's epsilon")
+    g.add_argument("--time-budget", metavar="DURATION", help="stop each seed's training after this much training time "
+                   "(90s, 15m, 1.5h), then evaluate as usual")
+    g.add_argument("--precision", choices=PRECISIONS, default=d.precision,
+                   help="bf16: the networks under bfloat16 autocast (log-densities stay float32); "
+                        "for GPUs with bfloat16 units")
+    g.add_argument("--compile", action="store_true",
+                   help="torch.compile the training step (a one-off compile of tens of seconds; "
+                        "pays off on GPUs, where the small default nets are launch-bound)")
+
+
+def _add_bookkeeping_args(g, d) -> None:
+    """Where the run goes, and how often it logs, validates, checkpoints and evaluates."""
+    g.add_argument("--out", help="run folder to create (default: runs/MODEL-DATASET-TIMESTAMP)")
+    g.add_argument("--resume", metavar="RUN", type=Path,
+                   help="continue this interrupted run folder (same as `vaelab train --resume RUN`)")
+    g.add_argument("--eval-every", type=_positive_int, default=d.eval_every, help="validation NELBO every N iterations")
+    g.add_argument("--log-every", type=_positive_int, default=d.log_every,
+                   help="one point of the training curves (history.json) per N iterations, the mean over them")
+    g.add_argument("--checkpoint-every", type=_positive_int, default=d.checkpoint_every,
+                   help="write seed-S/checkpoint.pt every N iterations (and at the end)")
+    g.add_argument("--iwae-k", type=_positive_int, nargs="+", default=d.iwae_k,
+                   help="importance-weighted bounds computed after training (more with `vaelab eval`)")
+    g.add_argument("--eval-repeats", type=_positive_int, default=d.eval_repeats,
+                   help="Monte Carlo passes over the test set for NELBO/KL/Rec")
 
 
 def _add_saved_run_commands(sub) -> None:

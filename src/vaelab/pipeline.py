@@ -185,7 +185,8 @@ def _train_seed(cfg: TrainConfig, data: DeviceData, device, seed_dir: Path, seed
 
 def _write_seed_outputs(cfg, data: DeviceData, device, run_dir: Path, seed: int, model, per_seed, histories) -> None:
     """A finished seed's figures, then metrics.json (last: it lists complete seeds) and the report."""
-    from .plots import make_latent_figures, model_figures, save_curves, save_grid, save_samples_2d
+    from .plots import make_latent_figures, save_curves, save_grid
+    from .run_figures import model_figures, save_samples_2d
     from .report import write_report   # figures and report come last in the flow
 
     seed_dir = run_dir / f"seed-{seed}"

@@ -10,6 +10,7 @@ plot / score, the explorer, the recipes and the benchmarks all open runs through
 """
 from __future__ import annotations
 
+import dataclasses
 import html
 from pathlib import Path
 
@@ -130,7 +131,7 @@ class Run:
         dataset: another data set of the same shape (e.g. to score anomalies on it); data_dir: where the
         data set is, if not where it was found at training time; whole_training_set: ignore the run's
         one-class training subset."""
-        cfg = TrainConfig(**{**self.config.__dict__})
+        cfg = dataclasses.replace(self.config)
         if dataset is not None:
             cfg.dataset = dataset
         if data_dir is not None:

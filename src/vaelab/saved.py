@@ -85,14 +85,13 @@ def plot_run(run: Path, kind: str, run_seed=None, tsne=False, data_dir=None, dev
     """Make one figure of a saved run again (curves from its history files; the others from its model)."""
     if kind not in ("curves", *LATENT_FIGURES):
         raise VaelabError(f"unknown figure {kind!r}: choose one of curves, {', '.join(LATENT_FIGURES)}")
-    r = Run(run)
+    r, seed = _open(run, run_seed)
     with lock_run_dir(r.path):   # it writes into the run folder
         if kind == "curves":
             hists = {str(s): r.history(s) for s in r.finished_seeds}
             if not hists:
                 raise VaelabError(f"{r.path}: no seed has finished training yet, so there are no curves to draw")
             return [save_curves(r.path / "curves.png", hists, f"{r.config.model} on {r.config.dataset}")]
-        r, seed = _open(run, run_seed)
         model = r.model(seed, device)
         data = r.data(next(model.parameters()).device, data_dir=data_dir)
         torch.manual_seed(0)
@@ -126,7 +125,7 @@ def sample_run(run: Path, rows=10, cols=20, seed=0, run_seed=None, out=None, dev
     with lock_run_dir(r.path) if inside else contextlib.nullcontext():   # writing into the run folder: not beside a trainer
         shape = _image_shape(r, run_seed)
         if shape is None:   # 2D points: a scatter over the test data
-            from .plots import save_samples_2d
+            from .run_figures import save_samples_2d
 
             return save_samples_2d(out, r.data("cpu").test_x, images)
         return save_grid(out, images, rows, cols, shape)

@@ -180,6 +180,13 @@ class Model(nn.Module):
         raise VaelabError(f"{type(self).__name__} has no importance-weighted bound (has_iwae is False); "
                           "use VAE, GMVAE or CVAE for IWAE-k")
 
+    def importance_weighted_loss(self, log_px: torch.Tensor, log_ratio: torch.Tensor):
+        """The IWAE-k training objective from k samples' log p(x|z_i) and log p(z_i) - log q(z_i|x) (each (k, batch)):
+        -log (1/k) sum_i p(x|z_i) [p(z_i) / q(z_i|x)]^kl_weight, and the ELBO's terms estimated from the same samples."""
+        niwae = -log_mean_exp(log_px + self.kl_weight * log_ratio, dim=0).mean()
+        rec, kl = -log_px.mean(), -log_ratio.mean()
+        return niwae, {"niwae_train": niwae.detach(), "nelbo": (rec + kl).detach(), "kl": kl.detach(), "rec": rec.detach()}
+
     # -- hooks with defaults ----------------------------------------------------------------
     def check_training(self, iters: int, continuous: bool) -> None:
         """Refuse, before anything is written, a training run this model cannot do (VaelabError)."""
@@ -202,8 +209,6 @@ class Model(nn.Module):
 
     def _labels(self, y, n: int, what: str = "y") -> torch.Tensor | None:
         """y checked against the contract: class indices of length n for conditional models."""
-        if not (self.conditional or self.classifies) and y is None:
-            return None
         if y is None:
             if self.conditional:
                 raise VaelabError(f"{type(self).__name__} is conditional: pass the labels {what} (class indices, "

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import torch
 
-from ..densities import log_bernoulli_with_logits, log_mean_exp, log_normal, sample_gaussian
+from ..densities import log_bernoulli_with_logits, log_normal, sample_gaussian
 from ..nets import Decoder, Encoder
 from .base import Model
 from .vae import parse_hidden
@@ -74,11 +74,10 @@ class HVAE(Model):
     def loss(self, x: torch.Tensor, y: torch.Tensor | None = None):
         """-ELBO (iw_k = 1) or -IWAE-k, with the KL part weighted by kl_weight (warm-up); ELBO terms logged."""
         log_px, log_ratio = self._log_weight_terms(x, self.iw_k)
+        if self.iw_k > 1:
+            return self.importance_weighted_loss(log_px, log_ratio)
         rec, kl = -log_px.mean(), -log_ratio.mean()
-        if self.iw_k == 1:
-            return rec + self.kl_weight * kl, {"nelbo": rec + kl, "kl": kl, "rec": rec}
-        niwae = -log_mean_exp(log_px + self.kl_weight * log_ratio, dim=0).mean()
-        return niwae, {"niwae_train": niwae.detach(), "nelbo": (rec + kl).detach(), "kl": kl.detach(), "rec": rec.detach()}
+        return rec + self.kl_weight * kl, {"nelbo": rec + kl, "kl": kl, "rec": rec}
 
     def log_importance_weights(self, x: torch.Tensor, k: int, y: torch.Tensor | None = None) -> torch.Tensor:
         log_px, log_ratio = self._log_weight_terms(x, k)

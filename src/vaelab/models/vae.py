@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import VaelabError
-from ..densities import (gaussian_log_likelihood, kl_normal, log_bernoulli_with_logits, log_mean_exp, log_normal,
+from ..densities import (gaussian_log_likelihood, kl_normal, log_bernoulli_with_logits, log_normal,
                          sample_gaussian)
 from ..nets import ConvDecoder, ConvEncoder, Decoder, Encoder, UserDecoder, UserEncoder, check_networks
 from .base import Model
@@ -188,10 +188,7 @@ class VAE(Model):
             weight = self.beta * self.kl_weight
             loss = nelbo if weight == 1.0 else rec + weight * kl
             return loss, {"nelbo": nelbo, "kl": kl, "rec": rec}
-        log_px, log_ratio = self._log_weight_terms(x, self.iw_k, y)
-        niwae = -log_mean_exp(log_px + self.kl_weight * log_ratio, dim=0).mean()
-        rec, kl = -log_px.mean(), -log_ratio.mean()
-        return niwae, {"niwae_train": niwae.detach(), "nelbo": (rec + kl).detach(), "kl": kl.detach(), "rec": rec.detach()}
+        return self.importance_weighted_loss(*self._log_weight_terms(x, self.iw_k, y))
 
     def _log_weight_terms(self, x: torch.Tensor, k: int, y: torch.Tensor | None = None):
         """(log p(x | z_i [, y]), log p(z_i) - log q(z_i | x [, y])) for k samples z_i ~ q(z|x): each (k, batch)."""

@@ -66,8 +66,9 @@ def swiss_roll_figure(runs: dict[str, Path], path: Path) -> dict[str, dict[str, 
     of 2,000 decoded prior samples lying on the data (share_on_data)."""
     import matplotlib.pyplot as plt
 
-    from ..plots import (draw_interpolation_2d, draw_reconstruction_2d, draw_samples_2d, interpolation_endpoints,
-                         interpolation_path, reconstruct, save_figure)
+    from ..plots import save_figure
+    from ..run_figures import (draw_interpolation_2d, draw_reconstruction_2d, draw_samples_2d,
+                               interpolation_endpoints, interpolation_path, reconstruct)
 
     data = prepare_data(TrainConfig(dataset="swiss-roll").validate(), torch.device("cpu"))
     x = data.test_x
