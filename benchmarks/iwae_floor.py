@@ -8,7 +8,13 @@ itself (vaelab.evaluate.evaluate_iwae, encoder, sampling, prior and posterior de
 log-mean-exp included) is then timed on the first N test images; the ratio is the distance from
 the floor (the issue's target: within 1.5x).
 
+The likelihood race's other models (--model) add their own per-sample work to the floor: the
+VampPrior's mixture density (two float32 products of the samples with the K components' means and
+precisions, and the log-sum-exp over K), and the two-layer model's q(z2 | z1) and p(z1 | z2)
+networks, which run once per sample like its decoder p(x | z1).
+
     python benchmarks/iwae_floor.py --images 200 --k 5000 --threads 2
+    python benchmarks/iwae_floor.py --model vamp --images 200 --k 5000 --threads 2
 """
 from __future__ import annotations
 
@@ -22,6 +28,7 @@ from likelihood_race import cpu_model
 
 from vaelab.evaluate import IWAE_ROWS_PER_PASS, evaluate_iwae
 from vaelab.models import build_model
+from vaelab.models.gmvae import VampVAE
 
 
 def best_time(fn, repeats: int = 7, inner: int = 20) -> float:
@@ -36,23 +43,36 @@ def best_time(fn, repeats: int = 7, inner: int = 20) -> float:
     return min(times)
 
 
-def floor_per_pass(model, rows: int) -> dict:
-    """Seconds per pass of `rows` decoder rows: each decoder product, and the Bernoulli log-likelihood's
-    elementwise pass (x * logits - softplus(logits), summed over pixels)."""
-    linears = [m for m in model.dec.modules() if isinstance(m, torch.nn.Linear)]
+# model -> (options as in the likelihood race, the networks that run once per importance sample)
+MODELS = {"vae": ({}, ("dec",)), "vamp": ({"z_dim": 40, "k": 500}, ("dec",)),
+          "hvae": ({}, ("q_z2", "p_z1", "p_x"))}
+
+
+def floor_per_pass(model, rows: int, per_sample: tuple[str, ...]) -> dict:
+    """Seconds per pass of `rows` sample rows: each product of the per-sample networks, the Bernoulli
+    log-likelihood's elementwise pass (x * logits - softplus(logits), summed over pixels), and for a
+    mixture prior its density's products and log-sum-exp over the components."""
     parts = {}
-    for i, lin in enumerate(linears):
-        h = torch.randn(rows, lin.in_features)
-        parts[f"product {lin.in_features}x{lin.out_features}"] = best_time(lambda: F.linear(h, lin.weight, lin.bias))
+    for name in per_sample:
+        for lin in (m for m in getattr(model, name).modules() if isinstance(m, torch.nn.Linear)):
+            h = torch.randn(rows, lin.in_features)
+            key = f"{name} product {lin.in_features}x{lin.out_features}"
+            parts[key] = parts.get(key, 0.0) + best_time(lambda: F.linear(h, lin.weight, lin.bias))
     logits = torch.randn(rows, model.x_dim)
     x = torch.bernoulli(torch.rand(1, model.x_dim))
     parts["Bernoulli log-likelihood"] = best_time(lambda: (x * logits - F.softplus(logits)).sum(-1))
+    if isinstance(model, VampVAE):   # the VampPrior: log (1/K) sum_k N(z; m_k, v_k) per sample
+        z, a = torch.randn(rows, model.z_dim), torch.randn(model.k, model.z_dim)
+        parts[f"prior products {model.z_dim}x{model.k} (two)"] = 2 * best_time(lambda: z @ a.t())
+        quad = torch.randn(rows, model.k)
+        parts[f"prior log-sum-exp over {model.k}"] = best_time(lambda: torch.logsumexp(quad, -1))
     return parts
 
 
 @torch.inference_mode()
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--model", choices=MODELS, default="vae", help="the default VAE, or a likelihood-race model")
     ap.add_argument("--images", type=int, default=200, help="test images evaluated (the time scales linearly)")
     ap.add_argument("--k", type=int, default=5000)
     ap.add_argument("--threads", type=int, default=2)
@@ -60,10 +80,11 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
-    model = build_model("vae", 784).eval()   # timings do not depend on the weights' values
+    options, per_sample = MODELS[args.model]
+    model = build_model(args.model, 784, **options).eval()   # timings do not depend on the weights' values
     x = torch.bernoulli(torch.rand(args.images, 784))
     rows = IWAE_ROWS_PER_PASS
-    parts = floor_per_pass(model, rows)
+    parts = floor_per_pass(model, rows, per_sample)
     passes = args.images * args.k / rows
     floor = passes * sum(parts.values())
     measured = []
@@ -77,14 +98,15 @@ def main() -> None:
     full = 10_000 / args.images
     machine = f"{cpu_model()}, {args.threads} thread(s), torch {torch.__version__}"
     rows_md = "\n".join(f"| {name} | {s * 1e3:.3f} | {s * passes:.2f} |" for name, s in parts.items())
-    md = (f"# IWAE-{args.k} evaluation of the default VAE against its arithmetic floor\n\n"
-          f"{machine}. {args.images} test images x k = {args.k} = {args.images * args.k:,} decoder rows in passes of "
+    what = "the default VAE" if args.model == "vae" else f"{args.model} ({', '.join(f'{k}={v}' for k, v in options.items()) or 'defaults'})"
+    md = (f"# IWAE-{args.k} evaluation of {what} against its arithmetic floor\n\n"
+          f"{machine}. {args.images} test images x k = {args.k} = {args.images * args.k:,} sample rows in passes of "
           f"{rows}.\n\n| floor part | ms per pass | s in all |\n|---|---|---|\n{rows_md}\n"
           f"| **floor** | {sum(parts.values()) * 1e3:.3f} | **{floor:.2f}** |\n\n"
           f"Measured evaluate_iwae: median {median:.2f} s (min {measured[0]:.2f}, max {measured[-1]:.2f}, "
           f"{args.repeats} runs): **{ratio:.2f}x the floor** (target: within 1.5x). For the full 10,000-image test "
           f"set: about {median * full / 60:.1f} minutes (floor {floor * full / 60:.1f}).\n")
-    save("iwae-floor", {"machine": machine, "images": args.images, "k": args.k, "rows_per_pass": rows,
+    save("iwae-floor" if args.model == "vae" else f"iwae-floor-{args.model}", {"model": args.model, "machine": machine, "images": args.images, "k": args.k, "rows_per_pass": rows,
                         "floor_parts_s_per_pass": parts, "floor_s": floor, "measured_s": measured, "ratio": ratio}, md)
     print(md)
 

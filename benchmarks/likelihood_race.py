@@ -2,12 +2,16 @@
 
 For each configuration and seed: train on dynamically binarized MNIST with `--time-budget` (2 threads
 by default), keep the last weights, then evaluate the negative IWAE-k bound (k = 5000 by default) on
-all 10,000 test images. Every result is kept in benchmarks/results/likelihood-race.json (one entry per
-configuration, budget and seed; a later call adds to it), and the table is written again each time
-with the machine (CPU model, threads) and its measured matrix-product rate, by which a budget on
-another CPU should be scaled.
+all 10,000 test images. Several budgets (`--minutes 15 30 60`) are one run per seed, continued: the
+run folder runs/race/CONFIG-seedS is trained to the first budget and evaluated, then resumed with the
+next (`vaelab train --resume RUN --time-budget ...`) and evaluated again; a later call with a longer
+budget continues it the same way. Every result is kept in benchmarks/results/likelihood-race.json (one
+entry per configuration, budget and seed; a later call adds to it); the table, the figure of nats
+against minutes and the table of what each configuration adds are written again each time, with the
+machine (CPU model, threads) and its measured matrix-product rate, by which a budget on another CPU
+should be scaled.
 
-    python benchmarks/likelihood_race.py --config vae-z32-warmup-exp --minutes 15 --seeds 0
+    python benchmarks/likelihood_race.py --config vae-z32-warmup-exp --minutes 15 30 60 --seeds 0
     python benchmarks/likelihood_race.py --list
 """
 from __future__ import annotations
@@ -24,15 +28,25 @@ import torch
 from common import DEFAULT_DATA, RESULTS, command_line
 
 import vaelab
+import vaelab.schedules
 from vaelab.evaluate import evaluate_iwae
 
 # name -> (model, options of vaelab.train): what each configuration adds is in its name.
 CONFIGS = {
+    "vae": ("vae", dict()),
     "vae-z32": ("vae", dict(z_dim=32)),
     "vae-z32-warmup-exp": ("vae", dict(z_dim=32, warmup=5, lr_schedule="exp:0.99")),
     "iwae5-z32-warmup-exp": ("vae", dict(z_dim=32, iw_k=5, warmup=5, lr_schedule="exp:0.99")),
     "vamp-z40-warmup-exp": ("vamp", dict(z_dim=40, k=500, warmup=5, lr_schedule="exp:0.99")),
     "hvae-iwae5-warmup-exp": ("hvae", dict(iw_k=5, warmup=5, lr_schedule="exp:0.99")),
+}
+# configuration -> (the one it extends, what it adds): the rows of the contributions table.
+ADDS = {
+    "vae-z32": ("vae", "latent 10 -> 32"),
+    "vae-z32-warmup-exp": ("vae-z32", "KL warm-up 5 epochs, lr x 0.99 per epoch"),
+    "iwae5-z32-warmup-exp": ("vae-z32-warmup-exp", "IWAE objective, k = 5"),
+    "vamp-z40-warmup-exp": ("vae-z32-warmup-exp", "VampPrior K = 500, latent 40"),
+    "hvae-iwae5-warmup-exp": ("iwae5-z32-warmup-exp", "two stochastic layers (IWAE paper's nets)"),
 }
 NAME = "likelihood-race"
 
@@ -62,8 +76,13 @@ def matmul_gflops(threads: int, repeats: int = 7) -> float:
 
 
 def run_one(config: str, minutes: float, seed: int, args) -> dict:
+    """Train (or continue) runs/race/CONFIG-seedS to `minutes` of training time, then its IWAE-k bound."""
     model, options = CONFIGS[config]
-    out = Path(args.out) / f"{config}-{minutes:g}m-seed{seed}"
+    out = Path(args.out) / f"{config}-seed{seed}"
+    if out.exists():
+        trained = vaelab.load_run(out).config.time_budget
+        if trained and vaelab.schedules.parse_duration(trained) > minutes * 60:
+            raise SystemExit(f"{out} has trained for {trained} already; give --minutes above that, or another --out")
     run = vaelab.train(model, dataset="mnist", data_dir=args.data_dir, seeds=[seed], out=out, resume=out.exists(),
                        epochs=3280, time_budget=f"{minutes:g}m", threads=args.threads, iwae_k=[1], eval_repeats=1,
                        progress=not args.no_progress, **options)
@@ -97,13 +116,15 @@ def table(results: dict, k: int) -> str:
                      f"**{r[f'niwae_{k}']:.2f}** | {r['eval_seconds']:.0f} |")
     groups: dict = {}
     for r in rows:
-        groups.setdefault((r["config"], r["minutes"]), []).append(r)
-    lines += ["", f"| configuration | budget here (min) | seeds | **IWAE-{k}, mean ± SE** | test NELBO, mean ± SE |",
-              "|---|---|---|---|---|"]
-    for (config, minutes), rs in groups.items():
+        groups.setdefault((r["config"], nominal(r)), []).append(r)
+    lines += ["", f"| configuration | budget (min at {REFERENCE_GFLOPS} GFLOP/s) | budget here (min) | seeds | "
+              f"**IWAE-{k}, mean ± SE** | test NELBO, mean ± SE | epochs |", "|---|---|---|---|---|---|---|"]
+    for (config, budget), rs in sorted(groups.items()):
         iw, nelbo = mean_se([r[f"niwae_{k}"] for r in rs]), mean_se([r["nelbo"] for r in rs])
-        lines.append(f"| {config} | {minutes:g} | {len(rs)} | **{iw['mean']:.2f} ± {iw['se']:.2f}** | "
-                     f"{nelbo['mean']:.2f} ± {nelbo['se']:.2f} |")
+        here = "/".join(sorted({f"{r['minutes']:g}" for r in rs}))
+        epochs = f"{min(r['epochs'] for r in rs):.0f}-{max(r['epochs'] for r in rs):.0f}"
+        lines.append(f"| {config} | {budget:g} | {here} | {len(rs)} | **{iw['mean']:.2f} ± {iw['se']:.2f}** | "
+                     f"{nelbo['mean']:.2f} ± {nelbo['se']:.2f} | {epochs} |")
     return "\n".join(lines)
 
 
@@ -111,7 +132,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--config", choices=CONFIGS)
     ap.add_argument("--list", action="store_true", help="list the configurations")
-    ap.add_argument("--minutes", type=float, default=15)
+    ap.add_argument("--minutes", type=float, nargs="+", default=[15],
+                    help="training-time budgets in minutes, ascending: one run continued from each to the next")
     ap.add_argument("--seeds", type=int, nargs="+", default=[0])
     ap.add_argument("--k", type=int, default=5000)
     ap.add_argument("--threads", type=int, default=2)
@@ -134,14 +156,18 @@ def main() -> None:
     if args.rewrite:
         write_markdown(doc, args.k, results)
         return
+    if args.minutes != sorted(args.minutes):
+        ap.error("--minutes: give the budgets in ascending order (each continues the run of the one before)")
     for seed in args.seeds:
-        r = run_one(args.config, args.minutes, seed, args)
-        r.update(machine=machine, matmul_gflops=rate, command=command_line(),
-                 date=datetime.now().isoformat(timespec="seconds"))
-        doc["results"][f"{args.config}/{args.minutes:g}/{seed}"] = r
-        path.write_text(json.dumps(doc, indent=2) + "\n")   # after every seed: a long call keeps what it finished
-        write_markdown(doc, args.k, results)
-        print(f"{args.config} seed {seed}: IWAE-{args.k} {r[f'niwae_{args.k}']:.2f} after {r['epochs']:.0f} epochs")
+        for minutes in args.minutes:
+            r = run_one(args.config, minutes, seed, args)
+            r.update(machine=machine, matmul_gflops=rate, command=command_line(),
+                     date=datetime.now().isoformat(timespec="seconds"))
+            doc["results"][f"{args.config}/{minutes:g}/{seed}"] = r
+            path.write_text(json.dumps(doc, indent=2) + "\n")   # after every budget: a long call keeps what it did
+            write_markdown(doc, args.k, results)
+            print(f"{args.config} seed {seed}, {minutes:g} min: IWAE-{args.k} {r[f'niwae_{args.k}']:.2f} "
+                  f"after {r['epochs']:.0f} epochs")
 
 
 def write_markdown(doc: dict, k: int, results: Path) -> None:
@@ -154,9 +180,86 @@ def write_markdown(doc: dict, k: int, results: Path) -> None:
           "are evaluated. The issue's budgets were set for a CPU whose 2-thread products run at about 135 GFLOP/s; "
           "the budget here is scaled by this machine's measured rate (below), and the third column converts it "
           "back. What each configuration adds is in its name (CONFIGS in the script).\n\n"
-          + table(doc["results"], k) + "\n\nMachines: " + "; ".join(machines)
+          + table(doc["results"], k) + "\n\n![IWAE-5000 against minutes of training](likelihood-race.png)\n\n"
+          + contributions(doc["results"], k) + "\n\nMachines: " + "; ".join(machines)
           + "\n\nCommands:\n\n" + "\n".join(f"    {c}" for c in commands) + "\n")
     (results / f"{NAME}.md").write_text(md)
+    figure(doc["results"], k, results / f"{NAME}.png")
+
+
+def _reference_minutes(r: dict) -> float:
+    """The budget converted to the issue's reference CPU (135 GFLOP/s) by this machine's measured rate."""
+    return r["minutes"] * r.get("matmul_gflops_remeasured", r["matmul_gflops"]) / REFERENCE_GFLOPS
+
+
+def nominal(r: dict) -> float:
+    """The issue's budget (15, 30, 60, ... minutes at the reference rate) a run stands for: runs of
+    different sessions, whose CPUs differ, are compared and averaged by it. The budget here is the
+    nominal one scaled by the measured rate, and the rate varies by about 10% between timings."""
+    ref = _reference_minutes(r)
+    return next((b for b in (15, 30, 60, 120, 240, 480, 960) if abs(ref - b) <= 0.1 * b), round(ref, 1))
+
+
+def figure(results: dict, k: int, path: Path) -> None:
+    """IWAE-k against training minutes (at the reference rate), one line per configuration: the mean over
+    seeds at each budget, with its standard error."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from vaelab.runs import mean_se
+
+    fig, ax = plt.subplots(figsize=(6.4, 4.2), dpi=110)
+    for config in sorted({r["config"] for r in results.values()}):
+        budgets = sorted({nominal(r) for r in results.values() if r["config"] == config})
+        xs, ys, es, ns = [], [], [], []
+        for m in budgets:
+            rs = [r for r in results.values() if r["config"] == config and nominal(r) == m]
+            stat = mean_se([r[f"niwae_{k}"] for r in rs])
+            xs.append(sum(map(_reference_minutes, rs)) / len(rs))
+            ys.append(stat["mean"])
+            es.append(stat["se"])
+            ns.append(len(rs))
+        label = f"{config} ({'/'.join(map(str, ns))} seeds)" if len(set(ns)) > 1 else f"{config} ({ns[0]} seed{'s' * (ns[0] > 1)})"
+        ax.errorbar(xs, ys, yerr=es, marker="o", capsize=3, label=label)
+    for target, what in ((87.5, "15-min target"), (86.0, "60-min target"), (84.5, "long-budget target")):
+        ax.axhline(target, color="grey", lw=0.8, ls=":")
+        ax.text(0.01, target, what, transform=ax.get_yaxis_transform(), va="bottom", fontsize=7, color="grey")
+    ax.set_xscale("log")
+    ticks = [b for b in (15, 30, 60, 120, 240, 480, 960) if b <= 1.2 * max(map(_reference_minutes, results.values()))]
+    ax.set_xticks(ticks, [str(t) for t in ticks])
+    ax.minorticks_off()
+    ax.set_xlabel(f"minutes of training (at {REFERENCE_GFLOPS} GFLOP/s; 2 threads)")
+    ax.set_ylabel(f"IWAE-{k} on the test set (nats)")
+    ax.set_title("The likelihood race: dynamically binarized MNIST", fontsize=10)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    tmp = path.with_suffix(".tmp.png")
+    fig.savefig(tmp)
+    plt.close(fig)
+    tmp.replace(path)
+
+
+def contributions(results: dict, k: int) -> str:
+    """What each configuration adds to the one it extends (ADDS), at every budget both were run at, on the
+    seeds both have: the difference of the means (negative: fewer nats, better)."""
+    lines = [f"What each configuration adds (IWAE-{k} difference to the configuration it extends, same budget "
+             "and seeds; negative is better):", "",
+             f"| configuration | extends | adds | budget (min at {REFERENCE_GFLOPS} GFLOP/s) | seeds | IWAE, nats | "
+             "difference |", "|---|---|---|---|---|---|---|"]
+    by = {(r["config"], nominal(r), r["seed"]): r[f"niwae_{k}"] for r in results.values()}
+    for config, (parent, what) in ADDS.items():
+        for minutes in sorted({m for c, m, _ in by if c == config}):
+            seeds = sorted(s for c, m, s in by if c == config and m == minutes and (parent, m, s) in by)
+            if not seeds:
+                continue
+            mine = sum(by[config, minutes, s] for s in seeds) / len(seeds)
+            theirs = sum(by[parent, minutes, s] for s in seeds) / len(seeds)
+            lines.append(f"| {config} | {parent} | {what} | {minutes:g} | {len(seeds)} | {mine:.2f} | "
+                         f"**{mine - theirs:+.2f}** |")
+    if len(lines) == 4:
+        lines.append("| (no pair of configurations run at the same budget and seed yet) | | | | | | |")
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":

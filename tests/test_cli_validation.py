@@ -106,7 +106,8 @@ def _one_line_error(argv, capsys) -> str:
 def test_training_options_after_resume_without_model_are_named(tiny_run, capsys, extra, named):
     err = _one_line_error(["train", "--resume", str(tiny_run), *extra], capsys)
     assert f"--resume {tiny_run} continues the run with its saved configuration, so {named}" in err, err
-    assert "only --data-dir, --device, --threads and --no-progress may follow --resume RUN" in err
+    assert "only --data-dir, --device, --threads, --no-progress and --time-budget (to extend the run) may follow " \
+           "--resume RUN" in err
     assert "invalid choice" not in err
 
 

@@ -126,6 +126,50 @@ def test_a_time_budget_stops_training_cleanly_and_evaluates(tmp_path):
     assert 2 <= hist["train_seconds"] < 30 and run.summary()["nelbo"]["mean"] > 0
 
 
+def test_a_longer_budget_continues_a_budget_stopped_run_exactly(tmp_path, capsys):
+    from vaelab.cli import main
+
+    cfg = dict(iters=72, log_every=12, eval_every=12, checkpoint_every=36, val_size=400, iwae_k=[2], eval_repeats=1,
+               progress=False, threads=1, z_dim=2, hidden="32")
+    reference = vaelab.train("vae", out=tmp_path / "ref", **cfg)
+    short = vaelab.train("vae", out=tmp_path / "run", time_budget="0.001s", **cfg)   # stops at the first log point
+    assert short.history()["iterations_run"] == 12 and short.complete
+    again = vaelab.train("vae", out=tmp_path / "run", resume=True, time_budget="0.001s", **cfg)
+    assert again.history()["iterations_run"] == 12   # the same budget: the same cell returns the run as it is
+    longer = vaelab.train("vae", out=tmp_path / "run", resume=True, time_budget="1h", **cfg)
+    assert "stopped_by" not in longer.history() and longer.config.time_budget == "1h"
+    a, b = longer.per_seed()[0], reference.per_seed()[0]
+    for key in ("nelbo", "kl", "rec", "niwae_2"):
+        assert a[key] == b[key], key
+    assert longer.history()["loss"] == reference.history()["loss"]
+    with pytest.raises(VaelabError, match="already complete .* a longer --time-budget continues only the seeds a budget"):
+        resume_run(tmp_path / "run", time_budget="2h")
+    vaelab.train("vae", out=tmp_path / "cli", time_budget="0.001s", **cfg)
+    assert main(["train", "--resume", str(tmp_path / "cli"), "--time-budget", "1h"]) == 0
+    assert vaelab.load_run(tmp_path / "cli").per_seed()[0]["nelbo"] == b["nelbo"]
+    with pytest.raises(VaelabError, match="--time-budget 'soon': give a positive duration"):
+        resume_run(tmp_path / "cli", time_budget="soon")
+
+
+def test_every_run_keeps_its_best_validation_weights(tmp_path):
+    run = vaelab.train("vae", out=tmp_path / "r", iters=60, eval_every=20, log_every=20, val_size=400, iwae_k=[1],
+                       eval_repeats=1, progress=False, threads=1, z_dim=2, hidden="32", lr=3e-2)
+    hist, seed_dir = run.history(), run.path / "seed-0"
+    vals = hist["val_nelbo"]
+    assert hist["best_iteration"] == hist["val_iteration"][vals.index(min(vals))] and hist["best_val"] == min(vals)
+    assert "stopped_early" not in hist   # no early stopping: the results come from the last weights
+    best, last = run.model(best=True), run.model()
+    assert torch.load(seed_dir / "best.pt", weights_only=False)["iteration"] == hist["best_iteration"]
+    last_weights = torch.load(seed_dir / "checkpoint.pt", weights_only=False)["model"]
+    assert all(torch.equal(v, last_weights[k]) for k, v in last.state_dict().items())
+    if hist["best_iteration"] != 60:
+        assert not all(torch.equal(v, last_weights[k]) for k, v in best.state_dict().items())
+    none = vaelab.train("vae", out=tmp_path / "noval", iters=20, val_size=0, iwae_k=[1], eval_repeats=1, progress=False,
+                        z_dim=2, hidden="32")
+    with pytest.raises(VaelabError, match="no best.pt; runs keep their best validation weights only with a validation"):
+        none.model(best=True)
+
+
 class _Interrupt(BaseException):
     pass
 

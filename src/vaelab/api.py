@@ -45,7 +45,8 @@ def train(model: str | Model | None = None, dataset: str | None = None, *, seeds
         overwrite: replace `out` if it already holds a vaelab run (never a folder of other files).
         resume: continue the run in `out` where it stopped (or start it, if `out` holds none yet); the
             arguments given must agree with its saved configuration, so the same cell can run again, and
-            a complete run is returned as it is.
+            a complete run is returned as it is. A longer `time_budget` extends it: the seeds the old
+            budget stopped train on from their last checkpoint and are evaluated again.
         **options: training options (the fields of `vaelab.TrainConfig`: iters, epochs, batch_size,
             lr, ...) and, for a model name, the model's options (`vaelab.options(model)`: beta, z_dim, ...).
 
@@ -73,7 +74,7 @@ def train(model: str | Model | None = None, dataset: str | None = None, *, seeds
 def _resume(model, dataset, seeds, out, options) -> Run:
     """resume=True: continue the run in `out`; the arguments given must agree with its saved configuration
     (so the same cell can be run again), except the runtime options, which may change."""
-    from .config import RUNTIME_OPTIONS
+    from .config import EXTENDABLE, RUNTIME_OPTIONS
     from .pipeline import resume_run
 
     if out is None:
@@ -83,18 +84,19 @@ def _resume(model, dataset, seeds, out, options) -> Run:
     run = Run(out)
     saved = dataclasses.asdict(run.config)
     given, _ = _config(model or saved["model"], dataset or saved["dataset"], saved["seeds"] if seeds is None else seeds,
-                       out, {k: v for k, v in options.items() if k not in RUNTIME_OPTIONS})
+                       out, {k: v for k, v in options.items() if k not in (*RUNTIME_OPTIONS, *EXTENDABLE)})
     now = dataclasses.asdict(given)
     now["model_options"] = {**saved["model_options"], **now["model_options"]}   # options left out keep their saved value
     asked = {"model", "dataset", "seeds", "model_options", *options}
-    changed = [k for k in now if k in asked and k not in (*RUNTIME_OPTIONS, "out") and now[k] != saved.get(k)]
+    changed = [k for k in now if k in asked and k not in (*RUNTIME_OPTIONS, *EXTENDABLE, "out") and now[k] != saved.get(k)]
     if changed:
         raise VaelabError(f"resume=True keeps the run's saved configuration; {', '.join(sorted(changed))} differ "
                           f"from it (saved: {', '.join(f'{k}={saved.get(k)!r}' for k in sorted(changed))}); "
                           f"use overwrite=True to start again with the new values")
-    if run.complete and (run.path / "report.md").exists():
+    extend = {k: options[k] for k in EXTENDABLE if k in options and options[k] != saved.get(k)}
+    if run.complete and (run.path / "report.md").exists() and not extend:
         return run   # nothing left to do: the same cell run again after training finished
-    return Run(resume_run(out, **{k: v for k, v in options.items() if k in RUNTIME_OPTIONS}))
+    return Run(resume_run(out, **{k: v for k, v in options.items() if k in RUNTIME_OPTIONS}, **extend))
 
 
 def _config(model, dataset, seeds, out, options) -> tuple[TrainConfig, Model | None]:

@@ -25,12 +25,12 @@ def _explicit_options(argv: list[str]) -> dict:
 
 
 def cmd_train(args) -> int:
-    from .config import RUNTIME_OPTIONS, TrainConfig
+    from .config import EXTENDABLE, RUNTIME_OPTIONS, TrainConfig
     from .pipeline import resume_run, train_run
 
     given = _explicit_options(args.argv)
-    runtime = {}   # typed runtime options, after MODEL or before it
-    for k in RUNTIME_OPTIONS:
+    runtime = {}   # typed runtime (and extendable) options, after MODEL or before it
+    for k in (*RUNTIME_OPTIONS, *EXTENDABLE):
         if k in given or f"top_{k}" in given:
             runtime[k] = given.get(k, given.get(f"top_{k}"))
             setattr(args, k, runtime[k])
@@ -69,7 +69,7 @@ def cmd_train(args) -> int:
 def _check_resume_options(run: Path, args, given: dict) -> None:
     """`vaelab train MODEL ... --resume RUN`: typed options must agree with the run's saved configuration."""
     from .runs import read_json
-    from .config import RUNTIME_OPTIONS
+    from .config import EXTENDABLE, RUNTIME_OPTIONS
 
     if args.model is None or not (Path(run) / "config.json").is_file():
         return   # nothing typed to compare (a missing config.json is reported by resume_run)
@@ -79,14 +79,14 @@ def _check_resume_options(run: Path, args, given: dict) -> None:
                           f"use `vaelab train --resume {run}`")
     changed = []
     for k, v in given.items():
-        if k in ("command", "model", "resume", "argv") or k.startswith("top_") or k in RUNTIME_OPTIONS:
+        if k in ("command", "model", "resume", "argv") or k.startswith("top_") or k in (*RUNTIME_OPTIONS, *EXTENDABLE):
             continue
         old = saved.get("model_options", {}).get(k[4:]) if k.startswith("opt_") else saved.get(k)
         if v != old and not (k == "out" and Path(v) == Path(str(old))):
             changed.append(f"--{(k[4:] if k.startswith('opt_') else k).replace('_', '-')} (run: {old}, given: {v})")
     if changed:
         raise VaelabError(f"--resume {run} continues the run with its saved configuration; {'; '.join(changed)} cannot "
-                          f"change (only --data-dir, --device, --threads, --no-progress can); drop them, "
+                          f"change (only --data-dir, --device, --threads, --no-progress and --time-budget can); drop them, "
                           f"or start a new run with another --out")
 
 
@@ -171,7 +171,8 @@ def cmd_datasets(args) -> int:
     return 0
 
 
-RESUME_RUNTIME = {"--resume": 1, "--data-dir": 1, "--device": 1, "--threads": 1, "--no-progress": 0}   # takes a value?
+RESUME_RUNTIME = {"--resume": 1, "--data-dir": 1, "--device": 1, "--threads": 1, "--no-progress": 0,
+                  "--time-budget": 1}   # option -> takes a value?
 
 
 def _resume_misuse(argv: list[str]) -> str | None:
@@ -199,7 +200,8 @@ def _resume_misuse(argv: list[str]) -> str | None:
         return None
     named = [t.split("=", 1)[0] for t in extra if t.startswith("-")] or extra
     return (f"--resume {resume} continues the run with its saved configuration, so {' '.join(named)} cannot be "
-            f"given; only --data-dir, --device, --threads and --no-progress may follow --resume RUN (to train with "
+            f"given; only --data-dir, --device, --threads, --no-progress and --time-budget (to extend the run) may follow "
+            f"--resume RUN (to train with "
             f"other options, start a new run: vaelab train MODEL ... --out NEW_FOLDER)")
 
 

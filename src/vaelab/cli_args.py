@@ -94,8 +94,12 @@ def _add_train(sub) -> None:
                            usage="vaelab train MODEL [options]  |  vaelab train --resume RUN [runtime options]")
     train.add_argument("--resume", dest="top_resume", metavar="RUN", type=Path,
                        help="continue an interrupted run folder from its last checkpoints, with its saved "
-                            "configuration (only the runtime options below may change)")
-    _add_runtime_args(train.add_argument_group("runtime options (with --resume)"), prefix="top_", device_default=None)
+                            "configuration (only the options below may change)")
+    top = train.add_argument_group("runtime options (with --resume)")
+    _add_runtime_args(top, prefix="top_", device_default=None)
+    top.add_argument("--time-budget", dest="top_time_budget", metavar="DURATION",
+                     help="a new time budget per seed (total training time): a longer one continues the seeds "
+                          "the old budget stopped, e.g. `vaelab train --resume RUN --time-budget 2h`")
     models = train.add_subparsers(dest="model", required=False, metavar="MODEL", parser_class=Parser, prog="vaelab train")
     for name, (cls, options) in MODELS.items():
         _add_model_parser(models, name, cls, options)
@@ -158,7 +162,7 @@ def _add_optimisation_args(g, d, cls) -> None:
                    help="constant, step:EPOCHS:FACTOR, exp:FACTOR (per epoch) or iwae (Burda et al.: 10^(-i/7) for 3^i epochs)")
     g.add_argument("--adam-eps", type=_positive_float, default=d.adam_eps, help="Adam's epsilon")
     g.add_argument("--time-budget", metavar="DURATION", help="stop each seed's training after this much training time "
-                   "(90s, 15m, 1.5h), then evaluate as usual")
+                   "(90s, 15m, 1.5h), then evaluate as usual; `--resume RUN --time-budget LONGER` continues it")
     g.add_argument("--precision", choices=PRECISIONS, default=d.precision,
                    help="bf16: the networks under bfloat16 autocast (log-densities stay float32); "
                         "for GPUs with bfloat16 units")

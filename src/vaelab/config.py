@@ -22,6 +22,8 @@ OPTIMIZERS = ("auto", "adam", "adamw")
 PRECISIONS = ("fp32", "bf16")
 MAX_STEPS = 10**9   # iterations or epochs: far beyond any real run
 RUNTIME_OPTIONS = ("data_dir", "device", "threads", "progress")   # what may change when a run is resumed
+# What a resume may also change to extend the run: a longer budget continues the seeds the old one stopped.
+EXTENDABLE = ("time_budget",)
 
 
 @dataclass

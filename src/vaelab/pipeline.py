@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import dataclasses
+import math
 import platform
 import shutil
 from datetime import datetime
@@ -22,17 +23,18 @@ from safetensors.torch import save as save_safetensors
 
 from . import distributed
 from .batches import DeviceData, check_split, prepare_data
-from .config import RUNTIME_OPTIONS, TrainConfig, resolve_device
+from .config import EXTENDABLE, RUNTIME_OPTIONS, TrainConfig, resolve_device
 from .data import STATIC_BINARIZATION_SEED
 from .errors import VaelabError
 from .evaluate import evaluate_model
 from .judge import run_judge, sample_quality
 from .models import Model, build_model
+from .schedules import parse_duration
 from .runs import atomic_write_bytes, check_new_run_dir, load_checkpoint, lock_run_dir, prepare_run_dir, read_json, summarise, write_json
 from .trainer import fit, flush_denormal
 
 SAMPLE_ROWS, SAMPLE_COLS = 10, 20   # the sample grid every image run writes
-_NOT_COMPARED = RUNTIME_OPTIONS + ("out",)   # a run folder may be moved
+_NOT_COMPARED = RUNTIME_OPTIONS + EXTENDABLE + ("out",)   # a run folder may be moved, its budget extended
 
 
 def train_run(cfg: TrainConfig, resume: bool = False, model: Model | None = None) -> Path:
@@ -53,17 +55,22 @@ def train_run(cfg: TrainConfig, resume: bool = False, model: Model | None = None
 
 
 def resume_run(run, **runtime) -> Path:
-    """Continue an interrupted run folder with its saved configuration.
+    """Continue an interrupted run folder with its saved configuration, or extend a finished one.
 
-    Only RUNTIME_OPTIONS (data_dir, device, threads, progress) may be given; None keeps the saved value."""
+    Only RUNTIME_OPTIONS (data_dir, device, threads, progress) and EXTENDABLE (time_budget) may be given;
+    None keeps the saved value. A new time budget is the total training time per seed: the seeds the
+    old budget stopped continue from their last checkpoint (exactly as an uninterrupted run would) until
+    the new one is spent, and are evaluated again; config.json records the new budget."""
     run = Path(run)
     with distributed.same_on_every_rank():
         if not (run / "config.json").is_file():
             raise VaelabError(f"--resume {run}: not a vaelab run folder (no config.json); pass the folder `vaelab train` printed")
-        bad = set(runtime) - set(RUNTIME_OPTIONS)
+        bad = set(runtime) - set(RUNTIME_OPTIONS) - set(EXTENDABLE)
         if bad:
-            raise VaelabError(f"--resume keeps the run's saved configuration; only {', '.join(RUNTIME_OPTIONS)} may "
-                              f"change, not {', '.join(sorted(bad))}")
+            raise VaelabError(f"--resume keeps the run's saved configuration; only {', '.join(RUNTIME_OPTIONS)} and "
+                              f"time_budget may change, not {', '.join(sorted(bad))}")
+        if runtime.get("time_budget") is not None:
+            parse_duration(runtime["time_budget"])
         cfg = config_of(run)
     for k, v in runtime.items():
         if v is not None:
@@ -212,13 +219,19 @@ def _write_seed_outputs(cfg, data: DeviceData, device, run_dir: Path, seed: int,
 def _resume_progress(run_dir: Path, cfg: TrainConfig) -> tuple[dict, dict] | None:
     """Per-seed metrics and histories of the seeds a resumed run has already finished; None for a complete
     run whose report was missing (rebuilt here)."""
+    saved = read_json(run_dir / "config.json")
+    if saved.get("time_budget") != cfg.time_budget:   # extended (or shortened): the folder says what it ran with
+        write_json(run_dir / "config.json", {**saved, "time_budget": cfg.time_budget})
+    budget = parse_duration(cfg.time_budget) if cfg.time_budget else math.inf
     per_seed, histories = {}, {}
     if (run_dir / "metrics.json").exists():
         done = read_json(run_dir / "metrics.json").get("per_seed", {})
         for seed in cfg.seeds:
             if str(seed) in done and (run_dir / f"seed-{seed}" / "history.json").exists():
-                per_seed[str(seed)] = done[str(seed)]
-                histories[str(seed)] = read_json(run_dir / f"seed-{seed}" / "history.json")
+                hist = read_json(run_dir / f"seed-{seed}" / "history.json")
+                if hist.get("stopped_by") == "time budget" and hist["train_seconds"] < budget:
+                    continue   # a longer budget than the one that stopped it: train on
+                per_seed[str(seed)], histories[str(seed)] = done[str(seed)], hist
     if len(per_seed) == len(cfg.seeds) and not (run_dir / "report.md").exists():
         from .report import write_report   # killed between metrics.json and the report: rebuild what is missing
 
@@ -226,7 +239,8 @@ def _resume_progress(run_dir: Path, cfg: TrainConfig) -> tuple[dict, dict] | Non
         return None
     if len(per_seed) == len(cfg.seeds):
         raise VaelabError(f"--resume {run_dir}: the run is already complete (all {len(cfg.seeds)} seed(s) have metrics); "
-                          f"nothing to resume (`vaelab eval {run_dir}` adds bounds)")
+                          f"nothing to resume (`vaelab eval {run_dir}` adds bounds; a longer --time-budget "
+                          f"continues only the seeds a budget stopped)")
     return per_seed, histories
 
 

@@ -78,10 +78,14 @@ class Run:
             raise VaelabError(f"{what}={seed!r}: this run has seeds {self.seeds}")
         return seed
 
-    def checkpoint_path(self, seed: int | None = None) -> Path:
-        """The weights a seed's results come from: the best epoch's (early stopping) or the last checkpoint."""
+    def checkpoint_path(self, seed: int | None = None, best: bool = False) -> Path:
+        """The weights a seed's results come from: the best epoch's (early stopping) or the last checkpoint;
+        best=True: the best validation epoch's, which every run with a validation set keeps."""
         folder = self.seed_dir(seed)
-        for name in ("best.pt", "checkpoint.pt"):
+        if best and not (folder / "best.pt").exists():
+            raise VaelabError(f"{folder}: no best.pt; runs keep their best validation weights only with a "
+                              f"validation set (val_size > 0), from the first validation on")
+        for name in ("best.pt",) if best else (("best.pt", "checkpoint.pt") if self.config.patience else ("checkpoint.pt",)):
             if (folder / name).exists():
                 return folder / name
         raise VaelabError(f"{folder}: no checkpoint yet; the seed has not reached its first checkpoint "
@@ -117,11 +121,12 @@ class Run:
         return read_json(path)
 
     # -- the model and its data ---------------------------------------------------------------
-    def model(self, seed: int | None = None, device: str = "cpu") -> Model:
+    def model(self, seed: int | None = None, device: str = "cpu", best: bool = False) -> Model:
         """The model of one training seed (default: the first), in evaluation mode, with the weights its
-        results come from: the best epoch's under early stopping, else the last."""
+        results come from: the best epoch's under early stopping, else the last. best=True: the weights
+        of the epoch with the best validation loss (kept by every run with a validation set)."""
         dev = resolve_device(device)
-        ckpt = load_checkpoint(self.checkpoint_path(self._seed(seed)), dev)
+        ckpt = load_checkpoint(self.checkpoint_path(self._seed(seed), best=best), dev)
         return load_model(ckpt, dev, model=self._user_model)
 
     def data(self, device: str = "cpu", dataset: str | None = None, data_dir: str | None = None,

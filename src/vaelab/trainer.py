@@ -92,6 +92,10 @@ class Trainer:
         self.hist, self.window = state["history"], {k: v.to(self.device) for k, v in own["window"].items()}
         self.seconds_before = state["train_seconds"]
         self.stopping = state.get("stopping", self.stopping)
+        if self.stopping.get("reason") == "time budget" and (self.budget is None or self.seconds_before < self.budget):
+            # resumed with a longer budget: train on from the checkpoint the old one wrote at its stop
+            self.stopping = {k: v for k, v in self.stopping.items() if k not in ("reason", "budget_seconds")}
+            self.stopping["stopped"] = False
         self.start = self.cfg.iters + 1 if self.stopping["stopped"] else ckpt["iteration"] + 1
         self.last_ckpt = (ckpt["iteration"], self.seed_dir / "checkpoint.pt")
         _set_rng_state(own)
@@ -185,14 +189,17 @@ class Trainer:
         for k in self.model.ELBO_TERMS:
             self.hist.setdefault(f"val_{k}", []).append(val[k])
         self.model.train()
-        if self.cfg.patience and self.seed_dir is not None:   # val is the same on every rank: all stop together
-            if val[self.val_key] < self.stopping["best"]:
-                self.stopping.update(best=val[self.val_key], best_iteration=it, bad=0)
-                if self.main:
-                    save_checkpoint(self.seed_dir / "best.pt", self._state(it, None))
-            else:
-                self.stopping["bad"] += 1
-                self.stopping["stopped"] = self.stopping["bad"] >= self.cfg.patience
+        if self.seed_dir is None:
+            return
+        # The best validation epoch's weights are kept in best.pt for every run (a long run's last epoch
+        # need not be its best); early stopping returns to them. val is the same on every rank.
+        if val[self.val_key] < self.stopping["best"]:
+            self.stopping.update(best=val[self.val_key], best_iteration=it, bad=0)
+            if self.main:
+                save_checkpoint(self.seed_dir / "best.pt", self._state(it, None))
+        elif self.cfg.patience:   # all ranks stop together
+            self.stopping["bad"] += 1
+            self.stopping["stopped"] = self.stopping["bad"] >= self.cfg.patience
 
     def _checkpoint(self, it: int) -> None:
         """seed-S/checkpoint.pt with everything a resume needs (never over good weights with bad ones)."""
@@ -228,6 +235,8 @@ class Trainer:
             distributed.broadcast_module(self.model)
             hist.update(best_iteration=self.stopping["best_iteration"], best_val=self.stopping["best"],
                         stopped_early=self.stopping["stopped"], iterations_run=done)
+        elif self.stopping["best_iteration"]:   # the results come from the last weights; best.pt holds these
+            hist.update(best_iteration=self.stopping["best_iteration"], best_val=self.stopping["best"])
         return hist
 
     def _state(self, it: int, trainer: dict | None) -> dict:
