@@ -118,12 +118,13 @@ def test_the_two_layer_model_has_no_conv_option(capsys):
     assert e.value.code == 2 and "unrecognized arguments: --net conv" in capsys.readouterr().err
 
 
-def test_a_time_budget_stops_training_cleanly_and_evaluates(tmp_path):
-    run = vaelab.train("vae", out=tmp_path / "budget", iters=10**6, time_budget="2s", progress=False, iwae_k=[1],
+def test_a_time_budget_stops_training_cleanly_and_evaluates(tmp_path, capsys):
+    run = vaelab.train("vae", out=tmp_path / "budget", iters=10**6, time_budget="2s", progress=True, iwae_k=[1],
                        eval_repeats=1, log_every=20)
     hist = run.history()
     assert hist["stopped_by"] == "time budget" and 0 < hist["iterations_run"] < 10**6
     assert 2 <= hist["train_seconds"] < 30 and run.summary()["nelbo"]["mean"] > 0
+    assert "budget left=0:00:00" in capsys.readouterr().err   # the bar's last state: the budget is spent
 
 
 def test_a_longer_budget_continues_a_budget_stopped_run_exactly(tmp_path, capsys):

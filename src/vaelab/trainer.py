@@ -169,8 +169,11 @@ class Trainer:
         self.hist.setdefault("seconds", []).append(self.seconds_before + time.perf_counter() - self.t0)
         for k, v in means.items():
             self.hist.setdefault(k, []).append(v)
-        bar.set_postfix({k.upper() if k != "rec" else "Rec": f"{means[k]:.2f}" for k in ("nelbo", "kl", "rec")
-                         if k in means}, refresh=False)
+        post = {k.upper() if k != "rec" else "Rec": f"{means[k]:.2f}" for k in ("nelbo", "kl", "rec") if k in means}
+        if self.budget is not None:   # the bar's ETA counts iterations; a budget may end the run sooner
+            left = max(0.0, self.budget - self.hist["seconds"][-1])
+            post["budget left"] = f"{int(left // 3600)}:{int(left % 3600 // 60):02d}:{int(left % 60):02d}"
+        bar.set_postfix(post, refresh=False)
         bar.update(it - bar.n)
 
     def _check_budget(self, it: int) -> None:
