@@ -154,11 +154,11 @@ def main() -> None:
     results.mkdir(parents=True, exist_ok=True)
     path = results / f"{NAME}.json"
     doc = json.loads(path.read_text()) if path.exists() else {"results": {}, "machines": {}}
-    machine = f"{cpu_model()}, {args.threads} thread(s), torch {torch.__version__}"
-    rate = matmul_gflops(args.threads)
     if args.rewrite:
         write_markdown(doc, args.k, results)
         return
+    machine = f"{cpu_model()}, {args.threads} thread(s), torch {torch.__version__}"
+    rate = matmul_gflops(args.threads)
     if args.minutes != sorted(args.minutes):
         ap.error("--minutes: give the budgets in ascending order (each continues the run of the one before)")
     if args.nominal is not None and len(args.nominal) != len(args.minutes):
@@ -186,12 +186,23 @@ def write_markdown(doc: dict, k: int, results: Path) -> None:
           "Each run trains with `--time-budget` (training time only; evaluation comes after) and its last weights "
           "are evaluated. The issue's budgets were set for a CPU whose 2-thread products run at about 135 GFLOP/s; "
           "the budget here is scaled by this machine's measured rate (below), and the third column converts it "
-          "back. What each configuration adds is in its name (CONFIGS in the script).\n\n"
+          "back by the rate the call measured at its start. That single measurement has read 105-140 GFLOP/s "
+          "while repeated timings in the same session read 155-195, so the runs are grouped by the issue's "
+          "budget they stand for (`--nominal`; second table). A longer budget of the same configuration and "
+          "seed is the shorter one's run continued (`--resume` with a longer `--time-budget`). What each "
+          "configuration adds is in its name (CONFIGS in the script) and in the third table.\n\n"
           + table(doc["results"], k) + "\n\n![IWAE-5000 against minutes of training](likelihood-race.png)\n\n"
-          + contributions(doc["results"], k) + "\n\nMachines: " + "; ".join(machines)
+          + contributions(doc["results"], k) + notes(doc["results"]) + "\n\nMachines: " + "; ".join(machines)
           + "\n\nCommands:\n\n" + "\n".join(f"    {c}" for c in commands) + "\n")
     (results / f"{NAME}.md").write_text(md)
     figure(doc["results"], k, results / f"{NAME}.png")
+
+
+def notes(results: dict) -> str:
+    """What was recorded beside a run (a rate measured twice, other work sharing the CPU), if anything."""
+    lines = [f"- {r['config']}, {r['minutes']:g} min, seed {r['seed']}: {r['note']}"
+             for r in sorted(results.values(), key=lambda r: (r["config"], r["minutes"], r["seed"])) if r.get("note")]
+    return "\n\nNotes:\n\n" + "\n".join(lines) if lines else ""
 
 
 def _reference_minutes(r: dict) -> float:
@@ -211,8 +222,8 @@ def nominal(r: dict) -> float:
 
 
 def figure(results: dict, k: int, path: Path) -> None:
-    """IWAE-k against training minutes (at the reference rate), one line per configuration: the mean over
-    seeds at each budget, with its standard error."""
+    """IWAE-k against the issue's budget in minutes (at the reference rate), one line per configuration:
+    the mean over seeds at each budget, with its standard error."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -226,7 +237,7 @@ def figure(results: dict, k: int, path: Path) -> None:
         for m in budgets:
             rs = [r for r in results.values() if r["config"] == config and nominal(r) == m]
             stat = mean_se([r[f"niwae_{k}"] for r in rs])
-            xs.append(sum(map(_reference_minutes, rs)) / len(rs))
+            xs.append(m)
             ys.append(stat["mean"])
             es.append(stat["se"])
             ns.append(len(rs))
@@ -236,10 +247,10 @@ def figure(results: dict, k: int, path: Path) -> None:
         ax.axhline(target, color="grey", lw=0.8, ls=":")
         ax.text(0.01, target, what, transform=ax.get_yaxis_transform(), va="bottom", fontsize=7, color="grey")
     ax.set_xscale("log")
-    ticks = [b for b in (15, 30, 60, 120, 240, 480, 960) if b <= 1.2 * max(map(_reference_minutes, results.values()))]
-    ax.set_xticks(ticks, [str(t) for t in ticks])
+    ticks = sorted({nominal(r) for r in results.values()})
+    ax.set_xticks(ticks, [f"{t:g}" for t in ticks])
     ax.minorticks_off()
-    ax.set_xlabel(f"minutes of training (at {REFERENCE_GFLOPS} GFLOP/s; 2 threads)")
+    ax.set_xlabel(f"minutes of training (the issue's budget, at {REFERENCE_GFLOPS} GFLOP/s; 2 threads)")
     ax.set_ylabel(f"IWAE-{k} on the test set (nats)")
     ax.set_title("The likelihood race: dynamically binarized MNIST", fontsize=10)
     ax.legend(fontsize=7)
