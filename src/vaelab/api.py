@@ -73,7 +73,8 @@ def train(model: str | Model | None = None, dataset: str | None = None, *, seeds
 
 def _resume(model, dataset, seeds, out, options) -> Run:
     """resume=True: continue the run in `out`; the arguments given must agree with its saved configuration
-    (so the same cell can be run again), except the runtime options, which may change."""
+    (so the same cell can be run again), except the runtime options, which may change, and the time
+    budget, whose longer value extends the run."""
     from .config import EXTENDABLE, RUNTIME_OPTIONS
     from .pipeline import resume_run
 
@@ -93,7 +94,7 @@ def _resume(model, dataset, seeds, out, options) -> Run:
         raise VaelabError(f"resume=True keeps the run's saved configuration; {', '.join(sorted(changed))} differ "
                           f"from it (saved: {', '.join(f'{k}={saved.get(k)!r}' for k in sorted(changed))}); "
                           f"use overwrite=True to start again with the new values")
-    extend = {k: options[k] for k in EXTENDABLE if k in options and options[k] != saved.get(k)}
+    extend = {k: options[k] for k in EXTENDABLE if options.get(k) is not None and options[k] != saved.get(k)}
     if run.complete and (run.path / "report.md").exists() and not extend:
         return run   # nothing left to do: the same cell run again after training finished
     return Run(resume_run(out, **{k: v for k, v in options.items() if k in RUNTIME_OPTIONS}, **extend))
