@@ -110,8 +110,7 @@ def table(results: dict, k: int) -> str:
     lines = [f"| configuration | budget here (min) | = min at {REFERENCE_GFLOPS} GFLOP/s | seed | epochs | train s | "
              f"test NELBO | **IWAE-{k}** | eval s |", "|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
-        rate = r.get("matmul_gflops_remeasured", r["matmul_gflops"])
-        lines.append(f"| {r['config']} | {r['minutes']:g} | {r['minutes'] * rate / REFERENCE_GFLOPS:.1f} | "
+        lines.append(f"| {r['config']} | {r['minutes']:g} | {_reference_minutes(r):.1f} | "
                      f"{r['seed']} | {r['epochs']:.0f} | {r['train_seconds']:.0f} | {r['nelbo']:.2f} | "
                      f"**{r[f'niwae_{k}']:.2f}** | {r['eval_seconds']:.0f} |")
     groups: dict = {}
