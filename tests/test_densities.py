@@ -542,8 +542,9 @@ def test_log_normal_mixture_shared_components(seed):
 
 @pytest.mark.parametrize("v_scale", [1e-4, 1.0, 1e3])
 def test_log_normal_mixture_shared_components_matrix_road_equals_elementwise(v_scale):
-    """GMVAE sizes in float32: the (1, k, dim) road (matrix products in float64) gives the values and
-    gradients of the plain (batch, k, dim) computation, computed here in float64 as the reference."""
+    """GMVAE sizes in float32: the (1, k, dim) road (a float32 matrix product, the nearest components
+    again from differences) gives the values and gradients of the plain (batch, k, dim) computation,
+    computed here in float64 as the reference."""
     g = _gen(3)
     z = (3 * _randn((100, 10), g)).float().requires_grad_()
     m = (3 * _randn((1, 500, 10), g)).float().requires_grad_()
@@ -558,6 +559,28 @@ def test_log_normal_mixture_shared_components_matrix_road_equals_elementwise(v_s
     (ref * w.double()).sum().backward()
     for got, want in ((z.grad, z64.grad), (m.grad, m64.grad), (v.grad, v64.grad)):
         torch.testing.assert_close(got.double(), want, rtol=1e-4, atol=1e-6 * want.abs().max().item())
+
+
+@pytest.mark.parametrize("v_scale", [1e-4, 1e-2])
+def test_log_normal_mixture_float32_near_its_components_matches_float64(v_scale):
+    """VampPrior sizes (k = 500, z = 40: 15 informative dimensions with small variances, 25 near N(0, 1))
+    and z drawn close to a component, where the matrix road's expansion cancels most: float32 values
+    within 1e-4 nats of float64, and within float32 rounding for z far from all components."""
+    g = _gen(5)
+    k, dim = 500, 40
+    m, v = torch.zeros(1, k, dim, dtype=F64), torch.ones(1, k, dim, dtype=F64)
+    m[0, :, :15] = 2 * _randn((k, 15), g)
+    v[0, :, :15] = v_scale * _randn((k, 15), g).exp()
+    v[0, :, 15:] = 0.9 + 0.1 * torch.rand(k, 25, generator=g, dtype=F64)
+    i = torch.randint(k, (1000,), generator=g)
+    near = m[0, i] + 2 * v[0, i].sqrt() * _randn((1000, dim), g)
+    far = 3 * _randn((1000, dim), g)
+    m, v = m.float().double(), v.float().double()   # the float32 inputs exactly, so only the computation differs
+    for z in (near.float().double(), far.float().double()):
+        ref = D.log_mean_exp(D.log_normal(z.unsqueeze(-2), m, v), dim=-1)
+        out = D.log_normal_mixture(z.float(), m.float(), v.float())
+        assert out.dtype == torch.float32
+        torch.testing.assert_close(out.double(), ref, rtol=1e-6, atol=1e-4)
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, F64])

@@ -1,5 +1,6 @@
 """GMVAE and SSVAE (M2): their terms against torch.distributions and brute force."""
 import math
+import re
 
 import pytest
 import torch
@@ -197,3 +198,55 @@ def test_ssvae_labelled_bound_and_its_weight_in_the_objective():
     assert torch.allclose(loss, want, atol=1e-4) and "nelbo_labelled" in terms
     with pytest.raises(Exception, match="not all 0"):
         build_model("ssvae", 12, gw=0.0, cw=0.0, lw=0.0)
+
+
+M1_RUN_QUICK = dict(eval_every=20, log_every=10, checkpoint_every=20, iwae_k=[1], eval_repeats=1, progress=False)
+
+
+def test_m1m2_takes_m1_from_a_finished_vae_run_and_trains_only_m2(tmp_path):
+    """m1_run: M1 starts from the VAE run's weights, every iteration trains M2 (m1_iters defaults to 0), and the
+    M1+M2 run opens again after the VAE run is gone (its checkpoint holds M1)."""
+    import shutil
+
+    import vaelab
+
+    vae_run = vaelab.train("vae", out=tmp_path / "m1", z_dim=4, hidden="16", iters=20, **M1_RUN_QUICK)
+    m1 = vae_run.model()
+    stacked = build_model("m1m2", 784, z1_dim=4, m1_hidden="16", z_dim=3, hidden="16", m1_run=str(vae_run.path))
+    assert stacked.m1_iters == 0
+    for name, weight in m1.state_dict().items():
+        assert torch.equal(stacked.m1.state_dict()[name], weight), name
+    run = vaelab.train("m1m2", out=tmp_path / "m1m2", z1_dim=4, m1_hidden="16", z_dim=3, hidden="16", iters=20,
+                       batch_size=50, m1_run=str(vae_run.path), **M1_RUN_QUICK)
+    shutil.rmtree(vae_run.path)
+    trained = run.model()
+    for name, weight in m1.state_dict().items():   # M1 frozen: stage 1 had no iterations
+        assert torch.equal(trained.m1.state_dict()[name], weight), name
+    assert 0 <= run.per_seed()[0]["accuracy"] <= 1
+
+
+@pytest.mark.parametrize("change, message", [
+    (dict(z1_dim=5), "pass z1_dim=4 and m1_hidden='16'"),
+    (dict(m1_hidden="32"), "pass z1_dim=4 and m1_hidden='16'"),
+    (dict(m1_seed=3), "seed 3 has not finished training"),
+])
+def test_m1m2_refuses_an_m1_run_that_does_not_fit(tmp_path, change, message):
+    import vaelab
+    from vaelab.errors import VaelabError
+
+    path = vaelab.train("vae", out=tmp_path / "m1", z_dim=4, hidden="16", iters=20, **M1_RUN_QUICK).path
+    with pytest.raises(VaelabError, match=re.escape(message)):
+        vaelab.train("m1m2", out=tmp_path / "m1m2", iters=20, batch_size=50, m1_run=str(path),
+                     **{"z1_dim": 4, "m1_hidden": "16", **change}, **M1_RUN_QUICK)
+    assert not (tmp_path / "m1m2").exists()   # refused before anything was written
+
+
+def test_m1m2_refuses_an_m1_run_of_another_model(tmp_path):
+    import vaelab
+    from vaelab.errors import VaelabError
+
+    path = vaelab.train("ae", out=tmp_path / "ae", z_dim=4, hidden="16", iters=20, **M1_RUN_QUICK).path
+    with pytest.raises(VaelabError, match="holds a run of ae; M1 is a VAE"):
+        vaelab.train("m1m2", out=tmp_path / "m1m2", iters=20, m1_run=str(path), z1_dim=4, m1_hidden="16")
+    with pytest.raises(VaelabError, match=r"m1_run = .*nowhere.*not a vaelab run folder"):
+        vaelab.train("m1m2", out=tmp_path / "m1m2", iters=20, m1_run=str(tmp_path / "nowhere"))

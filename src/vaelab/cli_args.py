@@ -48,7 +48,7 @@ def _option_type(name: str, typ):
     if name == "beta":
         return _positive_float
     if typ is int:
-        return _seed if name.endswith("seed") else _positive_int
+        return _seed if name.endswith("seed") else _nonneg_int if name.endswith("_iters") else _positive_int
     if typ is float:
         return _finite_float
     return typ

@@ -76,7 +76,9 @@ def load_model(ckpt: dict, device: torch.device | str = "cpu", model: Model | No
         if model is not None:
             model = copy.deepcopy(model).to(device)
         else:
-            model = build_model(cfg["model"], ckpt["x_dim"], **options).to(device)
+            weight_only = model_class(cfg["model"]).WEIGHT_OPTIONS
+            model = build_model(cfg["model"], ckpt["x_dim"],
+                                **{k: v for k, v in options.items() if k not in weight_only}).to(device)
     except VaelabError:
         raise
     except (TypeError, ValueError, RuntimeError, OverflowError) as e:

@@ -92,6 +92,9 @@ class Model(nn.Module):
     likelihood: str = "bernoulli"                 # p(x|z): bernoulli (binary data) or gaussian
     trains_every_parameter: bool = True           # False: some parameters get no gradient (DDP must know)
     anneals_kl: ClassVar[bool] = False            # its loss honours kl_weight (KL warm-up, --warmup)
+    # Options that only choose first weights (e.g. M1M2's m1_run): a saved model is rebuilt without them,
+    # its checkpoint holding every weight, so the run opens even where their source is gone.
+    WEIGHT_OPTIONS: ClassVar[tuple[str, ...]] = ()
     kl_weight: float = 1.0                        # the trainer's warm-up weight of the KL term, 0..1
     z_dim: int
     x_dim: int

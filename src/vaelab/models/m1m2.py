@@ -9,6 +9,9 @@ after that M1 is frozen and M2 is fit to samples z1 ~ q(z1 | x) with SSVAE's obj
 gw * NELBO_M2(z1) + cw * CE(q(y | z1) on the labelled batch). A test image is classified by
 q(y | z1 = mean of q(z1 | x)).
 
+M1 may instead come from a finished `vae` run (m1_run=, --m1-run): M1 trained as long as one likes, with the
+VAE's own time budget, KL warm-up and schedule, then every iteration of this run trains M2 on it.
+
 The reported bound is on log p(x) of the stacked model, M2 being the prior over z1 (the same bound
 in both stages, so validation curves run through the switch):
 
@@ -26,12 +29,16 @@ from ..errors import VaelabError
 from ..densities import gaussian_log_likelihood, kl_normal, log_normal, sample_gaussian
 from .ssvae import SSVAE
 from .ssvae import OPTIONS as SSVAE_OPTIONS
-from .vae import VAE
+from .vae import VAE, parse_hidden
 
 OPTIONS = {
     "z1_dim": (int, 50, "M1's latent dimension: the features M2 models and classifies"),
     "m1_hidden": (str, "600,600", "M1 encoder and decoder hidden layer sizes, comma separated"),
-    "m1_iters": (int, 10_000, "stage 1: iterations that train M1 alone; the remaining --iters train M2"),
+    "m1_iters": (int, None, "stage 1: iterations that train M1 alone; the remaining --iters train M2 "
+                            "(default: 10,000, or 0 with --m1-run)"),
+    "m1_run": (str, None, "a finished vae run folder whose weights M1 starts from (its --z-dim and --hidden "
+                          "must equal --z1-dim and --m1-hidden)"),
+    "m1_seed": (int, 0, "with --m1-run: the training seed of that run whose weights M1 takes"),
     **SSVAE_OPTIONS,
     "z_dim": (int, 50, "M2's latent dimension z2"),
 }
@@ -42,16 +49,22 @@ class M1M2(SSVAE):
 
     ELBO_TERMS = ("nelbo", "kl", "rec", "kl_y", "kl_z2")
     DEFAULT_ITERS = 40_000   # 10,000 for M1, then 30,000 for M2
+    WEIGHT_OPTIONS = ("m1_run", "m1_seed")   # they only choose M1's first weights
 
-    def __init__(self, x_dim: int = 784, z1_dim: int = 50, m1_hidden="600,600", m1_iters: int = 10_000,
+    def __init__(self, x_dim: int = 784, z1_dim: int = 50, m1_hidden="600,600", m1_iters: int | None = None,
                  z_dim: int = 50, hidden="300,300", n_classes: int = 10, gw: float = 1.0, cw: float = 100.0,
-                 labels_per_class: int = 10, label_seed: int = 0, lw: float = 0.0):
+                 labels_per_class: int = 10, label_seed: int = 0, lw: float = 0.0, m1_run: str | None = None,
+                 m1_seed: int = 0):
+        if m1_iters is None:
+            m1_iters = 0 if m1_run else 10_000
         if m1_iters < 0:
             raise ValueError(f"m1_iters = {m1_iters}: give the number of stage-1 iterations (0 or more)")
         super().__init__(x_dim=z1_dim, z_dim=z_dim, hidden=hidden, n_classes=n_classes, gw=gw, cw=cw,
                          labels_per_class=labels_per_class, label_seed=label_seed, lw=lw)
         self.x_dim, self.z1_dim, self.m1_iters = x_dim, z1_dim, m1_iters
         self.m1 = VAE(x_dim, z1_dim, m1_hidden)
+        if m1_run:
+            self.m1.load_state_dict(_trained_m1(m1_run, m1_seed, x_dim, z1_dim, m1_hidden).state_dict())
         self.log_sigma = nn.Parameter(torch.zeros(z1_dim))   # p(z1 | y, z2): one learned std per dimension
         self.register_buffer("steps_done", torch.zeros((), dtype=torch.long))   # training steps so far (stage)
         self.trains_every_parameter = False   # each stage trains only its own networks (DDP must know)
@@ -114,3 +127,32 @@ class M1M2(SSVAE):
     def mean_x_given_z(self, z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """E[x | z1 = E[z1 | z2, y]]: M1's Bernoulli means of M2's mean features."""
         return self.m1.mean_x_given_z(self.dec(z, F.one_hot(y, self.n_classes).float()))
+
+
+def _trained_m1(path: str, seed: int, x_dim: int, z1_dim: int, m1_hidden) -> VAE:
+    """The VAE of a finished `vae` run, checked to be the M1 that (x_dim, z1_dim, m1_hidden) describe."""
+    from ..run import Run   # here: run.py imports the model registry
+
+    try:
+        run = Run(path)
+    except VaelabError as e:
+        raise ValueError(f"m1_run = {path!r}: {e}") from None
+    cfg = run.config
+    if cfg.model != "vae":
+        raise ValueError(f"m1_run = {path!r} holds a run of {cfg.model}; M1 is a VAE: give a finished `vae` run")
+    if seed not in run.finished_seeds:
+        raise ValueError(f"m1_run = {path!r}: seed {seed} has not finished training (finished: "
+                         f"{run.finished_seeds or 'none'}); resume that run or choose m1_seed among the finished")
+    opts = {"z_dim": 10, "hidden": "300,300", **cfg.model_options}
+    if (any(opts.get(k) for k in ("encoder", "decoder", "n_classes")) or opts.get("net", "mlp") != "mlp"
+            or opts.get("likelihood", "bernoulli") != "bernoulli"):
+        raise ValueError(f"m1_run = {path!r}: M1 is the Bernoulli VAE with dense layers; that run's options "
+                         f"{cfg.model_options} build another network")
+    if (opts["z_dim"], parse_hidden(opts["hidden"])) != (z1_dim, parse_hidden(m1_hidden)):
+        raise ValueError(f"m1_run = {path!r} has z_dim {opts['z_dim']} and hidden {opts['hidden']!r}; pass "
+                         f"z1_dim={opts['z_dim']} and m1_hidden={opts['hidden']!r} (--z1-dim, --m1-hidden)")
+    m1 = run.model(seed)
+    if m1.x_dim != x_dim:
+        raise ValueError(f"m1_run = {path!r} models {m1.x_dim} values per example, this data set {x_dim}; "
+                         f"train M1 on the same data set")
+    return m1
