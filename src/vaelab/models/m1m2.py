@@ -143,15 +143,15 @@ def _trained_m1(path: str, seed: int, x_dim: int, z1_dim: int, m1_hidden) -> VAE
     if seed not in run.finished_seeds:
         raise ValueError(f"m1_run = {path!r}: seed {seed} has not finished training (finished: "
                          f"{run.finished_seeds or 'none'}); resume that run or choose m1_seed among the finished")
-    opts = {"z_dim": 10, "hidden": "300,300", **cfg.model_options}
-    if (any(opts.get(k) for k in ("encoder", "decoder", "n_classes")) or opts.get("net", "mlp") != "mlp"
-            or opts.get("likelihood", "bernoulli") != "bernoulli"):
+    m1 = run.model(seed)
+    opts = m1.options()   # every constructor argument, defaults included
+    if (any(opts.get(k) for k in ("encoder", "decoder", "n_classes")) or opts["net"] != "mlp"
+            or opts["likelihood"] != "bernoulli"):
         raise ValueError(f"m1_run = {path!r}: M1 is the Bernoulli VAE with dense layers; that run's options "
                          f"{cfg.model_options} build another network")
-    if (opts["z_dim"], parse_hidden(opts["hidden"])) != (z1_dim, parse_hidden(m1_hidden)):
-        raise ValueError(f"m1_run = {path!r} has z_dim {opts['z_dim']} and hidden {opts['hidden']!r}; pass "
-                         f"z1_dim={opts['z_dim']} and m1_hidden={opts['hidden']!r} (--z1-dim, --m1-hidden)")
-    m1 = run.model(seed)
+    if (m1.z_dim, parse_hidden(opts["hidden"])) != (z1_dim, parse_hidden(m1_hidden)):
+        raise ValueError(f"m1_run = {path!r} has z_dim {m1.z_dim} and hidden {opts['hidden']!r}; pass "
+                         f"z1_dim={m1.z_dim} and m1_hidden={opts['hidden']!r} (--z1-dim, --m1-hidden)")
     if m1.x_dim != x_dim:
         raise ValueError(f"m1_run = {path!r} models {m1.x_dim} values per example, this data set {x_dim}; "
                          f"train M1 on the same data set")
