@@ -15,6 +15,10 @@ networks, which run once per sample like its decoder p(x | z1).
 
     python benchmarks/iwae_floor.py --images 200 --k 5000 --threads 2
     python benchmarks/iwae_floor.py --model vamp --images 200 --k 5000 --threads 2
+    python benchmarks/iwae_floor.py --device cuda --images 10000 --k 5000   # a GPU: the whole test set
+
+On a GPU every part is timed between CUDA synchronisations, and a pass holds IWAE_ROWS_PER_PASS_GPU rows
+(--rows sets another size, to see what the pass size costs).
 """
 from __future__ import annotations
 
@@ -26,9 +30,16 @@ import torch.nn.functional as F
 from common import save
 from likelihood_race import cpu_model
 
-from vaelab.evaluate import IWAE_ROWS_PER_PASS, evaluate_iwae
+from vaelab.evaluate import evaluate_iwae
 from vaelab.models import build_model
+from vaelab.models.base import iwae_rows_per_pass
 from vaelab.models.gmvae import VampVAE
+
+
+def sync() -> None:
+    """Wait for the GPU's queued work (nothing on a CPU), so that a timer reads finished work."""
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
 
 
 def best_time(fn, repeats: int = 7, inner: int = 20) -> float:
@@ -36,9 +47,11 @@ def best_time(fn, repeats: int = 7, inner: int = 20) -> float:
     fn()
     times = []
     for _ in range(repeats):
+        sync()
         t = time.perf_counter()
         for _ in range(inner):
             fn()
+        sync()
         times.append((time.perf_counter() - t) / inner)
     return min(times)
 
@@ -48,23 +61,23 @@ MODELS = {"vae": ({}, ("dec",)), "vamp": ({"z_dim": 40, "k": 500}, ("dec",)),
           "hvae": ({}, ("q_z2", "p_z1", "p_x"))}
 
 
-def floor_per_pass(model, rows: int, per_sample: tuple[str, ...]) -> dict:
+def floor_per_pass(model, rows: int, per_sample: tuple[str, ...], device: torch.device) -> dict:
     """Seconds per pass of `rows` sample rows: each product of the per-sample networks, the Bernoulli
     log-likelihood's elementwise pass (x * logits - softplus(logits), summed over pixels), and for a
     mixture prior its density's products and log-sum-exp over the components."""
     parts = {}
     for name in per_sample:
         for lin in (m for m in getattr(model, name).modules() if isinstance(m, torch.nn.Linear)):
-            h = torch.randn(rows, lin.in_features)
+            h = torch.randn(rows, lin.in_features, device=device)
             key = f"{name} product {lin.in_features}x{lin.out_features}"
             parts[key] = parts.get(key, 0.0) + best_time(lambda: F.linear(h, lin.weight, lin.bias))
-    logits = torch.randn(rows, model.x_dim)
-    x = torch.bernoulli(torch.rand(1, model.x_dim))
+    logits = torch.randn(rows, model.x_dim, device=device)
+    x = torch.bernoulli(torch.rand(1, model.x_dim, device=device))
     parts["Bernoulli log-likelihood"] = best_time(lambda: (x * logits - F.softplus(logits)).sum(-1))
     if isinstance(model, VampVAE):   # the VampPrior: log (1/K) sum_k N(z; m_k, v_k) per sample
-        z, a = torch.randn(rows, model.z_dim), torch.randn(model.k, model.z_dim)
+        z, a = torch.randn(rows, model.z_dim, device=device), torch.randn(model.k, model.z_dim, device=device)
         parts[f"prior products {model.z_dim}x{model.k} (two)"] = 2 * best_time(lambda: z @ a.t())
-        quad = torch.randn(rows, model.k)
+        quad = torch.randn(rows, model.k, device=device)
         parts[f"prior log-sum-exp over {model.k}"] = best_time(lambda: torch.logsumexp(quad, -1))
     return parts
 
@@ -77,26 +90,34 @@ def main() -> None:
     ap.add_argument("--k", type=int, default=5000)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
+    ap.add_argument("--rows", type=int, default=None, help="decoder rows per pass (default: the device's, "
+                    "iwae_rows_per_pass)")
     args = ap.parse_args()
+    if args.device == "cuda" and not torch.cuda.is_available():
+        ap.error("--device cuda: no CUDA GPU is visible to PyTorch")
+    device = torch.device(args.device)
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     options, per_sample = MODELS[args.model]
-    model = build_model(args.model, 784, **options).eval()   # timings do not depend on the weights' values
-    x = torch.bernoulli(torch.rand(args.images, 784))
-    rows = IWAE_ROWS_PER_PASS
-    parts = floor_per_pass(model, rows, per_sample)
+    model = build_model(args.model, 784, **options).to(device).eval()   # timings do not depend on the weights' values
+    x = torch.bernoulli(torch.rand(args.images, 784, device=device))
+    rows = args.rows or iwae_rows_per_pass(device)
+    parts = floor_per_pass(model, rows, per_sample, device)
     passes = args.images * args.k / rows
     floor = passes * sum(parts.values())
     measured = []
     for _ in range(args.repeats):
+        sync()
         t = time.perf_counter()
-        evaluate_iwae(model, x, args.k, progress=False)
+        evaluate_iwae(model, x, args.k, progress=False, rows_per_pass=rows)
         measured.append(time.perf_counter() - t)
     measured.sort()
     median = measured[len(measured) // 2]
     ratio = median / floor
     full = 10_000 / args.images
-    machine = f"{cpu_model()}, {args.threads} thread(s), torch {torch.__version__}"
+    machine = (f"{torch.cuda.get_device_name(device)} (CPU {cpu_model()})" if device.type == "cuda"
+               else f"{cpu_model()}, {args.threads} thread(s)") + f", torch {torch.__version__}"
     rows_md = "\n".join(f"| {name} | {s * 1e3:.3f} | {s * passes:.2f} |" for name, s in parts.items())
     what = "the default VAE" if args.model == "vae" else f"{args.model} ({', '.join(f'{k}={v}' for k, v in options.items()) or 'defaults'})"
     md = (f"# IWAE-{args.k} evaluation of {what} against its arithmetic floor\n\n"
@@ -106,7 +127,9 @@ def main() -> None:
           f"Measured evaluate_iwae: median {median:.2f} s (min {measured[0]:.2f}, max {measured[-1]:.2f}, "
           f"{args.repeats} runs): **{ratio:.2f}x the floor** (target: within 1.5x). For the full 10,000-image test "
           f"set: about {median * full / 60:.1f} minutes (floor {floor * full / 60:.1f}).\n")
-    save("iwae-floor" if args.model == "vae" else f"iwae-floor-{args.model}", {"model": args.model, "machine": machine, "images": args.images, "k": args.k, "rows_per_pass": rows,
+    name = "iwae-floor" + ("" if args.model == "vae" else f"-{args.model}") + ("-gpu" if device.type == "cuda" else "")
+    name += f"-rows{args.rows}" if args.rows else ""
+    save(name, {"model": args.model, "device": args.device, "machine": machine, "images": args.images, "k": args.k, "rows_per_pass": rows,
                         "floor_parts_s_per_pass": parts, "floor_s": floor, "measured_s": measured, "ratio": ratio}, md)
     print(md)
 

@@ -19,6 +19,7 @@ labelled images are the same in every seed (label seed 0), as in the default M1+
 
     python benchmarks/m1m2_long.py --m1 warmup-exp --m1-minutes 20 --seeds 0 1 2
     python benchmarks/m1m2_long.py --m1 constant --m1-minutes 3 6 12 --seeds    # M1 measures only
+    python benchmarks/m1m2_long.py --m1 constant --m1-minutes 12 --seeds 0 --m1-active 0.1   # M2 on active units
 """
 from __future__ import annotations
 
@@ -88,18 +89,21 @@ def probe_m1(path: Path, recipe: str, minutes: float) -> dict:
 
 def train_m2(m1: Path, seed: int, args) -> dict:
     """An M1+M2 run on the frozen M1 for one seed."""
-    out = Path(f"{m1}-m2-seed{seed}")
+    out = Path(f"{m1}-m2{f'-active{args.m1_active:g}' if args.m1_active else ''}-seed{seed}")
     run = vaelab.train("m1m2", dataset="mnist", data_dir=args.data_dir, seeds=[seed], out=out, resume=True,
-                       iters=args.iters, m1_run=str(m1), m1_iters=0, threads=args.threads, iwae_k=[1],
-                       eval_repeats=1, progress=not args.no_progress)
+                       iters=args.iters, m1_run=str(m1), m1_iters=0, m1_active=args.m1_active,
+                       threads=args.threads, iwae_k=[1], eval_repeats=1, progress=not args.no_progress)
     got = run.per_seed()[seed]
-    return {"seed": seed, "m2_iters": args.iters, "m2_train_seconds": got["train_seconds"],
+    return {"seed": seed, "m2_iters": args.iters, "m1_active": args.m1_active,
+            "m2_dims": int(run.model(seed).active.sum()) if args.m1_active else None,
+            "m2_train_seconds": got["train_seconds"],
             "accuracy": got["accuracy"], "accuracy_grey": got["accuracy_grey"], "nelbo": got["nelbo"], "run": str(out)}
 
 
 def write_markdown(doc: dict, results: Path) -> None:
     m1s = sorted(doc["m1"].values(), key=lambda r: (r["recipe"], r["m1_minutes"]))
-    rows = sorted(doc["results"].values(), key=lambda r: (r["recipe"], r["m1_minutes"], r["seed"]))
+    rows = sorted(doc["results"].values(), key=lambda r: (r["recipe"], r["m1_minutes"], r.get("m1_active", 0),
+                                                           r["seed"]))
     md = ["# M1+M2 with M1 trained long: test accuracy against M1's training time", "",
           "MNIST, 100 labels (10 per class, label seed 0), test images: 10,000. M1: `vae` with latent 50, hidden "
           "600-600, trained with `--time-budget` on dynamically binarized MNIST by one of two recipes: `warmup-exp` "
@@ -116,26 +120,34 @@ def write_markdown(doc: dict, results: Path) -> None:
                   f"{r['m1_test_nelbo']:.2f} | {r['active_units']} | {r['nearest_labelled']:.4f} | "
                   f"{r['logistic']:.4f} |")
     md += ["", "M1+M2 on each M1: `m1m2 --m1-run M1 --m1-iters 0` (every iteration trains M2 on the frozen M1), "
-           "default networks and weights; test accuracy of q(y | z1 = mean of q(z1 | x)), binarized with the fixed "
-           "seed and grey.", "",
-           "| M1 recipe | M1 minutes | seed | M2 iterations | M2 train s | stacked NELBO | **accuracy** | "
-           "accuracy (grey) |", "|---|---|---|---|---|---|---|---|"]
+           "default networks and weights, M2 on all 50 dims of z1 or (`--m1-active 0.1`) only on the dims whose "
+           "posterior-mean std exceeds 0.1, as Kingma et al.; test accuracy of q(y | z1 = mean of q(z1 | x)), "
+           "binarized with the fixed seed and grey.", "",
+           "| M1 recipe | M1 minutes | M2 on | seed | M2 iterations | M2 train s | stacked NELBO | **accuracy** | "
+           "accuracy (grey) |", "|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
-        md.append(f"| {r['recipe']} | {r['m1_minutes']:g} | {r['seed']} | {r['m2_iters']} | "
+        md.append(f"| {r['recipe']} | {r['m1_minutes']:g} | {_m2_on(r)} | {r['seed']} | {r['m2_iters']} | "
                   f"{r['m2_train_seconds']:.0f} | {r['nelbo']:.2f} | **{r['accuracy']:.4f}** | {r['accuracy_grey']:.4f} |")
-    md += ["", "| M1 recipe | M1 minutes | seeds | **accuracy, mean ± SE** | accuracy (grey), mean ± SE |",
-           "|---|---|---|---|---|"]
-    for key in sorted({(r["recipe"], r["m1_minutes"]) for r in rows}):
-        group = [r for r in rows if (r["recipe"], r["m1_minutes"]) == key]
+    md += ["", "| M1 recipe | M1 minutes | M2 on | seeds | **accuracy, mean ± SE** | accuracy (grey), mean ± SE |",
+           "|---|---|---|---|---|---|"]
+    for key in sorted({(r["recipe"], r["m1_minutes"], r.get("m1_active", 0)) for r in rows}):
+        group = [r for r in rows if (r["recipe"], r["m1_minutes"], r.get("m1_active", 0)) == key]
         acc, grey = mean_se([r["accuracy"] for r in group]), mean_se([r["accuracy_grey"] for r in group])
-        md.append(f"| {key[0]} | {key[1]:g} | {len(group)} | **{acc['mean']:.4f} ± {acc['se']:.4f}** | "
-                  f"{grey['mean']:.4f} ± {grey['se']:.4f} |")
+        md.append(f"| {key[0]} | {key[1]:g} | {_m2_on(group[0])} | {len(group)} | **{acc['mean']:.4f} ± "
+                  f"{acc['se']:.4f}** | {grey['mean']:.4f} ± {grey['se']:.4f} |")
     notes = [f"- {r['recipe']}, {r['m1_minutes']:g} min: {r['note']}" for r in [*m1s, *rows] if r.get("note")]
     md += ["", *(["Notes:", "", *notes, ""] if notes else []),
            "Machines: " + "; ".join(sorted({r["machine"] for r in [*m1s, *rows]})), "",
            "Commands: " + "; ".join(f"`{c}`" for c in sorted({r["command"] for r in [*m1s, *rows]})) + " "
            f"(last written {datetime.now().isoformat(timespec='seconds')})", ""]
     (results / f"{NAME}.md").write_text("\n".join(md))
+
+
+def _m2_on(row: dict) -> str:
+    """Which of M1's dims the row's M2 models."""
+    if not row.get("m1_active"):
+        return "all dims"
+    return f"{row['m2_dims']} active (std > {row['m1_active']:g})"
 
 
 def main() -> None:
@@ -146,6 +158,8 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, nargs="*", default=[0, 1, 2],
                     help="M2 seeds per M1 budget (none: measure the M1s only)")
     ap.add_argument("--iters", type=int, default=30_000, help="M2's training iterations")
+    ap.add_argument("--m1-active", type=float, default=0.0,
+                    help="M2 on M1's active units only: the dims whose posterior-mean std exceeds this (0: all)")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--data-dir", default=str(DEFAULT_DATA))
     ap.add_argument("--out", default="runs/m1m2-long")
@@ -176,7 +190,7 @@ def main() -> None:
         for seed in args.seeds:
             r = {"recipe": args.m1, "m1_minutes": minutes, **train_m2(m1, seed, args), **stamp,
                  "date": datetime.now().isoformat(timespec="seconds")}
-            doc["results"][f"{key}/{seed}"] = r
+            doc["results"][f"{key}/{seed}" if not args.m1_active else f"{key}/active{args.m1_active:g}/{seed}"] = r
             print(f"M1 {key}, seed {seed}: accuracy {r['accuracy']:.4f} (grey {r['accuracy_grey']:.4f})")
             save(doc, path, results)
         save(doc, path, results)

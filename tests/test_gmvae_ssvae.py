@@ -9,6 +9,7 @@ from torch import distributions as D
 
 from vaelab.data import labelled_subset
 from vaelab.densities import kl_normal
+from vaelab.errors import VaelabError
 from vaelab.models import build_model
 
 
@@ -173,6 +174,59 @@ def test_m1m2_trains_m1_first_then_m2_on_its_frozen_features():
     model.loss(x, None, labelled=(xl, yl))
     assert int(model.steps_done) == 4
     assert model.accuracy(xl, yl) == (model.cls(model.m1.enc(xl)[0]).argmax(-1) == yl).float().mean().item()
+
+
+def test_m1m2_on_m1s_active_units_only():
+    """m1_active: dims whose posterior means vary by at most the threshold are zero for M2's networks and keep
+    M1's N(0, 1) prior in the bound; M2's likelihood covers the others (against torch.distributions)."""
+    model = _m1m2(m1_active=0.1)
+    assert model.active.tolist() == [1, 1, 1, 1] and not model.active_chosen   # every dim until chosen
+    means = torch.randn(100, 4) * torch.tensor([1.0, 0.05, 0.5, 0.01])
+    model.choose_active(means)
+    assert model.active.tolist() == [1, 0, 1, 0] and model.active_chosen
+    with torch.no_grad():
+        model.log_sigma.copy_(0.3 * torch.randn(4))
+    z1, z2 = torch.randn(5, 4), torch.randn(5, 3)
+    y = F.one_hot(torch.tensor([0, 3, 5, 9, 1]), 10).float()
+    want = D.Normal(model.dec(z2, y), model.log_sigma.exp()).log_prob(z1)[:, [0, 2]].sum(-1)
+    assert torch.allclose(model.log_px_given_zy(z1, z2, y), want, atol=1e-5)
+    moved = z1.clone()
+    moved[:, [1, 3]] += 3.0   # the inactive dims: invisible to M2's networks, scored by N(0, 1)
+    torch.manual_seed(1)
+    nelbo, kl_y, kl_z2 = model.nelbo_m2(z1)
+    torch.manual_seed(1)
+    nelbo_moved, kl_y_moved, kl_z2_moved = model.nelbo_m2(moved)
+    assert torch.allclose(kl_y, kl_y_moved) and torch.allclose(kl_z2, kl_z2_moved)
+    std = D.Normal(0.0, 1.0)
+    rest_change = (std.log_prob(z1[:, [1, 3]]) - std.log_prob(moved[:, [1, 3]])).sum(-1)
+    assert torch.allclose(nelbo_moved - nelbo, rest_change, atol=1e-4)
+    x = torch.bernoulli(torch.rand(3, 12))
+    assert torch.equal(model.classifier_logits(x), model.cls(model.m1.enc(x)[0] * torch.tensor([1.0, 0, 1, 0])))
+    with pytest.raises(VaelabError, match="no dim of M1's z1 has a posterior-mean std above it .* lower m1_active"):
+        _m1m2(m1_active=5.0).choose_active(means)
+    with pytest.raises(VaelabError, match="m1_active = -1.0: give a posterior-mean std threshold >= 0"):
+        _m1m2(m1_active=-1.0)
+    assert _m1m2().active is None and "active" not in _m1m2().state_dict()   # off: runs saved without it open
+
+
+def test_m1m2_chooses_active_units_at_its_first_m2_step_and_keeps_them(tmp_path):
+    import vaelab
+
+    run = vaelab.train("m1m2", out=tmp_path / "r", z1_dim=4, m1_hidden="16", z_dim=3, hidden="16", iters=40,
+                       m1_iters=20, batch_size=50, m1_active=0.05, **M1_RUN_QUICK)
+    model = run.model()
+    assert model.active_chosen and set(model.active.tolist()) <= {0.0, 1.0} and model.active.sum() >= 1
+    fresh = _m1m2(m1_active=0.05)
+    assert not fresh.active_chosen   # chosen in training, then saved with the weights
+    x = torch.bernoulli(torch.rand(6, 12))
+    before = fresh.active.clone()
+    fresh.train()
+    fresh.steps_done.fill_(fresh.m1_iters)   # the first M2 step
+    fresh.loss(x, None, labelled=(x[:2], torch.tensor([1, 2])))
+    chosen = fresh.active.clone()
+    assert fresh.active_chosen and torch.equal(before, torch.ones(4))
+    fresh.loss(torch.bernoulli(torch.rand(6, 12)), None, labelled=(x[:2], torch.tensor([1, 2])))
+    assert torch.equal(fresh.active, chosen)   # chosen once
 
 
 def test_ssvae_labelled_bound_and_its_weight_in_the_objective():

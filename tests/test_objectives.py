@@ -160,7 +160,9 @@ def test_every_run_keeps_its_best_validation_weights(tmp_path):
     assert hist["best_iteration"] == hist["val_iteration"][vals.index(min(vals))] and hist["best_val"] == min(vals)
     assert "stopped_early" not in hist   # no early stopping: the results come from the last weights
     best, last = run.model(best=True), run.model()
-    assert torch.load(seed_dir / "best.pt", weights_only=False)["iteration"] == hist["best_iteration"]
+    best_state = torch.load(seed_dir / "best.pt", weights_only=False)
+    assert best_state["iteration"] == hist["best_iteration"]
+    assert best_state["optimizer"] is None   # weights only: resume reads checkpoint.pt
     last_weights = torch.load(seed_dir / "checkpoint.pt", weights_only=False)["model"]
     assert all(torch.equal(v, last_weights[k]) for k, v in last.state_dict().items())
     if hist["best_iteration"] != 60:

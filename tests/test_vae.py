@@ -77,10 +77,8 @@ def test_iwae_converges_to_the_exact_log_likelihood_of_a_linear_gaussian_model()
     assert iwae[5000] - exact_nll < 0.05 * (iwae[1] - exact_nll)
 
 
-def test_iwae_passes_merge_exactly(monkeypatch):
+def test_iwae_passes_merge_exactly():
     """k split over several passes (and images over several batches) gives log (1/k) sum_i w_i of all k weights."""
-    import vaelab.evaluate as ev
-
     class Fixed:      # log w_i(x) = x_0 + sin(i): deterministic, so the exact bound is known
         def eval(self):
             return self
@@ -94,8 +92,7 @@ def test_iwae_passes_merge_exactly(monkeypatch):
     x = torch.arange(7, dtype=torch.float64).unsqueeze(1)
     exact = -(x[:, 0] + torch.logsumexp(torch.sin(torch.arange(50.0, dtype=torch.float64)), 0) - math.log(50)).mean()
     for rows in (7, 30, 1000):      # 8 passes of up to 7 weights per image / 1 image per pass / all at once
-        monkeypatch.setattr(ev, "IWAE_ROWS_PER_PASS", rows)
-        assert evaluate_iwae(Fixed(), x, 50, progress=False) == pytest.approx(exact.item(), abs=1e-9)
+        assert evaluate_iwae(Fixed(), x, 50, progress=False, rows_per_pass=rows) == pytest.approx(exact.item(), abs=1e-9)
 
 
 def test_log_importance_weights_shape_and_mean_is_elbo():

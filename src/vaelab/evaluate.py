@@ -21,7 +21,7 @@ import math
 import torch
 
 from . import distributed
-from .models.base import IWAE_ROWS_PER_PASS, iwae_per_example
+from .models.base import iwae_per_example, iwae_rows_per_pass
 from .progress import progress_bar
 
 
@@ -61,22 +61,24 @@ def evaluate_elbo(model, x: torch.Tensor, repeats: int = 10, batch_size: int = 2
 
 @torch.inference_mode()
 def evaluate_iwae(model, x: torch.Tensor, k: int, progress: bool = True, y: torch.Tensor | None = None,
-                  across_ranks: bool = False) -> float:
-    """-(1/N) sum_n log (1/k) sum_i w_ni over all of x: the negative IWAE-k bound in nats."""
+                  across_ranks: bool = False, rows_per_pass: int | None = None) -> float:
+    """-(1/N) sum_n log (1/k) sum_i w_ni over all of x: the negative IWAE-k bound in nats, in passes of
+    `rows_per_pass` decoder rows (default: iwae_rows_per_pass of x's device)."""
     model.eval()
     n = len(x)
     x, y = _share(x, y, across_ranks)
-    batch = max(1, IWAE_ROWS_PER_PASS // min(k, IWAE_ROWS_PER_PASS))   # images per pass, as iwae_per_example takes them
-    total = 0.0
+    rows = rows_per_pass or iwae_rows_per_pass(x.device)
+    batch = max(1, rows // min(k, rows))   # images per pass, as iwae_per_example takes them
+    total = torch.zeros((), dtype=torch.float64, device=x.device)   # summed on the device: no sync per pass
     bar = progress_bar(total=len(x), desc=f"IWAE-{k}", unit="img", disable=not progress, leave=False)
     for i in range(0, len(x), batch):
         xb, yb = x[i:i + batch], None if y is None else y[i:i + batch]
-        total += iwae_per_example(model, xb, k, yb).double().sum().item()
+        total += iwae_per_example(model, xb, k, yb, rows).double().sum()
         bar.update(len(xb))
     bar.close()
     if across_ranks:
-        total = distributed.sum_across(torch.tensor(total, dtype=torch.float64)).item()
-    return -total / n
+        total = distributed.sum_across(total)
+    return -total.item() / n
 
 
 def evaluate_model(model, data, iwae_ks=(1, 10, 100), repeats: int = 10, progress: bool = True,

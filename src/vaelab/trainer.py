@@ -198,8 +198,9 @@ class Trainer:
         # need not be its best); early stopping returns to them. val is the same on every rank.
         if val[self.val_key] < self.stopping["best"]:
             self.stopping.update(best=val[self.val_key], best_iteration=it, bad=0)
-            if self.main:
-                save_checkpoint(self.seed_dir / "best.pt", self._state(it, None))
+            if self.main:   # weights only: nothing resumes from best.pt, and Adam's moments would triple it
+                save_checkpoint(self.seed_dir / "best.pt", checkpoint_state(
+                    self.model, None, self.cfg, it, self.seed, self.data, None))
         elif self.cfg.patience:   # all ranks stop together
             self.stopping["bad"] += 1
             self.stopping["stopped"] = self.stopping["bad"] >= self.cfg.patience
@@ -247,12 +248,13 @@ class Trainer:
 
 
 def checkpoint_state(model, opt, cfg: TrainConfig, it: int, seed: int, data: DeviceData, trainer: dict | None) -> dict:
-    """What a checkpoint holds: weights, optimizer, iteration, configuration, RNG states and trainer state."""
+    """What a checkpoint holds: weights, optimizer (None when `opt` is: best.pt), iteration, configuration,
+    RNG states and trainer state."""
     return {
         "x_dim": data.x_dim,
         "image_shape": list(data.image_shape) if data.image_shape else None,
         "model": model.state_dict(),
-        "optimizer": opt.state_dict(),
+        "optimizer": opt.state_dict() if opt is not None else None,
         "iteration": it,
         "seed": seed,
         "config": dataclasses.asdict(cfg),

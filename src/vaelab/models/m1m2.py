@@ -9,6 +9,11 @@ after that M1 is frozen and M2 is fit to samples z1 ~ q(z1 | x) with SSVAE's obj
 gw * NELBO_M2(z1) + cw * CE(q(y | z1) on the labelled batch). A test image is classified by
 q(y | z1 = mean of q(z1 | x)).
 
+M2 may model only M1's active units (m1_active=, --m1-active; Kingma et al. keep the dims whose q(z1 | x)
+mean has a std above 0.1 over the data): the other dims carry no information about x, only noise that the
+classifier would see in training and not at test. They are chosen once, from the first M2 batch, and keep
+M1's own prior N(0, 1) in the bound (the extra -log N(z1_rest; 0, I) term).
+
 M1 may instead come from a finished `vae` run (m1_run=, --m1-run): M1 trained as long as one likes, with the
 VAE's own time budget, KL warm-up and schedule, then every iteration of this run trains M2 on it.
 
@@ -21,10 +26,13 @@ where NELBO_M2(z1) = KL_y + KL_z2 - sum_y q(y|z1) log p(z1 | y, z2_y) >= -log p(
 """
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .. import distributed
 from ..errors import VaelabError
 from ..densities import gaussian_log_likelihood, kl_normal, log_normal, sample_gaussian
 from .ssvae import SSVAE
@@ -39,6 +47,8 @@ OPTIONS = {
     "m1_run": (str, None, "a finished vae run folder whose weights M1 starts from (its --z-dim and --hidden "
                           "must equal --z1-dim and --m1-hidden)"),
     "m1_seed": (int, 0, "with --m1-run: the training seed of that run whose weights M1 takes"),
+    "m1_active": (float, 0.0, "M2 models only the z1 dims whose q(z1|x) mean has a std above this over the first "
+                              "M2 batch (Kingma et al.: 0.1); the others keep M1's N(0, I) prior (0: every dim)"),
     **SSVAE_OPTIONS,
     "z_dim": (int, 50, "M2's latent dimension z2"),
 }
@@ -54,11 +64,14 @@ class M1M2(SSVAE):
     def __init__(self, x_dim: int = 784, z1_dim: int = 50, m1_hidden="600,600", m1_iters: int | None = None,
                  z_dim: int = 50, hidden="300,300", n_classes: int = 10, gw: float = 1.0, cw: float = 100.0,
                  labels_per_class: int = 10, label_seed: int = 0, lw: float = 0.0, m1_run: str | None = None,
-                 m1_seed: int = 0):
+                 m1_seed: int = 0, m1_active: float = 0.0):
         if m1_iters is None:
             m1_iters = 0 if m1_run else 10_000
         if m1_iters < 0:
             raise ValueError(f"m1_iters = {m1_iters}: give the number of stage-1 iterations (0 or more)")
+        if not 0 <= m1_active < float("inf"):
+            raise ValueError(f"m1_active = {m1_active}: give a posterior-mean std threshold >= 0 (--m1-active; "
+                             f"Kingma et al. 0.1, 0 keeps every dim)")
         super().__init__(x_dim=z1_dim, z_dim=z_dim, hidden=hidden, n_classes=n_classes, gw=gw, cw=cw,
                          labels_per_class=labels_per_class, label_seed=label_seed, lw=lw)
         self.x_dim, self.z1_dim, self.m1_iters = x_dim, z1_dim, m1_iters
@@ -68,10 +81,46 @@ class M1M2(SSVAE):
         self.log_sigma = nn.Parameter(torch.zeros(z1_dim))   # p(z1 | y, z2): one learned std per dimension
         self.register_buffer("steps_done", torch.zeros((), dtype=torch.long))   # training steps so far (stage)
         self.trains_every_parameter = False   # each stage trains only its own networks (DDP must know)
+        self.m1_active = m1_active
+        if m1_active:   # 1 for the dims M2 models; chosen at the first M2 step (then active_chosen)
+            self.register_buffer("active", torch.ones(z1_dim))
+            self.register_buffer("active_chosen", torch.zeros((), dtype=torch.bool))
+        else:
+            self.active = None
+
+    # -- M1's active units: what M2 sees of z1 ---------------------------------------------
+    def m2_input(self, z1: torch.Tensor) -> torch.Tensor:
+        """z1 as M2's networks see it: the inactive dims set to 0 (their prior mean)."""
+        return z1 if self.active is None else z1 * self.active
+
+    def choose_active(self, m: torch.Tensor) -> None:
+        """Keep the dims whose posterior means m (a batch of q(z1 | x) means) have a std above m1_active,
+        pooled over every process so that all choose the same dims."""
+        d = m.shape[1]
+        sums = distributed.sum_across(torch.cat([m.new_tensor([len(m)]), m.sum(0), m.pow(2).sum(0)]))
+        mean = sums[1:1 + d] / sums[0]
+        std = (sums[1 + d:] / sums[0] - mean.pow(2)).clamp_min(0).sqrt()
+        if not (std > self.m1_active).any():
+            raise VaelabError(f"m1_active = {self.m1_active}: no dim of M1's z1 has a posterior-mean std above it "
+                              f"(largest {std.max().item():.3g}); lower m1_active (--m1-active) or train M1 longer")
+        self.active.copy_((std > self.m1_active).to(self.active.dtype))
+        self.active_chosen.fill_(True)
+
+    def nelbo_m2(self, z1: torch.Tensor):
+        """Per-example (NELBO_M2, KL_y, KL_z2) of z1: M2's bound on its active dims plus -log N(0, I) of the rest."""
+        nelbo, kl_y, kl_z2, _ = super().negative_elbo_bound(self.m2_input(z1), reduce=False)
+        if self.active is not None:   # log N(z1_rest; 0, I), summed over the inactive dims only
+            rest = 1 - self.active
+            nelbo = nelbo + (rest * (0.5 * z1.pow(2) + 0.5 * math.log(2 * math.pi))).sum(-1)
+        return nelbo, kl_y, kl_z2
 
     # -- M2's likelihood: a Gaussian over M1's features ------------------------------------
     def log_px_given_zy(self, z1: torch.Tensor, z2: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        return gaussian_log_likelihood(z1, self.dec(z2, y), self.log_sigma)
+        """log p(z1 | y, z2), over the active dims when M2 models only those."""
+        if self.active is None:
+            return gaussian_log_likelihood(z1, self.dec(z2, y), self.log_sigma)
+        keep = self.active.bool()
+        return gaussian_log_likelihood(z1[:, keep], self.dec(z2, y)[:, keep], self.log_sigma[keep])
 
     def check_training(self, iters: int, continuous: bool) -> None:
         """Stage 2 must get iterations: refuse iters <= m1_iters."""
@@ -89,7 +138,7 @@ class M1M2(SSVAE):
         """(NELBO, KL, Rec, KL_y, KL_z2) of the stacked model (y is not used): batch means, or per-example."""
         m, v, z1 = self.sample_z1(x)
         rec = -self.m1.log_px_given_z(x, z1)
-        nelbo_m2, kl_y, kl_z2, _ = super().negative_elbo_bound(z1, reduce=False)
+        nelbo_m2, kl_y, kl_z2 = self.nelbo_m2(z1)
         kl = log_normal(z1, m, v) + nelbo_m2
         terms = (rec + kl, kl, rec, kl_y, kl_z2)
         return tuple(t.mean() for t in terms) if reduce else terms
@@ -107,9 +156,11 @@ class M1M2(SSVAE):
             rec = -self.m1.log_px_given_z(x, z1)
             m1_nelbo = rec + kl_normal(m, v, self.m1.z_prior_m, self.m1.z_prior_v)
             z1l = self.sample_z1(xl)[2]
+        if self.active is not None and not stage1 and self.training and not self.active_chosen:
+            self.choose_active(m.detach())
         with torch.set_grad_enabled(not stage1 and torch.is_grad_enabled()):
-            nelbo_m2, kl_y, kl_z2, _ = super().negative_elbo_bound(z1.detach(), reduce=False)
-            labelled_loss, labelled_terms = self.labelled_loss(z1l.detach(), yl)
+            nelbo_m2, kl_y, kl_z2 = self.nelbo_m2(z1.detach())
+            labelled_loss, labelled_terms = self.labelled_loss(self.m2_input(z1l.detach()), yl)
         kl = log_normal(z1, m, v) + nelbo_m2
         terms = {"nelbo": (rec + kl).mean(), "kl": kl.mean(), "rec": rec.mean(), "kl_y": kl_y.mean(),
                  "kl_z2": kl_z2.mean(), **labelled_terms, "m1_nelbo": m1_nelbo.mean()}
@@ -118,15 +169,15 @@ class M1M2(SSVAE):
 
     # -- classification and pictures go through M1 -------------------------------------------
     def classifier_logits(self, x: torch.Tensor) -> torch.Tensor:
-        return self.cls(self.m1.enc(x)[0])
+        return self.cls(self.m2_input(self.m1.enc(x)[0]))
 
     def posterior_mean(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """The mean of q(z2 | z1 = mean of q(z1|x), y)."""
-        return super().posterior_mean(self.m1.enc(x)[0], y)
+        return super().posterior_mean(self.m2_input(self.m1.enc(x)[0]), y)
 
     def mean_x_given_z(self, z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        """E[x | z1 = E[z1 | z2, y]]: M1's Bernoulli means of M2's mean features."""
-        return self.m1.mean_x_given_z(self.dec(z, F.one_hot(y, self.n_classes).float()))
+        """E[x | z1 = E[z1 | z2, y]]: M1's Bernoulli means of M2's mean features (inactive dims at 0)."""
+        return self.m1.mean_x_given_z(self.m2_input(self.dec(z, F.one_hot(y, self.n_classes).float())))
 
 
 def _trained_m1(path: str, seed: int, x_dim: int, z1_dim: int, m1_hidden) -> VAE:
