@@ -45,6 +45,7 @@ def parse_args(argv=None):
                     "the warm-up run then includes the one-off compile")
     ap.add_argument("--device", choices=["cpu", "cuda"], default="cpu", help="where to train (vaelab train --device)")
     ap.add_argument("--precision", choices=["fp32", "bf16"], default="fp32", help="vaelab train --precision")
+    ap.add_argument("--cuda-graph", action="store_true", help="vaelab train --cuda-graph: the step as one CUDA graph")
     ap.add_argument("--quick", action="store_true", help="smoke test: 1 thread, 5 iterations, 2 repeats")
     ap.add_argument("--results", type=Path, default=RESULTS, help="folder for speed.json / speed.md")
     ap.add_argument("--worker", nargs=2, metavar=("MODEL", "THREADS"), help=argparse.SUPPRESS)
@@ -70,7 +71,8 @@ def worker(args) -> dict:
     model_name, threads = args.worker[0], int(args.worker[1])
     torch.set_num_threads(threads)
     cfg = TrainConfig(model=model_name, dataset=args.dataset, data_dir=args.data_dir, progress=False,
-                      device=args.device, threads=threads, compile=args.compile, precision=args.precision).validate()
+                      device=args.device, threads=threads, compile=args.compile, precision=args.precision,
+                      cuda_graph=args.cuda_graph).validate()
     device = torch.device(args.device)
     data = prepare_data(cfg, device)
     data = dataclasses.replace(data, val_x=data.val_x[:0])   # no validation pass inside the timed loop
@@ -85,7 +87,8 @@ def worker(args) -> dict:
                 seconds.append(hist["train_seconds"])
     per_iter = statistics.median(seconds) / args.iters
     gpu = torch.cuda.get_device_name(device) if device.type == "cuda" else None
-    return {"model": model_name, "threads": threads, "compile": args.compile, "device": args.device, "gpu": gpu,
+    return {"model": model_name, "threads": threads, "compile": args.compile, "cuda_graph": args.cuda_graph,
+            "device": args.device, "gpu": gpu,
             "precision": args.precision, "torch_threads": torch.get_num_threads(),
             "iters_per_second": 1 / per_iter,
             "iters_per_second_min_max": [args.iters / max(seconds), args.iters / min(seconds)],
@@ -100,6 +103,8 @@ def row_command(args, model: str, threads: int) -> str:
            "--iters", str(args.iters), "--warmup", str(args.warmup), "--repeats", str(args.repeats)]
     if args.compile:
         cmd.append("--compile")
+    if args.cuda_graph:
+        cmd.append("--cuda-graph")
     if args.device != "cpu":
         cmd += ["--device", args.device]
     if args.precision != "fp32":
@@ -114,7 +119,7 @@ def merged_rows(path: Path, new: list[dict], args, model_order: list[str]) -> li
     with the same iteration counts (timing some models again keeps the rest of the table), by threads then model."""
     old = json.loads(path.read_text())["rows"] if path.exists() else []
     key = lambda r: (r["threads"], model_order.index(r["model"]), r.get("compile", False),  # noqa: E731
-                     r.get("precision", "fp32"))
+                     r.get("precision", "fp32"), r.get("cuda_graph", False))
     measured = {key(r) for r in new}
     same = lambda r: (r["timed_iters"], r["warmup_iters"]) == (args.iters, args.warmup)  # noqa: E731
     kept = [r for r in old if r["model"] in model_order and key(r) not in measured and same(r)]
@@ -136,7 +141,7 @@ def main(argv=None):
             argv_w = [sys.executable, __file__, "--worker", model, str(threads), "--dataset", args.dataset,
                       "--data-dir", args.data_dir, "--iters", str(args.iters), "--warmup", str(args.warmup),
                       "--repeats", str(args.repeats), "--device", args.device, "--precision", args.precision] + (
-                         ["--compile"] if args.compile else [])
+                         ["--compile"] if args.compile else []) + (["--cuda-graph"] if args.cuda_graph else [])
             t0 = time.perf_counter()
             res = subprocess.run(argv_w, env=env, capture_output=True, text=True)
             if res.returncode != 0:
@@ -164,7 +169,7 @@ def main(argv=None):
 
 def _step(row: dict) -> str:
     """How the training step ran: eager or compiled, and bf16 autocast if on."""
-    step = "compiled" if row.get("compile") else "eager"
+    step = "compiled" if row.get("compile") else "CUDA graph" if row.get("cuda_graph") else "eager"
     return step + (", bf16" if row.get("precision", "fp32") == "bf16" else "")
 
 

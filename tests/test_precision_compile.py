@@ -58,3 +58,45 @@ def test_bad_precision_is_a_clear_error(capsys):
     with pytest.raises(SystemExit):
         main(["train", "vae", "--precision", "half"])
     assert "invalid choice: 'half'" in capsys.readouterr().err
+
+
+def test_cuda_graph_is_refused_where_it_cannot_run():
+    with pytest.raises(VaelabError, match="--cuda-graph: m1m2's training step reads tensor values on the host"):
+        TrainConfig(model="m1m2", cuda_graph=True).validate()
+    with pytest.raises(VaelabError, match="--cuda-graph and --compile: give one"):
+        TrainConfig(cuda_graph=True, compile=True).validate()
+    with pytest.raises(VaelabError, match=r"--cuda-graph needs a CUDA GPU \(--device cuda\)"):
+        TrainConfig(cuda_graph=True, device="cpu").validate()
+    import vaelab
+
+    with pytest.raises(VaelabError, match=r"^cuda_graph needs a CUDA GPU \(device cuda\)"):
+        vaelab.train("vae", cuda_graph=True, device="cpu", iters=10)
+
+
+@pytest.mark.parametrize("name, options", [("vae", {}), ("vae", {"iw_k": 3}), ("hvae", {})])
+def test_a_kl_weight_held_on_the_device_weighs_as_the_number(name, options):
+    """Under --cuda-graph a warm-up weight is a 0-dim tensor the graph reads; the loss must not change."""
+    model = build_model(name, 20, **({"z_dim": 3, "hidden": "16"} if name == "vae" else {}), **options)
+    x = torch.bernoulli(torch.rand(8, 20))
+    for w in (0.3, 1.0):
+        torch.manual_seed(0)
+        model.kl_weight = w
+        as_number = model.loss(x)[0]
+        torch.manual_seed(0)
+        model.kl_weight = torch.tensor(w)
+        assert torch.allclose(model.loss(x)[0], as_number)
+
+
+def test_set_lr_writes_a_tensor_learning_rate_in_place():
+    from vaelab.graphs import lr_to_device, set_lr
+
+    p = torch.nn.Parameter(torch.zeros(3))
+    opt = torch.optim.Adam([p], lr=torch.tensor(1e-3))
+    held = opt.param_groups[0]["lr"]
+    set_lr(opt, 5e-4)
+    assert opt.param_groups[0]["lr"] is held and held.item() == pytest.approx(5e-4)   # where a graph reads it
+    plain = torch.optim.Adam([p], lr=1e-3)
+    set_lr(plain, 2e-4)
+    assert plain.param_groups[0]["lr"] == 2e-4
+    lr_to_device(plain, torch.device("cpu"))
+    assert torch.is_tensor(plain.param_groups[0]["lr"]) and plain.param_groups[0]["lr"].item() == pytest.approx(2e-4)

@@ -58,7 +58,7 @@ def cmd_train(args) -> int:
                       iwae_k=args.iwae_k, eval_repeats=args.eval_repeats, device=args.device, threads=args.threads,
                       progress=args.progress, model_options=options, optimizer=args.optimizer,
                       train_classes=args.train_classes, fresh_batches=args.fresh_batches,
-                      precision=args.precision, compile=args.compile, warmup=args.warmup,
+                      precision=args.precision, compile=args.compile, cuda_graph=args.cuda_graph, warmup=args.warmup,
                       lr_schedule=args.lr_schedule, adam_eps=args.adam_eps, time_budget=args.time_budget)
     run_dir = train_run(cfg)
     if distributed.is_main():   # under torchrun: once, not once per process

@@ -61,6 +61,8 @@ class TrainConfig:
         fresh_batches: toy data: a fresh draw for every batch instead of the fixed training sample.
         precision: `fp32`, or `bf16` (the networks under bfloat16 autocast; log-densities stay float32).
         compile: torch.compile the training step (forward and backward).
+        cuda_graph: on a GPU, capture the training step (forward, backward, Adam) as one CUDA graph
+            and replay it: one launch per step instead of ~130 (graphs.py).
         warmup: KL warm-up over this many epochs: the KL term's weight rises linearly from 0 to 1
             (VAE-family models; 0: none).
         lr_schedule: `constant`, `step:EPOCHS:FACTOR`, `exp:FACTOR` (per epoch) or `iwae` (Burda et al.'s
@@ -98,6 +100,7 @@ class TrainConfig:
     fresh_batches: bool = False
     precision: str = "fp32"
     compile: bool = False
+    cuda_graph: bool = False
     warmup: float = 0.0
     lr_schedule: str = "constant"
     adam_eps: float = 1e-8
@@ -143,8 +146,22 @@ class TrainConfig:
             parse_duration(self.time_budget)
         if self.precision not in PRECISIONS:
             raise VaelabError(f"--precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
-        resolve_device(self.device)
+        device = resolve_device(self.device)
+        if self.cuda_graph:
+            self._check_cuda_graph(cls, device)
         return self
+
+    def _check_cuda_graph(self, cls, device: torch.device) -> None:
+        if not cls.graphable:
+            raise VaelabError(f"--cuda-graph: {self.model}'s training step reads tensor values on the host and "
+                              f"cannot be captured as a CUDA graph; train it without --cuda-graph")
+        if self.compile:
+            raise VaelabError("--cuda-graph and --compile: give one (a compiled step is not captured as a graph)")
+        if device.type != "cuda":
+            raise VaelabError("--cuda-graph needs a CUDA GPU (--device cuda); a run trained with it resumes on one")
+        if distributed.launched():
+            raise VaelabError("--cuda-graph runs one process: under torchrun the gradient average is not captured; "
+                              "run it without torchrun, or without --cuda-graph")
 
     def _check_counts(self) -> None:
         for name in ("epochs", "patience", "resize", "threads"):

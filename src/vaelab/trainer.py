@@ -4,7 +4,8 @@
     trainer.restore(checkpoint)                           # optional: continue exactly
     history = trainer.run()
 
-Each iteration: a batch, the loss, the backward pass, a finiteness check, the optimizer step;
+Each iteration: a batch, the loss, the backward pass, a finiteness check, the optimizer step
+(with --cuda-graph, the loss, backward pass and step replayed as one CUDA graph: graphs.py);
 every log_every iterations a point of the curves, every eval_every a validation (and early
 stopping), every checkpoint_every a checkpoint (atomically written, with everything a resume
 needs to end exactly where an uninterrupted run would, on the same device and thread count).
@@ -30,6 +31,7 @@ from .config import TrainConfig
 from .data import labelled_subset
 from .errors import VaelabError
 from .evaluate import evaluate_elbo
+from .graphs import GraphedStep, capturable_adam, lr_to_device, set_lr
 from .progress import progress_bar
 from .runs import load_checkpoint, save_checkpoint
 from .schedules import lr_factor, parse_duration, parse_schedule, warmup_weight
@@ -57,8 +59,11 @@ class Trainer:
         self.rank = shard[0]
         Opt = torch.optim.AdamW if cfg.optimizer == "adamw" else torch.optim.Adam
         # The fused kernel does the whole Adam update in one pass over the parameters.
-        self.opt = Opt(model.parameters(), lr=cfg.lr, eps=cfg.adam_eps,
-                       **({"fused": True} if self.device.type in ("cpu", "cuda") else {}))
+        if cfg.cuda_graph:   # the update inside the graph: its learning rate a device tensor
+            self.opt = capturable_adam(Opt, model.parameters(), cfg.lr, self.device, eps=cfg.adam_eps)
+        else:
+            self.opt = Opt(model.parameters(), lr=cfg.lr, eps=cfg.adam_eps,
+                           **({"fused": True} if self.device.type in ("cpu", "cuda") else {}))
         self.steps_per_epoch = max(1, len(data.train_x) // cfg.batch_size)
         self.schedule = parse_schedule(cfg.lr_schedule)
         self.warmup_iters = round(cfg.warmup * self.steps_per_epoch)
@@ -78,11 +83,15 @@ class Trainer:
         self.stopping = {"best": math.inf, "best_iteration": 0, "bad": 0, "stopped": False}
         self.check_each_step = self.device.type == "cpu"   # a .item() per step is free on CPU, a sync on GPU
         self.grads_bad_at = torch.zeros((), dtype=torch.long, device=self.device)   # GPU: first bad iteration
+        if cfg.cuda_graph and self.warmup_iters:   # a graph reads the warm-up weight from the device
+            model.kl_weight = torch.zeros((), device=self.device)
 
     def restore(self, ckpt: dict) -> None:
         """Continue from a checkpoint: weights, optimizer, batch order, history, this rank's RNG and log window."""
         self.model.load_state_dict(ckpt["model"])
         self.opt.load_state_dict(ckpt["optimizer"])
+        if self.cfg.cuda_graph:
+            lr_to_device(self.opt, self.device)
         state = ckpt["trainer"]
         self.batches.load_state_dict(state["batches"])
         if self.labelled is not None:
@@ -107,8 +116,10 @@ class Trainer:
         if cfg.compile:   # traced and compiled at the first step (and again if the batch shape changes)
             step = torch.compile(step)
         # bf16: the networks' matrix products in bfloat16, their outputs and the maths in float32
-        self.precision = ((lambda: torch.autocast(self.device.type, dtype=torch.bfloat16)) if cfg.precision == "bf16"
-                          else contextlib.nullcontext)
+        # (autocast's cache of cast weights would be stale inside a replayed graph)
+        self.precision = ((lambda: torch.autocast(self.device.type, dtype=torch.bfloat16, cache_enabled=not cfg.cuda_graph))
+                          if cfg.precision == "bf16" else contextlib.nullcontext)
+        self.graphed = GraphedStep(lambda *batch: self._forward_backward_step(step, *batch)) if cfg.cuda_graph else None
         bar = progress_bar(total=cfg.iters, initial=self.start - 1, desc=f"train {cfg.model} seed {self.seed}",
                            disable=not (cfg.progress and self.main), unit="it")
         self.t0 = time.perf_counter()
@@ -131,29 +142,51 @@ class Trainer:
     def _step(self, step, it: int) -> None:
         """One optimizer step on the next batch, refusing non-finite losses and gradients."""
         x, y = next(self.batches)
+        labelled = next(self.labelled) if self.labelled is not None else (None, None)
         if self.warmup_iters:   # a pure function of the iteration: a resumed run follows the same ramp
-            self.model.kl_weight = warmup_weight(it, self.warmup_iters)
+            weight = warmup_weight(it, self.warmup_iters)
+            if torch.is_tensor(self.model.kl_weight):
+                self.model.kl_weight.fill_(weight)
+            else:
+                self.model.kl_weight = weight
         if self.schedule[0] != "constant":
-            lr = self.cfg.lr * lr_factor(self.schedule, (it - 1) / self.steps_per_epoch)
-            for group in self.opt.param_groups:
-                group["lr"] = lr
-        with self.precision():   # the forward pass only: backward runs in the forward's dtypes
-            loss, terms = step(x, y) if self.labelled is None else step(x, y, labelled=next(self.labelled))
-        self.opt.zero_grad(set_to_none=True)
-        loss.backward()   # under DDP, also the gradient average: every rank gets here before any stops
-        if self.check_each_step and not math.isfinite(loss.item()):
-            _diverged(it, terms, self.last_ckpt)
-        grads = [q.grad for q in self.model.parameters() if q.grad is not None]
-        finite = torch.isfinite(torch.stack(torch._foreach_norm(grads))).all() if grads else None
-        if finite is not None:
-            if self.check_each_step:
-                if not finite.item():   # before the step: the weights and the last checkpoint stay good
-                    _diverged_grads(it, self.model, self.last_ckpt)
-            else:   # no sync: remember the first bad iteration, checked at the log interval
-                self.grads_bad_at = torch.where((self.grads_bad_at == 0) & ~finite, it, self.grads_bad_at)
-        self.opt.step()
+            set_lr(self.opt, self.cfg.lr * lr_factor(self.schedule, (it - 1) / self.steps_per_epoch))
+        if self.graphed is not None:   # loss, backward and update in one replay; the check after it, as on a GPU
+            loss, terms = self.graphed(x, y, *labelled)
+            self._check_grads(it)
+        else:
+            with self.precision():   # the forward pass only: backward runs in the forward's dtypes
+                loss, terms = step(x, y) if self.labelled is None else step(x, y, labelled=labelled)
+            self.opt.zero_grad(set_to_none=True)
+            loss.backward()   # under DDP, also the gradient average: every rank gets here before any stops
+            if self.check_each_step and not math.isfinite(loss.item()):
+                _diverged(it, terms, self.last_ckpt)
+            self._check_grads(it)
+            self.opt.step()
         for k, v in {"loss": loss.detach(), **{k: v.detach() for k, v in terms.items()}}.items():
             self.window[k] = self.window.get(k, 0.0) + v
+
+    def _forward_backward_step(self, step, x, y, xl, yl):
+        """The loss, backward pass and optimizer step of one batch (what --cuda-graph captures)."""
+        with self.precision():
+            loss, terms = step(x, y) if xl is None else step(x, y, labelled=(xl, yl))
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        self.opt.step()
+        return loss.detach(), {k: v.detach() for k, v in terms.items()}
+
+    def _check_grads(self, it: int) -> None:
+        """Non-finite gradients: refused at once on a CPU (before the step); on a GPU the first bad
+        iteration is remembered without a sync and refused at the next log point or checkpoint."""
+        grads = [q.grad for q in self.model.parameters() if q.grad is not None]
+        if not grads:
+            return
+        finite = torch.isfinite(torch.stack(torch._foreach_norm(grads))).all()
+        if self.check_each_step:
+            if not finite.item():   # before the step: the weights and the last checkpoint stay good
+                _diverged_grads(it, self.model, self.last_ckpt)
+        else:
+            self.grads_bad_at = torch.where((self.grads_bad_at == 0) & ~finite, it, self.grads_bad_at)
 
     def _log(self, it: int, bar) -> None:
         """A point of the training curves: the mean of each term over the window, over all ranks."""
@@ -226,6 +259,8 @@ class Trainer:
     def _finish(self) -> dict:
         """Seconds and speed into the history; under early stopping, the best epoch's weights back in the model."""
         seconds = self.seconds_before + time.perf_counter() - self.t0
+        if torch.is_tensor(self.model.kl_weight):   # back to a plain number once the graph is done with it
+            self.model.kl_weight = float(self.model.kl_weight)
         hist = self.hist
         done = hist["iteration"][-1] if hist["iteration"] else self.cfg.iters
         hist["train_seconds"] = seconds

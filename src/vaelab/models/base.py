@@ -101,10 +101,12 @@ class Model(nn.Module):
     likelihood: str = "bernoulli"                 # p(x|z): bernoulli (binary data) or gaussian
     trains_every_parameter: bool = True           # False: some parameters get no gradient (DDP must know)
     anneals_kl: ClassVar[bool] = False            # its loss honours kl_weight (KL warm-up, --warmup)
+    graphable: ClassVar[bool] = True              # its loss reads no tensor value on the host (--cuda-graph)
     # Options that only choose first weights (e.g. M1M2's m1_run): a saved model is rebuilt without them,
     # its checkpoint holding every weight, so the run opens even where their source is gone.
     WEIGHT_OPTIONS: ClassVar[tuple[str, ...]] = ()
-    kl_weight: float = 1.0                        # the trainer's warm-up weight of the KL term, 0..1
+    kl_weight: float = 1.0                        # the trainer's warm-up weight of the KL term, 0..1 (a 0-dim
+                                                  # device tensor while a --cuda-graph run warms up)
     z_dim: int
     x_dim: int
 

@@ -186,7 +186,8 @@ class VAE(Model):
         if self.iw_k == 1:
             nelbo, kl, rec = self.negative_elbo_bound(x, y)
             weight = self.beta * self.kl_weight
-            loss = nelbo if weight == 1.0 else rec + weight * kl
+            # (under --cuda-graph with a warm-up, kl_weight is a device tensor: no comparison on the host)
+            loss = nelbo if not torch.is_tensor(weight) and weight == 1.0 else rec + weight * kl
             return loss, {"nelbo": nelbo, "kl": kl, "rec": rec}
         return self.importance_weighted_loss(*self._log_weight_terms(x, self.iw_k, y))
 
