@@ -34,3 +34,29 @@ def _private_cache(tmp_path_factory):
         os.environ.pop("XDG_CACHE_HOME", None)
     else:
         os.environ["XDG_CACHE_HOME"] = old
+
+
+class Interrupt(BaseException):
+    """Stands for a kill: raised inside the trainer, past every `except Exception`."""
+
+
+def killed_then_resumed(monkeypatch, cfg: dict, out, iteration: int, **runtime):
+    """Train TrainConfig(out=out, **cfg), killed just before the checkpoint.pt of `iteration` is written
+    (best.pt writes go through), then resume it (with `runtime` options); returns the resumed Run."""
+    import vaelab
+    import vaelab.trainer as trainer_mod
+    from vaelab.config import TrainConfig
+    from vaelab.pipeline import resume_run, train_run
+
+    real_save = trainer_mod.save_checkpoint
+
+    def die_there(path, state):
+        if state["iteration"] == iteration and Path(path).name == "checkpoint.pt":
+            raise Interrupt
+        real_save(path, state)
+
+    monkeypatch.setattr(trainer_mod, "save_checkpoint", die_there)
+    with pytest.raises(Interrupt):
+        train_run(TrainConfig(out=str(out), **cfg))
+    monkeypatch.setattr(trainer_mod, "save_checkpoint", real_save)
+    return vaelab.Run(resume_run(out, **runtime))

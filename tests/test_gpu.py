@@ -7,15 +7,14 @@ import dataclasses
 
 import pytest
 import torch
-from conftest import REAL_DATA, requires_real
+from conftest import REAL_DATA, killed_then_resumed, requires_real
 
 import vaelab
-import vaelab.trainer as trainer_mod
 from vaelab.batches import prepare_data
 from vaelab.config import TrainConfig
 from vaelab.evaluate import evaluate_elbo, evaluate_iwae
 from vaelab.models import MODELS, build_model
-from vaelab.pipeline import resume_run, train_run
+from vaelab.pipeline import train_run
 from vaelab.trainer import fit
 
 pytestmark = [pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA GPU is visible to PyTorch"),
@@ -41,29 +40,16 @@ def test_a_run_trains_on_the_gpu_and_its_model_evaluates_alike_on_the_cpu(tmp_pa
     assert got["niwae_100"] < got["nelbo"]
 
 
-class _Interrupt(BaseException):
-    pass
-
-
-def test_a_gpu_run_killed_at_a_checkpoint_resumes_exactly(tmp_path, monkeypatch):
+@pytest.mark.parametrize("cuda_graph", [False, True])
+def test_a_gpu_run_killed_at_a_checkpoint_resumes_exactly(tmp_path, monkeypatch, cuda_graph):
     cfg = dict(model="vae", iters=300, checkpoint_every=150, eval_every=100, log_every=50, val_size=1000,
-               iwae_k=[2], eval_repeats=1, warmup=0.25, lr_schedule="exp:0.9",
+               iwae_k=[2], eval_repeats=1, warmup=0.25, lr_schedule="exp:0.9", cuda_graph=cuda_graph,
                model_options={"z_dim": 8, "hidden": "256", "iw_k": 3}, **ON_GPU)
     reference = vaelab.Run(train_run(TrainConfig(out=str(tmp_path / "ref"), **cfg)))
-    real_save = trainer_mod.save_checkpoint
-
-    def die_at_the_second_save(path, state):
-        if state["iteration"] == 300 and path.name == "checkpoint.pt":
-            raise _Interrupt
-        real_save(path, state)
-
-    monkeypatch.setattr(trainer_mod, "save_checkpoint", die_at_the_second_save)
-    with pytest.raises(_Interrupt):
-        train_run(TrainConfig(out=str(tmp_path / "run"), **cfg))
-    monkeypatch.setattr(trainer_mod, "save_checkpoint", real_save)
-    resumed = vaelab.Run(resume_run(tmp_path / "run"))
+    resumed = killed_then_resumed(monkeypatch, cfg, tmp_path / "run", 300)
     assert resumed.history()["loss"] == reference.history()["loss"]
     assert resumed.history()["val_nelbo"] == reference.history()["val_nelbo"]
+    assert resumed.per_seed()[0]["nelbo"] == reference.per_seed()[0]["nelbo"]
 
 
 def test_bf16_and_compile_on_the_gpu_follow_the_float32_eager_run(tmp_path, monkeypatch):
@@ -122,27 +108,6 @@ def test_the_graph_reads_the_warm_up_weight_of_every_step():
     for loss, nelbo in list(zip(graphed["loss"], graphed["nelbo"]))[-4:]:
         assert loss == pytest.approx(nelbo, abs=1e-3)
     assert graphed["loss"][0] < graphed["nelbo"][0] - 0.1   # and during it, less than the NELBO
-
-
-def test_a_cuda_graph_run_killed_at_a_checkpoint_resumes_exactly(tmp_path, monkeypatch):
-    cfg = dict(model="vae", iters=300, checkpoint_every=150, eval_every=100, log_every=50, val_size=1000,
-               iwae_k=[2], eval_repeats=1, warmup=0.25, lr_schedule="exp:0.9", cuda_graph=True,
-               model_options={"z_dim": 8, "hidden": "256"}, **ON_GPU)
-    reference = vaelab.Run(train_run(TrainConfig(out=str(tmp_path / "ref"), **cfg)))
-    real_save = trainer_mod.save_checkpoint
-
-    def die_at_the_second_save(path, state):
-        if state["iteration"] == 300 and path.name == "checkpoint.pt":
-            raise _Interrupt
-        real_save(path, state)
-
-    monkeypatch.setattr(trainer_mod, "save_checkpoint", die_at_the_second_save)
-    with pytest.raises(_Interrupt):
-        train_run(TrainConfig(out=str(tmp_path / "run"), **cfg))
-    monkeypatch.setattr(trainer_mod, "save_checkpoint", real_save)
-    resumed = vaelab.Run(resume_run(tmp_path / "run"))
-    assert resumed.history()["loss"] == reference.history()["loss"]
-    assert resumed.per_seed()[0]["nelbo"] == reference.per_seed()[0]["nelbo"]
 
 
 def test_bf16_under_a_cuda_graph_follows_float32(tmp_path):

@@ -4,6 +4,7 @@ import math
 
 import pytest
 import torch
+from conftest import killed_then_resumed
 from torch import distributions as D
 
 import vaelab
@@ -13,7 +14,6 @@ from vaelab.errors import VaelabError
 from vaelab.models import build_model
 from vaelab.pipeline import resume_run, train_run
 from vaelab.schedules import IWAE_EPOCHS, lr_factor, parse_duration, parse_schedule, warmup_weight
-import vaelab.trainer as trainer_mod
 
 x8 = torch.bernoulli(torch.rand(8, 784, generator=torch.Generator().manual_seed(0)))
 
@@ -173,27 +173,12 @@ def test_every_run_keeps_its_best_validation_weights(tmp_path):
         none.model(best=True)
 
 
-class _Interrupt(BaseException):
-    pass
-
-
 def test_schedules_and_warmup_resume_exactly(tmp_path, monkeypatch):
     cfg = dict(model="vae", iters=72, checkpoint_every=36, eval_every=36, log_every=12, val_size=400, iwae_k=[2],
                eval_repeats=1, progress=False, threads=1, warmup=1.0, lr_schedule="step:1:0.5",
                model_options={"z_dim": 2, "hidden": "32", "iw_k": 3})
     reference = vaelab.Run(train_run(TrainConfig(out=str(tmp_path / "ref"), **cfg)))
-    real_save = trainer_mod.save_checkpoint
-
-    def die_at_the_second_save(path, state):
-        if state["iteration"] == 72 and path.name == "checkpoint.pt":   # not best.pt
-            raise _Interrupt
-        real_save(path, state)
-
-    monkeypatch.setattr(trainer_mod, "save_checkpoint", die_at_the_second_save)
-    with pytest.raises(_Interrupt):
-        train_run(TrainConfig(out=str(tmp_path / "run"), **cfg))
-    monkeypatch.setattr(trainer_mod, "save_checkpoint", real_save)
-    resumed = vaelab.Run(resume_run(tmp_path / "run", threads=1))
+    resumed = killed_then_resumed(monkeypatch, cfg, tmp_path / "run", 72, threads=1)
     a, b = resumed.per_seed()[0], reference.per_seed()[0]
     for key in ("nelbo", "kl", "rec", "niwae_2"):
         assert a[key] == b[key], key
