@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Every GPU check in one go, for a machine with a CUDA GPU and PyTorch already installed (vaelab runs from
-# src/, nothing is installed): the GPU tests, training speed (eager / bf16 / compiled), the default VAE run
-# end to end with both speed options, and IWAE-5000 on the full test set against its floor.
+# src/, nothing is installed): the GPU tests, training speed (eager / bf16 / compiled / CUDA graph), the
+# default VAE run end to end with --cuda-graph, where the step's time goes (gpu_step.py), and IWAE-5000 on
+# the full test set against its floor. About 8 minutes on an H200.
 #
 #     bash benchmarks/gpu_checks.sh DATA_DIR OUT_DIR      # DATA_DIR holds mnist/*.gz
 #
@@ -25,7 +26,7 @@ step() {   # step NAME SECONDS COMMAND...: run, log, time
     rc=$?
     tail -n 25 "$WORK/$name.log"
     echo "=== $name: exit $rc after $(( $(date +%s) - t0 )) s" | tee -a "$WORK/steps.txt"
-    cp benchmarks/results/iwae-floor*gpu* "$WORK/results/" 2>/dev/null
+    cp benchmarks/results/iwae-floor*gpu* benchmarks/results/gpu-step.* "$WORK/results/" 2>/dev/null
     rm -f "$WORK"/*/seed-*/*.pt
     tar -czf "$OUT/gpu-checks.tar.gz" -C "$WORK/.." gpu-checks
 }
@@ -37,11 +38,13 @@ step() {   # step NAME SECONDS COMMAND...: run, log, time
 step tests 240 $PY -m pytest -q -p no:cacheprovider tests/test_gpu.py
 SPEED=(benchmarks/speed.py --device cuda --threads 1 --iters 500 --warmup 100 --repeats 3 --data-dir "$DATA"
        --results "$WORK/results")
+step train-default-graph 120 $PY -m vaelab train vae --dataset mnist --data-dir "$DATA" --device cuda \
+    --cuda-graph --out "$WORK/vae-gpu-graph" --no-progress
+step speed-graph 90 $PY "${SPEED[@]}" --models vae gmvae ssvae cvae ae --cuda-graph
 step speed-eager 150 $PY "${SPEED[@]}" --models vae gmvae ssvae cvae ae
 step speed-bf16 60 $PY "${SPEED[@]}" --models vae --precision bf16
 step speed-compiled-bf16 150 $PY "${SPEED[@]}" --models vae --precision bf16 --compile
-step train-default-fast 200 $PY -m vaelab train vae --dataset mnist --data-dir "$DATA" --device cuda \
-    --precision bf16 --compile --out "$WORK/vae-gpu-fast" --no-progress
+step gpu-step 120 $PY benchmarks/gpu_step.py --data-dir "$DATA"
 step iwae-floor 120 $PY benchmarks/iwae_floor.py --device cuda --images 10000 --k 5000 --repeats 3
 step iwae-floor-small-passes 120 $PY benchmarks/iwae_floor.py --device cuda --images 1000 --k 5000 --repeats 1 --rows 1000
 echo "wrote $OUT/gpu-checks.tar.gz"
