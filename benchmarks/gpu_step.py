@@ -20,9 +20,10 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import time
+from pathlib import Path
 
 import torch
-from common import DEFAULT_DATA, save
+from common import DEFAULT_DATA, RESULTS, save
 from torch.profiler import ProfilerActivity, profile
 
 from vaelab.batches import Batches, prepare_data
@@ -109,6 +110,7 @@ def main() -> None:
     ap.add_argument("--data-dir", default=str(DEFAULT_DATA))
     ap.add_argument("--iters", type=int, default=2000, help="iterations of each timed comparison")
     ap.add_argument("--full", type=int, default=20_000, help="iterations of the default-length graphed run")
+    ap.add_argument("--results", type=Path, default=RESULTS, help="folder of the results files")
     args = ap.parse_args()
     if not torch.cuda.is_available():
         ap.error("no CUDA GPU is visible to PyTorch")
@@ -134,7 +136,8 @@ def main() -> None:
           f"(NELBO of the last 10%: {full['last_nelbo']:.2f}); the target is 15 s.\n\n"
           f"Top host-side ops of 50 eager steps:\n\n```\n{e['top_host_ops']}\n```\n")
     save("gpu-step", {"gpu": gpu, "torch": torch.__version__, "op_us": us, "eager": {k: v for k, v in e.items()
-                      if k != "top_host_ops"}, "graph": g, "graph_full": full, "iters": args.iters}, md)
+                      if k != "top_host_ops"}, "graph": g, "graph_full": full, "iters": args.iters}, md,
+         folder=args.results)
     print(md)
 
 

@@ -24,10 +24,11 @@ from __future__ import annotations
 
 import argparse
 import time
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from common import save
+from common import RESULTS, save
 from likelihood_race import cpu_model
 
 from vaelab.evaluate import evaluate_iwae
@@ -93,6 +94,7 @@ def main() -> None:
     ap.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
     ap.add_argument("--rows", type=int, default=None, help="decoder rows per pass (default: the device's, "
                     "iwae_rows_per_pass)")
+    ap.add_argument("--results", type=Path, default=RESULTS, help="folder of the results files")
     args = ap.parse_args()
     if args.device == "cuda" and not torch.cuda.is_available():
         ap.error("--device cuda: no CUDA GPU is visible to PyTorch")
@@ -126,12 +128,17 @@ def main() -> None:
           f"| **floor** | {sum(parts.values()) * 1e3:.3f} | **{floor:.2f}** |\n\n"
           f"Measured evaluate_iwae: median {median:.2f} s (min {measured[0]:.2f}, max {measured[-1]:.2f}, "
           f"{args.repeats} runs): **{ratio:.2f}x the floor** (target: within 1.5x). For the full 10,000-image test "
-          f"set: about {median * full / 60:.1f} minutes (floor {floor * full / 60:.1f}).\n")
+          f"set: about {_duration(median * full)} (floor {_duration(floor * full)}).\n")
     name = "iwae-floor" + ("" if args.model == "vae" else f"-{args.model}") + ("-gpu" if device.type == "cuda" else "")
     name += f"-rows{args.rows}" if args.rows else ""
     save(name, {"model": args.model, "device": args.device, "machine": machine, "images": args.images, "k": args.k, "rows_per_pass": rows,
-                        "floor_parts_s_per_pass": parts, "floor_s": floor, "measured_s": measured, "ratio": ratio}, md)
+                        "floor_parts_s_per_pass": parts, "floor_s": floor, "measured_s": measured, "ratio": ratio}, md,
+         folder=args.results)
     print(md)
+
+
+def _duration(seconds: float) -> str:
+    return f"{seconds / 60:.1f} minutes" if seconds >= 120 else f"{seconds:.1f} s"
 
 
 if __name__ == "__main__":

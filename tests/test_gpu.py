@@ -116,3 +116,10 @@ def test_bf16_under_a_cuda_graph_follows_float32(tmp_path):
     bf16 = vaelab.train("vae", out=tmp_path / "bf16", cuda_graph=True, precision="bf16", **cfg)
     for a, b in zip(bf16.history()["nelbo"], fp32.history()["nelbo"], strict=True):
         assert a == pytest.approx(b, rel=0.03)
+
+
+def test_a_model_drawing_on_the_host_per_batch_is_refused_before_any_file(tmp_path):
+    # a denoising AE's level range is drawn on the host each batch: a graph would freeze the first draw
+    with pytest.raises(vaelab.VaelabError, match="dae's training step depends on values read or drawn on the host"):
+        vaelab.train("dae", out=tmp_path / "r", level="0.3,0.7", cuda_graph=True, iters=10, **ON_GPU)
+    assert not (tmp_path / "r").exists()

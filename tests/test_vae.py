@@ -123,3 +123,30 @@ def test_bad_model_options_are_one_line_errors(opts, fragment):
 def test_unknown_model_lists_known_ones():
     with pytest.raises(VaelabError, match="choose one of vae"):
         build_model("transformer", 784)
+
+
+def test_iwae_passes_halve_when_the_gpu_runs_out_of_memory(monkeypatch):
+    """The default pass size is a guess for the GPU at hand: a pass that runs out of memory is done again
+    in halves, and the bound is the same; a pass size the caller chose is kept (the error is theirs)."""
+    import vaelab.evaluate as ev
+
+    torch.manual_seed(0)
+    model = build_model("vae", 12, z_dim=2, hidden="8")
+    x = torch.bernoulli(torch.rand(40, 12))
+    real, sizes = ev.iwae_per_example, []
+
+    def small_memory(model, xb, k, yb, rows):
+        sizes.append(rows)
+        if rows > 2000:
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory (simulated)")
+        return real(model, xb, k, yb, rows)
+
+    monkeypatch.setattr(ev, "iwae_per_example", small_memory)
+    monkeypatch.setattr(ev, "iwae_rows_per_pass", lambda device: 8000)
+    torch.manual_seed(1)
+    backed_off = evaluate_iwae(model, x, 100, progress=False)
+    assert sizes[:3] == [8000, 4000, 2000] and set(sizes[2:]) == {2000}
+    torch.manual_seed(1)
+    assert backed_off == evaluate_iwae(model, x, 100, progress=False, rows_per_pass=2000)
+    with pytest.raises(torch.cuda.OutOfMemoryError):
+        evaluate_iwae(model, x, 100, progress=False, rows_per_pass=4000)

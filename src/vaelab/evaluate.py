@@ -63,7 +63,8 @@ def evaluate_elbo(model, x: torch.Tensor, repeats: int = 10, batch_size: int = 2
 def evaluate_iwae(model, x: torch.Tensor, k: int, progress: bool = True, y: torch.Tensor | None = None,
                   across_ranks: bool = False, rows_per_pass: int | None = None) -> float:
     """-(1/N) sum_n log (1/k) sum_i w_ni over all of x: the negative IWAE-k bound in nats, in passes of
-    `rows_per_pass` decoder rows (default: iwae_rows_per_pass of x's device)."""
+    `rows_per_pass` decoder rows (default: iwae_rows_per_pass of x's device, halved while a pass runs out
+    of GPU memory)."""
     model.eval()
     n = len(x)
     x, y = _share(x, y, across_ranks)
@@ -71,9 +72,18 @@ def evaluate_iwae(model, x: torch.Tensor, k: int, progress: bool = True, y: torc
     batch = max(1, rows // min(k, rows))   # images per pass, as iwae_per_example takes them
     total = torch.zeros((), dtype=torch.float64, device=x.device)   # summed on the device: no sync per pass
     bar = progress_bar(total=len(x), desc=f"IWAE-{k}", unit="img", disable=not progress, leave=False)
-    for i in range(0, len(x), batch):
+    i = 0
+    while i < len(x):
         xb, yb = x[i:i + batch], None if y is None else y[i:i + batch]
-        total += iwae_per_example(model, xb, k, yb, rows).double().sum()
+        try:
+            total += iwae_per_example(model, xb, k, yb, rows).double().sum()
+        except torch.cuda.OutOfMemoryError:   # a big model on a small GPU: the same pass in halves
+            if rows <= 1_000 or rows_per_pass:
+                raise
+            rows //= 2
+            batch = max(1, rows // min(k, rows))
+            continue
+        i += len(xb)
         bar.update(len(xb))
     bar.close()
     if across_ranks:

@@ -23,7 +23,7 @@ from safetensors.torch import save as save_safetensors
 
 from . import distributed
 from .batches import DeviceData, check_split, prepare_data
-from .config import EXTENDABLE, RUNTIME_OPTIONS, TrainConfig, resolve_device
+from .config import EXTENDABLE, RUNTIME_OPTIONS, TrainConfig, resolve_device, ungraphable
 from .data import STATIC_BINARIZATION_SEED
 from .errors import VaelabError
 from .evaluate import evaluate_model
@@ -119,6 +119,8 @@ def _prepare(cfg: TrainConfig, device: torch.device, template: Model | None = No
                               f"{data.x_dim}; build it with x_dim={data.x_dim}")
         probe = new_model(cfg, data.x_dim, template)   # bad options fail before writing anything
         probe.check_training(cfg.iters, continuous=data.image_shape is None)
+        if cfg.cuda_graph and not probe.graphable:   # e.g. a denoising AE drawing its noise level per batch
+            raise ungraphable(cfg.model)
     return data
 
 

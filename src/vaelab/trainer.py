@@ -124,19 +124,23 @@ class Trainer:
                            disable=not (cfg.progress and self.main), unit="it")
         self.t0 = time.perf_counter()
         self.model.train()
-        for it in range(self.start, cfg.iters + 1):
-            self._step(step, it)
-            if it % cfg.log_every == 0 or it == cfg.iters:
-                self._log(it, bar)
-                self._check_budget(it)
-            if len(self.data.val_x) and (it % cfg.eval_every == 0 or it == cfg.iters or self.stopping["stopped"]):
-                self._validate(it)
-            if self.seed_dir is not None and (it % cfg.checkpoint_every == 0 or it == cfg.iters
-                                              or self.stopping["stopped"]):
-                self._checkpoint(it)
-            if self.stopping["stopped"]:
-                break
-        bar.close()
+        try:
+            for it in range(self.start, cfg.iters + 1):
+                self._step(step, it)
+                if it % cfg.log_every == 0 or it == cfg.iters:
+                    self._log(it, bar)
+                    self._check_budget(it)
+                if len(self.data.val_x) and (it % cfg.eval_every == 0 or it == cfg.iters or self.stopping["stopped"]):
+                    self._validate(it)
+                if self.seed_dir is not None and (it % cfg.checkpoint_every == 0 or it == cfg.iters
+                                                  or self.stopping["stopped"]):
+                    self._checkpoint(it)
+                if self.stopping["stopped"]:
+                    break
+        finally:   # also when training fails: the model goes back to its user as it came
+            bar.close()
+            if torch.is_tensor(self.model.kl_weight):   # a plain number again once the graph is done with it
+                self.model.kl_weight = float(self.model.kl_weight)
         return self._finish()
 
     def _step(self, step, it: int) -> None:
@@ -259,8 +263,6 @@ class Trainer:
     def _finish(self) -> dict:
         """Seconds and speed into the history; under early stopping, the best epoch's weights back in the model."""
         seconds = self.seconds_before + time.perf_counter() - self.t0
-        if torch.is_tensor(self.model.kl_weight):   # back to a plain number once the graph is done with it
-            self.model.kl_weight = float(self.model.kl_weight)
         hist = self.hist
         done = hist["iteration"][-1] if hist["iteration"] else self.cfg.iters
         hist["train_seconds"] = seconds

@@ -99,9 +99,11 @@ class Model(nn.Module):
     labels_per_class: int = 0                     # semi-supervised: labelled images per class, every step
     label_seed: int = 0                           # semi-supervised: the seed that picks them
     likelihood: str = "bernoulli"                 # p(x|z): bernoulli (binary data) or gaussian
+    graphable: bool = True                        # its loss does the same device work every step, whatever
+                                                  # the data (no host read of a tensor, no host-drawn random
+                                                  # number): --cuda-graph may capture it
     trains_every_parameter: bool = True           # False: some parameters get no gradient (DDP must know)
     anneals_kl: ClassVar[bool] = False            # its loss honours kl_weight (KL warm-up, --warmup)
-    graphable: ClassVar[bool] = True              # its loss reads no tensor value on the host (--cuda-graph)
     # Options that only choose first weights (e.g. M1M2's m1_run): a saved model is rebuilt without them,
     # its checkpoint holding every weight, so the run opens even where their source is gone.
     WEIGHT_OPTIONS: ClassVar[tuple[str, ...]] = ()
@@ -313,7 +315,7 @@ class Model(nn.Module):
         """The importance-weighted bound log (1/k) sum_i p(x, z_i) / q(z_i | x) <= log p(x) per example (nats).
 
         k = 1 is the ELBO; the bound tightens as k grows (Burda et al. 2016). An evaluation, computed
-        without gradients in passes of about 1,000 decoder rows, so any k fits in memory."""
+        without gradients in passes of about 1,000 decoder rows (100,000 on a GPU), so any k fits in memory."""
         if isinstance(k, bool) or not isinstance(k, int) or k < 1:
             raise VaelabError(f"k must be a positive integer (importance samples per example), got {k!r}")
         if not self.has_iwae:

@@ -36,6 +36,7 @@ class DenoisingAE(AE):
             raise ValueError(f"unknown noise {noise!r}: use one of {', '.join(NOISE_TYPES)}")
         self.noise, self.clip = noise, bool(clip)
         self.level_range = parse_level(level, noise)
+        self.graphable = self.level_range[0] == self.level_range[1]   # a range is drawn on the host per batch
 
     def corrupt(self, x: torch.Tensor, level: float | None = None, generator=None) -> torch.Tensor:
         """T(x); the level is drawn from the level range unless given."""

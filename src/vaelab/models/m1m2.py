@@ -60,7 +60,7 @@ class M1M2(SSVAE):
     ELBO_TERMS = ("nelbo", "kl", "rec", "kl_y", "kl_z2")
     DEFAULT_ITERS = 40_000   # 10,000 for M1, then 30,000 for M2
     WEIGHT_OPTIONS = ("m1_run", "m1_seed")   # they only choose M1's first weights
-    graphable = False   # the loss reads its stage (steps_done) on the host: no CUDA graph
+    graphable = False   # the loss reads its stage (steps_done) on the host
 
     def __init__(self, x_dim: int = 784, z1_dim: int = 50, m1_hidden="600,600", m1_iters: int | None = None,
                  z_dim: int = 50, hidden="300,300", n_classes: int = 10, gw: float = 1.0, cw: float = 100.0,
