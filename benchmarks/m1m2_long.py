@@ -100,10 +100,14 @@ def train_m2(m1: Path, seed: int, args) -> dict:
             "accuracy": got["accuracy"], "accuracy_grey": got["accuracy_grey"], "nelbo": got["nelbo"], "run": str(out)}
 
 
+def _m1_key(row: dict) -> str:
+    """The M1 row an M2 row was trained on (rows written before M1s had keys: recipe/minutes)."""
+    return row.get("m1_key", f"{row['recipe']}/{row['m1_minutes']:g}")
+
+
 def write_markdown(doc: dict, results: Path) -> None:
-    m1s = sorted(doc["m1"].values(), key=lambda r: (r["recipe"], r["m1_minutes"]))
-    rows = sorted(doc["results"].values(), key=lambda r: (r["recipe"], r["m1_minutes"], r.get("m1_active", 0),
-                                                           r["seed"]))
+    m1s = sorted(({"key": k, **v} for k, v in doc["m1"].items()), key=lambda r: (r["recipe"], r["m1_minutes"], r["key"]))
+    rows = sorted(doc["results"].values(), key=lambda r: (_m1_key(r), r.get("m1_active", 0), r["seed"]))
     md = ["# M1+M2 with M1 trained long: test accuracy against M1's training time", "",
           "MNIST, 100 labels (10 per class, label seed 0), test images: 10,000. M1: `vae` with latent 50, hidden "
           "600-600, trained with `--time-budget` on dynamically binarized MNIST by one of two recipes: `warmup-exp` "
@@ -113,29 +117,30 @@ def write_markdown(doc: dict, results: Path) -> None:
           "What each M1 gives: test NELBO, active units (posterior-mean variance over the data > 0.01), and the "
           "class of the nearest of the 100 labelled codes (1-NN) and a logistic regression on them, scored on the "
           "test images' codes (seconds of computation: a quick look at the features M2 will classify).", "",
-          "| M1 recipe | M1 minutes | M1 epochs | M1 train s | M1 test NELBO | active units | 1-NN | logistic |",
-          "|---|---|---|---|---|---|---|---|"]
+          "| M1 | M1 recipe | M1 minutes | M1 epochs | M1 train s | M1 test NELBO | active units | 1-NN | logistic |",
+          "|---|---|---|---|---|---|---|---|---|"]
     for r in m1s:
-        md.append(f"| {r['recipe']} | {r['m1_minutes']:g} | {r['m1_epochs']:.0f} | {r['m1_train_seconds']:.0f} | "
+        md.append(f"| {r['key']} | {r['recipe']} | {r['m1_minutes']:g} | {r['m1_epochs']:.0f} | {r['m1_train_seconds']:.0f} | "
                   f"{r['m1_test_nelbo']:.2f} | {r['active_units']} | {r['nearest_labelled']:.4f} | "
                   f"{r['logistic']:.4f} |")
     md += ["", "M1+M2 on each M1: `m1m2 --m1-run M1 --m1-iters 0` (every iteration trains M2 on the frozen M1), "
            "default networks and weights, M2 on all 50 dims of z1 or (`--m1-active 0.1`) only on the dims whose "
            "posterior-mean std exceeds 0.1, as Kingma et al.; test accuracy of q(y | z1 = mean of q(z1 | x)), "
            "binarized with the fixed seed and grey.", "",
-           "| M1 recipe | M1 minutes | M2 on | seed | M2 iterations | M2 train s | stacked NELBO | **accuracy** | "
+           "| M1 | M1 epochs | M2 on | seed | M2 iterations | M2 train s | stacked NELBO | **accuracy** | "
            "accuracy (grey) |", "|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
-        md.append(f"| {r['recipe']} | {r['m1_minutes']:g} | {_m2_on(r)} | {r['seed']} | {r['m2_iters']} | "
+        md.append(f"| {_m1_key(r)} | {doc['m1'][_m1_key(r)]['m1_epochs']:.0f} | {_m2_on(r)} | {r['seed']} | {r['m2_iters']} | "
                   f"{r['m2_train_seconds']:.0f} | {r['nelbo']:.2f} | **{r['accuracy']:.4f}** | {r['accuracy_grey']:.4f} |")
-    md += ["", "| M1 recipe | M1 minutes | M2 on | seeds | **accuracy, mean ± SE** | accuracy (grey), mean ± SE |",
-           "|---|---|---|---|---|---|"]
-    for key in sorted({(r["recipe"], r["m1_minutes"], r.get("m1_active", 0)) for r in rows}):
-        group = [r for r in rows if (r["recipe"], r["m1_minutes"], r.get("m1_active", 0)) == key]
+    md += ["", "| M1 | M2 on | seeds | **accuracy, mean ± SE** | accuracy (grey), mean ± SE |",
+           "|---|---|---|---|---|"]
+    for key in sorted({(_m1_key(r), r.get("m1_active", 0)) for r in rows}):
+        group = [r for r in rows if (_m1_key(r), r.get("m1_active", 0)) == key]
         acc, grey = mean_se([r["accuracy"] for r in group]), mean_se([r["accuracy_grey"] for r in group])
-        md.append(f"| {key[0]} | {key[1]:g} | {_m2_on(group[0])} | {len(group)} | **{acc['mean']:.4f} ± "
+        md.append(f"| {key[0]} | {_m2_on(group[0])} | {len(group)} | **{acc['mean']:.4f} ± "
                   f"{acc['se']:.4f}** | {grey['mean']:.4f} ± {grey['se']:.4f} |")
-    notes = [f"- {r['recipe']}, {r['m1_minutes']:g} min: {r['note']}" for r in [*m1s, *rows] if r.get("note")]
+    notes = [f"- M1 {r.get('key') or _m1_key(r)}{'' if 'key' in r else ', M2 seed ' + str(r['seed'])}: {r['note']}"
+             for r in [*m1s, *rows] if r.get("note")]
     md += ["", *(["Notes:", "", *notes, ""] if notes else []),
            "Machines: " + "; ".join(sorted({r["machine"] for r in [*m1s, *rows]})), "",
            "Commands: " + "; ".join(f"`{c}`" for c in sorted({r["command"] for r in [*m1s, *rows]})) + " "
@@ -182,13 +187,15 @@ def main() -> None:
     for minutes in args.m1_minutes:
         m1 = train_m1(args.m1, minutes, args)
         key = f"{args.m1}/{minutes:g}"
+        if key in doc["m1"] and doc["m1"][key]["m1_train_seconds"] != vaelab.load_run(m1).history(0)["train_seconds"]:
+            key += f"@{datetime.now():%Y-%m-%d}"   # the same recipe trained again (another session's CPU): its own row
         if key not in doc["m1"]:
             doc["m1"][key] = {**probe_m1(m1, args.m1, minutes), **stamp,
                               "date": datetime.now().isoformat(timespec="seconds")}
         m1_row = doc["m1"][key]
         print(f"M1 {key}: test NELBO {m1_row['m1_test_nelbo']:.2f}, 1-NN {m1_row['nearest_labelled']:.4f}")
         for seed in args.seeds:
-            r = {"recipe": args.m1, "m1_minutes": minutes, **train_m2(m1, seed, args), **stamp,
+            r = {"recipe": args.m1, "m1_minutes": minutes, "m1_key": key, **train_m2(m1, seed, args), **stamp,
                  "date": datetime.now().isoformat(timespec="seconds")}
             doc["results"][f"{key}/{seed}" if not args.m1_active else f"{key}/active{args.m1_active:g}/{seed}"] = r
             print(f"M1 {key}, seed {seed}: accuracy {r['accuracy']:.4f} (grey {r['accuracy_grey']:.4f})")
