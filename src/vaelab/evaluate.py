@@ -21,7 +21,7 @@ import math
 import torch
 
 from . import distributed
-from .models.base import iwae_per_example, iwae_rows_per_pass
+from .models.base import IWAE_ROWS_PER_PASS, iwae_per_example, iwae_rows_per_pass
 from .progress import progress_bar
 
 
@@ -78,7 +78,7 @@ def evaluate_iwae(model, x: torch.Tensor, k: int, progress: bool = True, y: torc
         try:
             total += iwae_per_example(model, xb, k, yb, rows).double().sum()
         except torch.cuda.OutOfMemoryError:   # a big model on a small GPU: the same pass in halves
-            if rows <= 1_000 or rows_per_pass:
+            if rows <= IWAE_ROWS_PER_PASS or rows_per_pass:   # not below the CPU's pass size
                 raise
             rows //= 2
             batch = max(1, rows // min(k, rows))
