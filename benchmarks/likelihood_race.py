@@ -39,6 +39,7 @@ CONFIGS = {
     "iwae5-z32-warmup-exp": ("vae", dict(z_dim=32, iw_k=5, warmup=5, lr_schedule="exp:0.99")),
     "vamp-z40-warmup-exp": ("vamp", dict(z_dim=40, k=500, warmup=5, lr_schedule="exp:0.99")),
     "hvae-iwae5-warmup-exp": ("hvae", dict(iw_k=5, warmup=5, lr_schedule="exp:0.99")),
+    "vamp-iwae5-z40-warmup-exp": ("vamp", dict(z_dim=40, k=500, iw_k=5, warmup=5, lr_schedule="exp:0.99")),
 }
 # configuration -> (the one it extends, what it adds): the rows of the contributions table.
 ADDS = {
@@ -47,6 +48,7 @@ ADDS = {
     "iwae5-z32-warmup-exp": ("vae-z32-warmup-exp", "IWAE objective, k = 5"),
     "vamp-z40-warmup-exp": ("vae-z32-warmup-exp", "VampPrior K = 500, latent 40"),
     "hvae-iwae5-warmup-exp": ("iwae5-z32-warmup-exp", "two stochastic layers (IWAE paper's nets)"),
+    "vamp-iwae5-z40-warmup-exp": ("vamp-z40-warmup-exp", "IWAE objective, k = 5"),
 }
 NAME = "likelihood-race"
 
