@@ -159,25 +159,26 @@ class Trainer:
             loss, terms = self.graphed(x, y, *labelled)
             self._check_grads(it)
         else:
-            with self.precision():   # the forward pass only: backward runs in the forward's dtypes
-                loss, terms = step(x, y) if self.labelled is None else step(x, y, labelled=labelled)
-            self.opt.zero_grad(set_to_none=True)
-            loss.backward()   # under DDP, also the gradient average: every rank gets here before any stops
-            if self.check_each_step and not math.isfinite(loss.item()):
-                _diverged(it, terms, self.last_ckpt)
-            self._check_grads(it)
-            self.opt.step()
-        for k, v in {"loss": loss.detach(), **{k: v.detach() for k, v in terms.items()}}.items():
+            def check(loss, terms):   # before the update, so that a bad step never reaches the weights
+                if self.check_each_step and not math.isfinite(loss.item()):
+                    _diverged(it, terms, self.last_ckpt)
+                self._check_grads(it)
+            loss, terms = self._forward_backward_step(step, x, y, *labelled, before_update=check)
+        for k, v in {"loss": loss, **terms}.items():
             self.window[k] = self.window.get(k, 0.0) + v
 
-    def _forward_backward_step(self, step, x, y, xl, yl):
-        """The loss, backward pass and optimizer step of one batch (what --cuda-graph captures)."""
-        with self.precision():
+    def _forward_backward_step(self, step, x, y, xl, yl, before_update=None):
+        """The loss, backward pass and optimizer step of one batch (what --cuda-graph captures), returning
+        the detached loss and terms; `before_update(loss, terms)`, if given, runs between backward and step."""
+        with self.precision():   # the forward pass only: backward runs in the forward's dtypes
             loss, terms = step(x, y) if xl is None else step(x, y, labelled=(xl, yl))
         self.opt.zero_grad(set_to_none=True)
-        loss.backward()
+        loss.backward()   # under DDP, also the gradient average: every rank gets here before any stops
+        loss, terms = loss.detach(), {k: v.detach() for k, v in terms.items()}
+        if before_update is not None:
+            before_update(loss, terms)
         self.opt.step()
-        return loss.detach(), {k: v.detach() for k, v in terms.items()}
+        return loss, terms
 
     def _check_grads(self, it: int) -> None:
         """Non-finite gradients: refused at once on a CPU (before the step); on a GPU the first bad
