@@ -476,6 +476,21 @@ def test_log_sum_exp_infinities(dtype):
     torch.testing.assert_close(lse, torch.logsumexp(x, -1))
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, F64])
+def test_log_sum_exp_of_terms_far_below_the_largest_matches_torch(dtype):
+    # a mixture prior's far components: most shifted values below -87, where exp() is slow and underflows
+    g = _gen(3)
+    x = (-2000 * torch.rand(64, 500, generator=g, dtype=F64)).to(dtype)
+    x[:, 0] = 0.0
+    x[1, 1:10] = -79.0                       # just above the clamp: counted as they are
+    x = x.requires_grad_()
+    out = D.log_sum_exp(x)
+    ref = torch.logsumexp(x.detach().double(), -1)
+    torch.testing.assert_close(out.double(), ref, rtol=0, atol=1e-6 if dtype == torch.float32 else 1e-12)
+    out.sum().backward()
+    torch.testing.assert_close(x.grad.double(), torch.softmax(x.detach().double(), -1), rtol=1e-5, atol=1e-30)
+
+
 def test_log_sum_exp_gradients_finite_with_neg_inf_entries():
     x = torch.tensor([[-math.inf, 0.0, 1.0], [2.0, -math.inf, -math.inf], [3.0, 1e3, -5.0]], dtype=F64)
     x.requires_grad_()
