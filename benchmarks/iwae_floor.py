@@ -16,6 +16,11 @@ networks, which run once per sample like its decoder p(x | z1).
     python benchmarks/iwae_floor.py --images 200 --k 5000 --threads 2
     python benchmarks/iwae_floor.py --model vamp --images 200 --k 5000 --threads 2
     python benchmarks/iwae_floor.py --device cuda --images 10000 --k 5000   # a GPU: the whole test set
+    python benchmarks/iwae_floor.py --run runs/race/vamp-z40-warmup-exp-seed0 --images 200 --k 5000
+
+By default the model has its initial random weights and the images are random draws. The time of exp()
+depends on the values (arguments far below zero, as a trained mixture prior's far components give, take
+a slow path), so --run times a trained run's model (its first seed) on its own test images instead.
 
 On a GPU every part is timed between CUDA synchronisations, and a pass holds IWAE_ROWS_PER_PASS_GPU rows
 (--rows sets another size, to see what the pass size costs).
@@ -31,6 +36,7 @@ import torch.nn.functional as F
 from common import RESULTS, save
 from likelihood_race import cpu_model
 
+import vaelab
 from vaelab.evaluate import evaluate_iwae
 from vaelab.models import build_model
 from vaelab.models.base import iwae_rows_per_pass
@@ -87,6 +93,7 @@ def floor_per_pass(model, rows: int, per_sample: tuple[str, ...], device: torch.
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", choices=MODELS, default="vae", help="the default VAE, or a likelihood-race model")
+    ap.add_argument("--run", type=Path, help="time this trained run's model (its first seed) on its test images instead")
     ap.add_argument("--images", type=int, default=200, help="test images evaluated (the time scales linearly)")
     ap.add_argument("--k", type=int, default=5000)
     ap.add_argument("--threads", type=int, default=2)
@@ -101,9 +108,18 @@ def main() -> None:
     device = torch.device(args.device)
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
-    options, per_sample = MODELS[args.model]
-    model = build_model(args.model, 784, **options).to(device).eval()   # timings do not depend on the weights' values
-    x = torch.bernoulli(torch.rand(args.images, 784, device=device))
+    if args.run:
+        run = vaelab.load_run(args.run)
+        args.model, options = run.config.model, run.config.model_options
+        if args.model not in MODELS:
+            ap.error(f"--run {args.run}: a run of {args.model}; this benchmark knows {', '.join(MODELS)}")
+        model = run.model(device=args.device)   # its first seed
+        x = run.test_data(args.device)[0][:args.images]
+    else:   # initial weights, random images
+        options = MODELS[args.model][0]
+        model = build_model(args.model, 784, **options).to(device).eval()
+        x = torch.bernoulli(torch.rand(args.images, 784, device=device))
+    per_sample = MODELS[args.model][1]
     rows = args.rows or iwae_rows_per_pass(device)
     parts = floor_per_pass(model, rows, per_sample, device)
     passes = args.images * args.k / rows
@@ -122,6 +138,7 @@ def main() -> None:
                else f"{cpu_model()}, {args.threads} thread(s)") + f", torch {torch.__version__}"
     rows_md = "\n".join(f"| {name} | {s * 1e3:.3f} | {s * passes:.2f} |" for name, s in parts.items())
     what = "the default VAE" if args.model == "vae" else f"{args.model} ({', '.join(f'{k}={v}' for k, v in options.items()) or 'defaults'})"
+    what += f", trained ({args.run}, its first seed and test images)" if args.run else ", initial weights, random images"
     md = (f"# IWAE-{args.k} evaluation of {what} against its arithmetic floor\n\n"
           f"{machine}. {args.images} test images x k = {args.k} = {args.images * args.k:,} sample rows in passes of "
           f"{rows}.\n\n| floor part | ms per pass | s in all |\n|---|---|---|\n{rows_md}\n"
@@ -131,7 +148,8 @@ def main() -> None:
           f"set: about {_duration(median * full)} (floor {_duration(floor * full)}).\n")
     name = "iwae-floor" + ("" if args.model == "vae" else f"-{args.model}") + ("-gpu" if device.type == "cuda" else "")
     name += f"-rows{args.rows}" if args.rows else ""
-    save(name, {"model": args.model, "device": args.device, "machine": machine, "images": args.images, "k": args.k, "rows_per_pass": rows,
+    name += f"-{args.run.name}" if args.run else ""
+    save(name, {"model": args.model, "run": str(args.run) if args.run else None, "device": args.device, "machine": machine, "images": args.images, "k": args.k, "rows_per_pass": rows,
                         "floor_parts_s_per_pass": parts, "floor_s": floor, "measured_s": measured, "ratio": ratio}, md,
          folder=args.results)
     print(md)
