@@ -242,7 +242,7 @@ def _add_other_commands(sub) -> None:
                     "iteration counts; its numbers are not comparable to the references")
     rp.add_argument("--data-dir", type=_existing_dir, help="folder holding data sets as DIR/mnist/, DIR/fashion-mnist/")
     rp.add_argument("--out", type=Path, help="folder to create for the runs and the report "
-                    "(default: runs/reproduce-NAME-TIMESTAMP)")
+                    "(default: runs/reproduce-NAME[-quick]-TIMESTAMP)")
     rp.add_argument("--threads", type=_positive_int, help="CPU threads for PyTorch (default: all cores)")
     rp.add_argument("--no-progress", dest="progress", action="store_false", help="no progress output")
 

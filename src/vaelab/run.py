@@ -45,6 +45,7 @@ class Run:
     # -- what the folder holds --------------------------------------------------------------
     @property
     def name(self) -> str:
+        """The run folder's name."""
         return self.path.name
 
     @property
@@ -64,10 +65,11 @@ class Run:
 
     @property
     def complete(self) -> bool:
+        """Whether every training seed has finished (training and evaluation)."""
         return set(self.finished_seeds) >= set(self.seeds)
 
     def seed_dir(self, seed: int | None = None) -> Path:
-        """seed-S/ of a training seed (default: the first), checked to exist."""
+        """seed-S/ of a training seed (default: the first), the seed checked against the run's seeds."""
         seed = self._seed(seed)
         return self.path / f"seed-{seed}"
 
@@ -187,6 +189,7 @@ class MetricsTable:
         return iter(self._rows)
 
     def to_dict(self) -> dict:
+        """The table as {row: {column: value}}."""
         return {k: dict(v) for k, v in self._rows.items()}
 
     def _lines(self):

@@ -3,7 +3,8 @@
     RUN/config.json         the resolved configuration
     RUN/metrics.json        per-seed metrics and mean +/- standard error over seeds
     RUN/seed-S/checkpoint.pt   weights + optimizer + RNG state + iteration (periodic and final)
-    RUN/seed-S/model.safetensors  final weights
+    RUN/seed-S/model.safetensors  the weights the results come from (the best epoch's with --patience)
+    RUN/seed-S/best.pt      the weights of the epoch with the best validation loss (runs with a validation set)
     RUN/seed-S/history.json training curves
     RUN/samples.png, RUN/curves.png, RUN/report.md
     RUN/.lock               held (fcntl.flock) by the process writing the run; gone with it

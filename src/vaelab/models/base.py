@@ -194,7 +194,7 @@ class Model(nn.Module):
     def log_importance_weights(self, x: torch.Tensor, k: int, y: torch.Tensor | None = None) -> torch.Tensor:
         """log p(x, z_i [| y]) - log q(z_i | x [, y]) for k samples z_i ~ q(z|x): shape (k, batch)."""
         raise VaelabError(f"{type(self).__name__} has no importance-weighted bound (has_iwae is False); "
-                          "use VAE, GMVAE or CVAE for IWAE-k")
+                          "use a model with has_iwae (vae, gmvae, vamp, hvae, cvae) for IWAE-k")
 
     def importance_weighted_loss(self, log_px: torch.Tensor, log_ratio: torch.Tensor):
         """The IWAE-k training objective from k samples' log p(x|z_i) and log p(z_i) - log q(z_i|x) (each (k, batch)):
