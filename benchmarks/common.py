@@ -25,6 +25,24 @@ def save(name: str, payload: dict, markdown: str, folder: Path = RESULTS) -> Non
     print(f"wrote {folder / name}.json and .md")
 
 
+def model_options(model: str, items: list[str], flag: str = "--set", allowed=None) -> dict:
+    """NAME=VALUE items as a model's options, each converted to the option's type (SystemExit naming
+    `flag` for an unknown name, a missing '=' or a value of the wrong type)."""
+    from vaelab.models import MODELS
+
+    known = [n for n in MODELS[model][1] if allowed is None or allowed(n)]
+    options = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        if not sep or name not in known:
+            raise SystemExit(f"{flag} {item}: give NAME=VALUE with NAME one of {', '.join(known)}")
+        try:
+            options[name] = MODELS[model][1][name][0](value)
+        except ValueError:
+            raise SystemExit(f"{flag} {item}: {value!r} is not a {MODELS[model][1][name][0].__name__}") from None
+    return options
+
+
 def train_command(cfg: dict, seeds: list[str]) -> str:
     """The `vaelab train` command of a run's saved configuration (options that differ from the defaults)."""
     from vaelab.models import MODELS

@@ -20,6 +20,11 @@ labelled images are the same in every seed (label seed 0), as in the default M1+
     python benchmarks/m1m2_long.py --m1 warmup-exp --m1-minutes 20 --seeds 0 1 2
     python benchmarks/m1m2_long.py --m1 constant --m1-minutes 3 6 12 --seeds    # M1 measures only
     python benchmarks/m1m2_long.py --m1 constant --m1-minutes 12 --seeds 0 --m1-active 0.1   # M2 on active units
+    python benchmarks/m1m2_long.py --m1 constant --m1-minutes 12 --seeds 0 --m2-set cw=0.1 lw=0.002 hidden=300
+
+`--m2-set` gives M2 options of `m1m2` other than its default (e.g. Kingma et al.'s classifier weight: their
+alpha = 0.1 on 1 labelled and 500 unlabelled images per minibatch is cw ~ 0.1 and lw ~ 0.002 in vaelab's
+per-batch means, against the default cw = 100; and their M2's one hidden layer of 300 units).
 """
 from __future__ import annotations
 
@@ -31,7 +36,7 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from common import DEFAULT_DATA, RESULTS, command_line
+from common import DEFAULT_DATA, RESULTS, command_line, model_options
 from likelihood_race import cpu_model, matmul_gflops
 
 import vaelab
@@ -89,12 +94,13 @@ def probe_m1(path: Path, recipe: str, minutes: float) -> dict:
 
 def train_m2(m1: Path, seed: int, args) -> dict:
     """An M1+M2 run on the frozen M1 for one seed."""
-    out = Path(f"{m1}-m2{f'-active{args.m1_active:g}' if args.m1_active else ''}-seed{seed}")
+    m2 = "".join(f"-{k}{v}" for k, v in sorted(args.m2.items()))
+    out = Path(f"{m1}-m2{f'-active{args.m1_active:g}' if args.m1_active else ''}{m2}-seed{seed}")
     run = vaelab.train("m1m2", dataset="mnist", data_dir=args.data_dir, seeds=[seed], out=out, resume=True,
                        iters=args.iters, m1_run=str(m1), m1_iters=0, m1_active=args.m1_active,
-                       threads=args.threads, iwae_k=[1], eval_repeats=1, progress=not args.no_progress)
+                       threads=args.threads, iwae_k=[1], eval_repeats=1, progress=not args.no_progress, **args.m2)
     got = run.per_seed()[seed]
-    return {"seed": seed, "m2_iters": args.iters, "m1_active": args.m1_active,
+    return {"seed": seed, "m2_iters": args.iters, "m1_active": args.m1_active, "m2_options": args.m2,
             "m2_dims": int(run.model(seed).active.sum()) if args.m1_active else None,
             "m2_train_seconds": got["train_seconds"],
             "accuracy": got["accuracy"], "accuracy_grey": got["accuracy_grey"], "nelbo": got["nelbo"], "run": str(out)}
@@ -107,7 +113,7 @@ def _m1_key(row: dict) -> str:
 
 def write_markdown(doc: dict, results: Path) -> None:
     m1s = sorted(({"key": k, **v} for k, v in doc["m1"].items()), key=lambda r: (r["recipe"], r["m1_minutes"], r["key"]))
-    rows = sorted(doc["results"].values(), key=lambda r: (_m1_key(r), r.get("m1_active", 0), r["seed"]))
+    rows = sorted(doc["results"].values(), key=lambda r: (_m1_key(r), r.get("m1_active", 0), _m2_on(r), r["seed"]))
     md = ["# M1+M2 with M1 trained long: test accuracy against M1's training time", "",
           "MNIST, 100 labels (10 per class, label seed 0), test images: 10,000. M1: `vae` with latent 50, hidden "
           "600-600, trained with `--time-budget` on dynamically binarized MNIST by one of two recipes: `warmup-exp` "
@@ -124,7 +130,7 @@ def write_markdown(doc: dict, results: Path) -> None:
                   f"{r['m1_test_nelbo']:.2f} | {r['active_units']} | {r['nearest_labelled']:.4f} | "
                   f"{r['logistic']:.4f} |")
     md += ["", "M1+M2 on each M1: `m1m2 --m1-run M1 --m1-iters 0` (every iteration trains M2 on the frozen M1), "
-           "default networks and weights, M2 on all 50 dims of z1 or (`--m1-active 0.1`) only on the dims whose "
+           "default networks and weights unless the column names M2 options, M2 on all 50 dims of z1 or (`--m1-active 0.1`) only on the dims whose "
            "posterior-mean std exceeds 0.1, as Kingma et al.; test accuracy of q(y | z1 = mean of q(z1 | x)), "
            "binarized with the fixed seed and grey.", "",
            "| M1 | M1 epochs | M2 on | seed | M2 iterations | M2 train s | stacked NELBO | **accuracy** | "
@@ -134,8 +140,8 @@ def write_markdown(doc: dict, results: Path) -> None:
                   f"{r['m2_train_seconds']:.0f} | {r['nelbo']:.2f} | **{r['accuracy']:.4f}** | {r['accuracy_grey']:.4f} |")
     md += ["", "| M1 | M2 on | seeds | **accuracy, mean ± SE** | accuracy (grey), mean ± SE |",
            "|---|---|---|---|---|"]
-    for key in sorted({(_m1_key(r), r.get("m1_active", 0)) for r in rows}):
-        group = [r for r in rows if (_m1_key(r), r.get("m1_active", 0)) == key]
+    for key in sorted({(_m1_key(r), _m2_on(r)) for r in rows}):
+        group = [r for r in rows if (_m1_key(r), _m2_on(r)) == key]
         acc, grey = mean_se([r["accuracy"] for r in group]), mean_se([r["accuracy_grey"] for r in group])
         md.append(f"| {key[0]} | {_m2_on(group[0])} | {len(group)} | **{acc['mean']:.4f} ± "
                   f"{acc['se']:.4f}** | {grey['mean']:.4f} ± {grey['se']:.4f} |")
@@ -149,10 +155,9 @@ def write_markdown(doc: dict, results: Path) -> None:
 
 
 def _m2_on(row: dict) -> str:
-    """Which of M1's dims the row's M2 models."""
-    if not row.get("m1_active"):
-        return "all dims"
-    return f"{row['m2_dims']} active (std > {row['m1_active']:g})"
+    """Which of M1's dims the row's M2 models, and M2's options other than the defaults."""
+    dims = f"{row['m2_dims']} active (std > {row['m1_active']:g})" if row.get("m1_active") else "all dims"
+    return dims + "".join(f", {k} = {v}" for k, v in sorted(row.get("m2_options", {}).items()))
 
 
 def main() -> None:
@@ -165,6 +170,8 @@ def main() -> None:
     ap.add_argument("--iters", type=int, default=30_000, help="M2's training iterations")
     ap.add_argument("--m1-active", type=float, default=0.0,
                     help="M2 on M1's active units only: the dims whose posterior-mean std exceeds this (0: all)")
+    ap.add_argument("--m2-set", nargs="+", default=[], metavar="NAME=VALUE",
+                    help="M2 options of m1m2 (not z1_dim or the m1_ ones), e.g. cw=0.1 lw=0.002 hidden=300 (default: m1m2's)")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--data-dir", default=str(DEFAULT_DATA))
     ap.add_argument("--out", default="runs/m1m2-long")
@@ -174,6 +181,7 @@ def main() -> None:
     args = ap.parse_args()
     if args.m1_minutes != sorted(args.m1_minutes):
         ap.error("--m1-minutes: give the budgets in ascending order (each continues the M1 run of the one before)")
+    args.m2 = model_options("m1m2", args.m2_set, "--m2-set", allowed=lambda name: not name.startswith("m1_") and name != "z1_dim")
     results = Path(args.results)
     results.mkdir(parents=True, exist_ok=True)
     path = results / f"{NAME}.json"
@@ -197,7 +205,9 @@ def main() -> None:
         for seed in args.seeds:
             r = {"recipe": args.m1, "m1_minutes": minutes, "m1_key": key, **train_m2(m1, seed, args), **stamp,
                  "date": datetime.now().isoformat(timespec="seconds")}
-            doc["results"][f"{key}/{seed}" if not args.m1_active else f"{key}/active{args.m1_active:g}/{seed}"] = r
+            variant = (f"/active{args.m1_active:g}" if args.m1_active else "") + "".join(
+                f"/{k}={v}" for k, v in sorted(args.m2.items()))
+            doc["results"][f"{key}{variant}/{seed}"] = r
             print(f"M1 {key}, seed {seed}: accuracy {r['accuracy']:.4f} (grey {r['accuracy_grey']:.4f})")
             save(doc, path, results)
         save(doc, path, results)

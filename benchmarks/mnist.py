@@ -15,7 +15,7 @@ import json
 import time
 from pathlib import Path
 
-from common import DEFAULT_DATA, save
+from common import DEFAULT_DATA, model_options, save
 
 from vaelab.models import MODELS
 from vaelab.report import metrics_table
@@ -53,10 +53,7 @@ def main():
                     help="continue the run folder --out: its finished seeds are kept, the other --seeds trained "
                          "(e.g. add seeds 1 2 to a one-seed run)")
     args = ap.parse_args()
-    options = {}
-    for item in args.set:
-        key, value = item.split("=", 1)
-        options[key] = MODELS[args.model][1][key][0](value)
+    options = model_options(args.model, args.set)
     name = args.name or f"{args.model}-mnist"
     t0 = time.perf_counter()
     cfg = TrainConfig(model=args.model, dataset="mnist", data_dir=args.data_dir,
