@@ -70,9 +70,6 @@ class M1M2(SSVAE):
             m1_iters = 0 if m1_run else 10_000
         if m1_iters < 0:
             raise ValueError(f"m1_iters = {m1_iters}: give the number of stage-1 iterations (0 or more)")
-        if m1_iters == 0 and not m1_run:
-            raise ValueError("m1_iters = 0 would train M2 on an untrained M1: give --m1-iters above 0, or --m1-run "
-                             "with a trained vae run folder")
         if not 0 <= m1_active < float("inf"):
             raise ValueError(f"m1_active = {m1_active}: give a posterior-mean std threshold >= 0 (--m1-active; "
                              f"Kingma et al. 0.1, 0 keeps every dim)")
