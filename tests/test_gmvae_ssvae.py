@@ -270,8 +270,9 @@ def test_m1m2_takes_m1_from_a_finished_vae_run_and_trains_only_m2(tmp_path):
     assert stacked.m1_iters == 0
     for name, weight in m1.state_dict().items():
         assert torch.equal(stacked.m1.state_dict()[name], weight), name
+    # m1_iters=0 given as m1m2_long.py gives it: the run is rebuilt without m1_run (a weight-only option) on loading
     run = vaelab.train("m1m2", out=tmp_path / "m1m2", z1_dim=4, m1_hidden="16", z_dim=3, hidden="16", iters=20,
-                       batch_size=50, m1_run=str(vae_run.path), **M1_RUN_QUICK)
+                       batch_size=50, m1_run=str(vae_run.path), m1_iters=0, **M1_RUN_QUICK)
     shutil.rmtree(vae_run.path)
     trained = run.model()
     for name, weight in m1.state_dict().items():   # M1 frozen: stage 1 had no iterations
