@@ -92,7 +92,7 @@ def floor_per_pass(model, rows: int, per_sample: tuple[str, ...], device: torch.
 @torch.inference_mode()
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--model", choices=MODELS, default="vae", help="the default VAE, or a likelihood-race model")
+    ap.add_argument("--model", choices=MODELS, help="the default VAE (default), or a likelihood-race model")
     ap.add_argument("--run", type=Path, help="time this trained run's model (its first seed) on its test images instead")
     ap.add_argument("--images", type=int, default=200, help="test images evaluated (the time scales linearly)")
     ap.add_argument("--k", type=int, default=5000)
@@ -108,6 +108,8 @@ def main() -> None:
     device = torch.device(args.device)
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
+    if args.run and args.model:
+        ap.error("--run times the run's own model: leave --model out")
     if args.run:
         run = vaelab.load_run(args.run)
         args.model, options = run.config.model, run.config.model_options
@@ -115,7 +117,9 @@ def main() -> None:
             ap.error(f"--run {args.run}: a run of {args.model}; this benchmark knows {', '.join(MODELS)}")
         model = run.model(device=args.device)   # its first seed
         x = run.test_data(args.device)[0][:args.images]
+        args.images = len(x)   # a test set smaller than --images
     else:   # initial weights, random images
+        args.model = args.model or "vae"
         options = MODELS[args.model][0]
         model = build_model(args.model, 784, **options).to(device).eval()
         x = torch.bernoulli(torch.rand(args.images, 784, device=device))

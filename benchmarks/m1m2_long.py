@@ -113,7 +113,8 @@ def _m1_key(row: dict) -> str:
 
 def write_markdown(doc: dict, results: Path) -> None:
     m1s = sorted(({"key": k, **v} for k, v in doc["m1"].items()), key=lambda r: (r["recipe"], r["m1_minutes"], r["key"]))
-    rows = sorted(doc["results"].values(), key=lambda r: (_m1_key(r), r.get("m1_active", 0), _m2_on(r), r["seed"]))
+    rows = sorted(doc["results"].values(), key=lambda r: (_m1_key(r), r.get("m1_active", 0),
+                                                          sorted(r.get("m2_options", {}).items()), r["seed"]))
     md = ["# M1+M2 with M1 trained long: test accuracy against M1's training time", "",
           "MNIST, 100 labels (10 per class, label seed 0), test images: 10,000. M1: `vae` with latent 50, hidden "
           "600-600, trained with `--time-budget` on dynamically binarized MNIST by one of two recipes: `warmup-exp` "
@@ -140,10 +141,13 @@ def write_markdown(doc: dict, results: Path) -> None:
                   f"{r['m2_train_seconds']:.0f} | {r['nelbo']:.2f} | **{r['accuracy']:.4f}** | {r['accuracy_grey']:.4f} |")
     md += ["", "| M1 | M2 on | seeds | **accuracy, mean ± SE** | accuracy (grey), mean ± SE |",
            "|---|---|---|---|---|"]
-    for key in sorted({(_m1_key(r), _m2_on(r)) for r in rows}):
-        group = [r for r in rows if (_m1_key(r), _m2_on(r)) == key]
+    def group_key(r):   # seeds of one setting (their active dims, chosen per seed, may differ in number)
+        return _m1_key(r), r.get("m1_active", 0), tuple(sorted(r.get("m2_options", {}).items()))
+
+    for key in sorted({group_key(r) for r in rows}):
+        group = [r for r in rows if group_key(r) == key]
         acc, grey = mean_se([r["accuracy"] for r in group]), mean_se([r["accuracy_grey"] for r in group])
-        md.append(f"| {key[0]} | {_m2_on(group[0])} | {len(group)} | **{acc['mean']:.4f} ± "
+        md.append(f"| {key[0]} | {_m2_on(group[0], [r.get('m2_dims') for r in group])} | {len(group)} | **{acc['mean']:.4f} ± "
                   f"{acc['se']:.4f}** | {grey['mean']:.4f} ± {grey['se']:.4f} |")
     notes = [f"- M1 {r.get('key') or _m1_key(r)}{'' if 'key' in r else ', M2 seed ' + str(r['seed'])}: {r['note']}"
              for r in [*m1s, *rows] if r.get("note")]
@@ -154,9 +158,12 @@ def write_markdown(doc: dict, results: Path) -> None:
     (results / f"{NAME}.md").write_text("\n".join(md))
 
 
-def _m2_on(row: dict) -> str:
-    """Which of M1's dims the row's M2 models, and M2's options other than the defaults."""
-    dims = f"{row['m2_dims']} active (std > {row['m1_active']:g})" if row.get("m1_active") else "all dims"
+def _m2_on(row: dict, dims_of_seeds: list | None = None) -> str:
+    """Which of M1's dims the row's M2 models (the range over `dims_of_seeds`, if given), and M2's options
+    other than the defaults."""
+    n = sorted(dims_of_seeds or [row.get("m2_dims")])
+    n = n[0] if n[0] == n[-1] else f"{n[0]}-{n[-1]}"
+    dims = f"{n} active (std > {row['m1_active']:g})" if row.get("m1_active") else "all dims"
     return dims + "".join(f", {k} = {v}" for k, v in sorted(row.get("m2_options", {}).items()))
 
 
@@ -181,7 +188,8 @@ def main() -> None:
     args = ap.parse_args()
     if args.m1_minutes != sorted(args.m1_minutes):
         ap.error("--m1-minutes: give the budgets in ascending order (each continues the M1 run of the one before)")
-    args.m2 = model_options("m1m2", args.m2_set, "--m2-set", allowed=lambda name: not name.startswith("m1_") and name != "z1_dim")
+    args.m2 = model_options("m1m2", args.m2_set, "--m2-set",   # the labels stay those the results file names
+                            allowed=lambda name: not name.startswith("m1_") and name not in ("z1_dim", "labels_per_class", "label_seed"))
     results = Path(args.results)
     results.mkdir(parents=True, exist_ok=True)
     path = results / f"{NAME}.json"

@@ -491,6 +491,11 @@ def test_log_sum_exp_of_terms_far_below_the_largest_matches_torch(dtype):
     torch.testing.assert_close(x.grad.double(), torch.softmax(x.detach().double(), -1), rtol=1e-5, atol=1e-30)
 
 
+def test_log_sum_exp_of_an_empty_dim_is_neg_inf_as_torch():
+    for x, dim in [(torch.zeros(3, 0), -1), (torch.zeros(0, 4), 0)]:
+        torch.testing.assert_close(D.log_sum_exp(x, dim), torch.logsumexp(x, dim))
+
+
 def test_log_sum_exp_gradients_finite_with_neg_inf_entries():
     x = torch.tensor([[-math.inf, 0.0, 1.0], [2.0, -math.inf, -math.inf], [3.0, 1e3, -5.0]], dtype=F64)
     x.requires_grad_()

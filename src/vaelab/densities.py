@@ -143,10 +143,12 @@ def log_sum_exp(x: torch.Tensor, dim: int = -1):
 
     A slice that is all -inf gives -inf; a slice holding +inf gives +inf;
     -inf entries in an otherwise finite slice contribute 0 (and get zero gradient):
-    the semantics of ``torch.logsumexp``. Terms below e^-80 times the largest, nothing in
-    float32 or float64 rounding, are taken at e^-80 with zero gradient, which keeps exp()
-    on its fast path (see _EXP_FLOOR).
+    the semantics of ``torch.logsumexp`` (whose gradient is NaN where a slice is all -inf;
+    here 0). Terms below e^-80 times the largest, nothing in float32 or float64 rounding, are
+    taken at e^-80 with zero gradient, which keeps exp() on its fast path (see _EXP_FLOOR).
     """
+    if x.shape[dim] == 0:   # amax has no identity to reduce with; the sum of nothing is 0: log 0 = -inf
+        return torch.logsumexp(x, dim)
     m = x.detach().amax(dim, keepdim=True)
     shift = torch.where(torch.isfinite(m), m, torch.zeros_like(m))   # all -inf, or a +inf: nothing to shift
     out = (x - shift).clamp_min(_EXP_FLOOR).exp().sum(dim).log() + shift.squeeze(dim)
