@@ -133,7 +133,7 @@ def kl_cat(q: torch.Tensor, log_q: torch.Tensor, log_p: torch.Tensor):
 
 # exp() of an argument below about -87 (a float32 result that is subnormal or 0) takes a slow path in PyTorch's
 # CPU kernels, 10-40x the cost of an ordinary argument, and the log-probabilities of a mixture prior's far
-# components sit there: about a quarter of a trained VampPrior's. A term e^-80 times the largest is below the
+# components sit there: a third of a trained VampPrior's (benchmarks/log_sum_exp_speed.py). A term e^-80 times the largest is below the
 # rounding of float32 and float64 sums, so clamping the shifted values there changes no sum and keeps exp fast.
 _EXP_FLOOR = -80.0
 
