@@ -112,21 +112,21 @@ def main() -> None:
         ap.error("--run times the run's own model: leave --model out")
     if args.run:
         run = vaelab.load_run(args.run)
-        args.model, options = run.config.model, run.config.model_options
-        if args.model not in MODELS:
-            ap.error(f"--run {args.run}: a run of {args.model}; this benchmark knows {', '.join(MODELS)}")
+        model_name, options = run.config.model, run.config.model_options
+        if model_name not in MODELS:
+            ap.error(f"--run {args.run}: a run of {model_name}; this benchmark knows {', '.join(MODELS)}")
         model = run.model(device=args.device)   # its first seed
         x = run.test_data(args.device)[0][:args.images]
-        args.images = len(x)   # a test set smaller than --images
+        n_images = len(x)   # a test set smaller than --images
     else:   # initial weights, random images
-        args.model = args.model or "vae"
-        options = MODELS[args.model][0]
-        model = build_model(args.model, 784, **options).to(device).eval()
-        x = torch.bernoulli(torch.rand(args.images, 784, device=device))
-    per_sample = MODELS[args.model][1]
+        model_name, n_images = args.model or "vae", args.images
+        options = MODELS[model_name][0]
+        model = build_model(model_name, 784, **options).to(device).eval()
+        x = torch.bernoulli(torch.rand(n_images, 784, device=device))
+    per_sample = MODELS[model_name][1]
     rows = args.rows or iwae_rows_per_pass(device)
     parts = floor_per_pass(model, rows, per_sample, device)
-    passes = args.images * args.k / rows
+    passes = n_images * args.k / rows
     floor = passes * sum(parts.values())
     measured = []
     for _ in range(args.repeats):
@@ -137,23 +137,23 @@ def main() -> None:
     measured.sort()
     median = measured[len(measured) // 2]
     ratio = median / floor
-    full = 10_000 / args.images
+    full = 10_000 / n_images
     machine = (f"{torch.cuda.get_device_name(device)} (CPU {cpu_model()})" if device.type == "cuda"
                else f"{cpu_model()}, {args.threads} thread(s)") + f", torch {torch.__version__}"
     rows_md = "\n".join(f"| {name} | {s * 1e3:.3f} | {s * passes:.2f} |" for name, s in parts.items())
-    what = "the default VAE" if args.model == "vae" else f"{args.model} ({', '.join(f'{k}={v}' for k, v in options.items()) or 'defaults'})"
+    what = "the default VAE" if model_name == "vae" else f"{model_name} ({', '.join(f'{k}={v}' for k, v in options.items()) or 'defaults'})"
     what += f", trained ({args.run}, its first seed and test images)" if args.run else ", initial weights, random images"
     md = (f"# IWAE-{args.k} evaluation of {what} against its arithmetic floor\n\n"
-          f"{machine}. {args.images} test images x k = {args.k} = {args.images * args.k:,} sample rows in passes of "
+          f"{machine}. {n_images} test images x k = {args.k} = {n_images * args.k:,} sample rows in passes of "
           f"{rows}.\n\n| floor part | ms per pass | s in all |\n|---|---|---|\n{rows_md}\n"
           f"| **floor** | {sum(parts.values()) * 1e3:.3f} | **{floor:.2f}** |\n\n"
           f"Measured evaluate_iwae: median {median:.2f} s (min {measured[0]:.2f}, max {measured[-1]:.2f}, "
           f"{args.repeats} runs): **{ratio:.2f}x the floor** (target: within 1.5x). For the full 10,000-image test "
           f"set: about {_duration(median * full)} (floor {_duration(floor * full)}).\n")
-    name = "iwae-floor" + ("" if args.model == "vae" else f"-{args.model}") + ("-gpu" if device.type == "cuda" else "")
+    name = "iwae-floor" + ("" if model_name == "vae" else f"-{model_name}") + ("-gpu" if device.type == "cuda" else "")
     name += f"-rows{args.rows}" if args.rows else ""
     name += f"-{args.run.name}" if args.run else ""
-    save(name, {"model": args.model, "run": str(args.run) if args.run else None, "device": args.device, "machine": machine, "images": args.images, "k": args.k, "rows_per_pass": rows,
+    save(name, {"model": model_name, "run": str(args.run) if args.run else None, "device": args.device, "machine": machine, "images": n_images, "k": args.k, "rows_per_pass": rows,
                         "floor_parts_s_per_pass": parts, "floor_s": floor, "measured_s": measured, "ratio": ratio}, md,
          folder=args.results)
     print(md)

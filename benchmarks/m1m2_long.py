@@ -92,10 +92,15 @@ def probe_m1(path: Path, recipe: str, minutes: float) -> dict:
             "logistic": logistic}
 
 
+def m2_variant(args) -> list[str]:
+    """What sets an M2 setting apart from the defaults (active dims, M2 options), as name parts: the run
+    folder joins them with '-', the results key with '/'."""
+    return ([f"active{args.m1_active:g}"] if args.m1_active else []) + [f"{k}{v}" for k, v in sorted(args.m2.items())]
+
+
 def train_m2(m1: Path, seed: int, args) -> dict:
     """An M1+M2 run on the frozen M1 for one seed."""
-    m2 = "".join(f"-{k}{v}" for k, v in sorted(args.m2.items()))
-    out = Path(f"{m1}-m2{f'-active{args.m1_active:g}' if args.m1_active else ''}{m2}-seed{seed}")
+    out = Path(f"{m1}-m2{''.join('-' + part for part in m2_variant(args))}-seed{seed}")
     run = vaelab.train("m1m2", dataset="mnist", data_dir=args.data_dir, seeds=[seed], out=out, resume=True,
                        iters=args.iters, m1_run=str(m1), m1_iters=0, m1_active=args.m1_active,
                        threads=args.threads, iwae_k=[1], eval_repeats=1, progress=not args.no_progress, **args.m2)
@@ -213,9 +218,7 @@ def main() -> None:
         for seed in args.seeds:
             r = {"recipe": args.m1, "m1_minutes": minutes, "m1_key": key, **train_m2(m1, seed, args), **stamp,
                  "date": datetime.now().isoformat(timespec="seconds")}
-            variant = (f"/active{args.m1_active:g}" if args.m1_active else "") + "".join(
-                f"/{k}={v}" for k, v in sorted(args.m2.items()))
-            doc["results"][f"{key}{variant}/{seed}"] = r
+            doc["results"]["/".join([key, *m2_variant(args), str(seed)])] = r
             print(f"M1 {key}, seed {seed}: accuracy {r['accuracy']:.4f} (grey {r['accuracy_grey']:.4f})")
             save(doc, path, results)
         save(doc, path, results)
