@@ -22,7 +22,9 @@ labelled images are the same in every seed (label seed 0), as in the default M1+
     python benchmarks/m1m2_long.py --m1 constant --m1-minutes 12 --seeds 0 --m1-active 0.1   # M2 on active units
     python benchmarks/m1m2_long.py --m1 constant --m1-minutes 12 --seeds 0 --m2-set cw=0.1 lw=0.002 hidden=300
 
-`--m2-set` gives M2 options of `m1m2` other than its default (e.g. Kingma et al.'s classifier weight: their
+`--m2-grey` trains M2 on M1's codes of the grey images (`--binarize none`): Kingma et al. computed M2's
+features from grey MNIST with an M1 trained on binarized images; by default M2 sees dynamically binarized
+ones, as M1 did. `--m2-set` gives M2 options of `m1m2` other than its default (e.g. Kingma et al.'s classifier weight: their
 alpha = 0.1 on 1 labelled and 500 unlabelled images per minibatch is cw ~ 0.1 and lw ~ 0.002 in vaelab's
 per-batch means, against the default cw = 100; and their M2's one hidden layer of 300 units).
 """
@@ -95,7 +97,8 @@ def probe_m1(path: Path, recipe: str, minutes: float) -> dict:
 def m2_variant(args) -> list[str]:
     """What sets an M2 setting apart from the defaults (active dims, M2 options), as name parts: the run
     folder joins them with '-', the results key with '/'."""
-    return ([f"active{args.m1_active:g}"] if args.m1_active else []) + [f"{k}{v}" for k, v in sorted(args.m2.items())]
+    return (([f"active{args.m1_active:g}"] if args.m1_active else []) + (["grey"] if args.m2_grey else [])
+            + [f"{k}{v}" for k, v in sorted(args.m2.items())])
 
 
 def train_m2(m1: Path, seed: int, args) -> dict:
@@ -103,9 +106,11 @@ def train_m2(m1: Path, seed: int, args) -> dict:
     out = Path(f"{m1}-m2{''.join('-' + part for part in m2_variant(args))}-seed{seed}")
     run = vaelab.train("m1m2", dataset="mnist", data_dir=args.data_dir, seeds=[seed], out=out, resume=True,
                        iters=args.iters, m1_run=str(m1), m1_iters=0, m1_active=args.m1_active,
+                       binarize="none" if args.m2_grey else "dynamic",
                        threads=args.threads, iwae_k=[1], eval_repeats=1, progress=not args.no_progress, **args.m2)
     got = run.per_seed()[seed]
     return {"seed": seed, "m2_iters": args.iters, "m1_active": args.m1_active, "m2_options": args.m2,
+            "m2_grey": args.m2_grey,
             "m2_dims": int(run.model(seed).active.sum()) if args.m1_active else None,
             "m2_train_seconds": got["train_seconds"],
             "accuracy": got["accuracy"], "accuracy_grey": got["accuracy_grey"], "nelbo": got["nelbo"], "run": str(out)}
@@ -169,6 +174,7 @@ def _m2_on(row: dict, dims_of_seeds: list | None = None) -> str:
     n = sorted(dims_of_seeds or [row.get("m2_dims")])
     n = n[0] if n[0] == n[-1] else f"{n[0]}-{n[-1]}"
     dims = f"{n} active (std > {row['m1_active']:g})" if row.get("m1_active") else "all dims"
+    dims += ", grey images" if row.get("m2_grey") else ""
     return dims + "".join(f", {k} = {v}" for k, v in sorted(row.get("m2_options", {}).items()))
 
 
@@ -184,6 +190,9 @@ def main() -> None:
                     help="M2 on M1's active units only: the dims whose posterior-mean std exceeds this (0: all)")
     ap.add_argument("--m2-set", nargs="+", default=[], metavar="NAME=VALUE",
                     help="M2 options of m1m2 (not z1_dim or the m1_ ones), e.g. cw=0.1 lw=0.002 hidden=300 (default: m1m2's)")
+    ap.add_argument("--m2-grey", action="store_true",
+                    help="M2 trains on M1's codes of the grey images (--binarize none), as Kingma et al.'s features; "
+                         "default: of dynamically binarized ones")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--data-dir", default=str(DEFAULT_DATA))
     ap.add_argument("--out", default="runs/m1m2-long")

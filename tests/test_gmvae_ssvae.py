@@ -209,6 +209,31 @@ def test_m1m2_on_m1s_active_units_only():
     assert _m1m2().active is None and "active" not in _m1m2().state_dict()   # off: runs saved without it open
 
 
+def test_m1m2_z1_sigma_from_the_decoder():
+    """z1_sigma='decoder': p(z1 | y, z2) takes a mean and a log-std per dim and example from the decoder's two
+    halves (against torch.distributions, on every dim and on the active ones); the samples' means use the
+    first half; 'dim' keeps one learned std per dim; anything else is refused by name."""
+    model = _m1m2(z1_sigma="decoder")
+    assert "log_sigma" not in model.state_dict() and model.dec(torch.zeros(2, 3), torch.zeros(2, 10)).shape == (2, 8)
+    z1, z2 = torch.randn(5, 4), torch.randn(5, 3)
+    y = F.one_hot(torch.tensor([0, 3, 5, 9, 1]), 10).float()
+    out = model.dec(z2, y)
+    want = D.Independent(D.Normal(out[:, :4], out[:, 4:].exp()), 1).log_prob(z1)
+    assert torch.allclose(model.log_px_given_zy(z1, z2, y), want, atol=1e-5)
+    active = _m1m2(z1_sigma="decoder", m1_active=0.1)
+    active.load_state_dict(model.state_dict(), strict=False)
+    active.choose_active(torch.randn(100, 4) * torch.tensor([1.0, 0.05, 0.5, 0.01]))
+    want_active = D.Normal(out[:, :4], out[:, 4:].exp()).log_prob(z1)[:, [0, 2]].sum(-1)
+    assert torch.allclose(active.log_px_given_zy(z1, z2, y), want_active, atol=1e-5)
+    labels = torch.tensor([2, 7])
+    means = model.mean_x_given_z(z2[:2], labels)
+    assert torch.allclose(means, model.m1.mean_x_given_z(model.dec(z2[:2], F.one_hot(labels, 10).float())[:, :4]))
+    assert torch.isfinite(model.negative_elbo_bound(torch.bernoulli(torch.rand(5, 12)))[0])
+    assert "log_sigma" in _m1m2().state_dict()
+    with pytest.raises(VaelabError, match="z1_sigma = 'learned': give 'dim' .* or 'decoder'"):
+        _m1m2(z1_sigma="learned")
+
+
 def test_m1m2_chooses_active_units_at_its_first_m2_step_and_keeps_them(tmp_path):
     import vaelab
 

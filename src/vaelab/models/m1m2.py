@@ -4,6 +4,10 @@
     M2:  p(y) uniform,  p(z2) = N(0, I),  p(z1 | y, z2) = N(decoder(z2, y), diag sigma^2),
          q(y | z1),  q(z2 | z1, y)                                            -- SSVAE (ssvae.py) on z1
 
+sigma is one learned std per dim of z1 (z1_sigma="dim"), or the decoder's second output, a std per dim
+and example (z1_sigma="decoder": Kingma et al.'s M2 on M1's features, whose decoder gives a mean and a
+log-variance).
+
 One run, two stages: the first m1_iters iterations fit M1 alone (its own NELBO, p(z1) = N(0, I));
 after that M1 is frozen and M2 is fit to samples z1 ~ q(z1 | x) with SSVAE's objective
 gw * NELBO_M2(z1) + cw * CE(q(y | z1) on the labelled batch). A test image is classified by
@@ -37,6 +41,7 @@ from ..errors import VaelabError
 from ..densities import gaussian_log_likelihood, kl_normal, log_normal, sample_gaussian
 from .ssvae import SSVAE
 from .ssvae import OPTIONS as SSVAE_OPTIONS
+from ..nets import Decoder
 from .vae import VAE, parse_hidden
 
 OPTIONS = {
@@ -51,7 +56,10 @@ OPTIONS = {
                               "M2 batch (Kingma et al.: 0.1); the others keep M1's N(0, I) prior (0: every dim)"),
     **SSVAE_OPTIONS,
     "z_dim": (int, 50, "M2's latent dimension z2"),
+    "z1_sigma": (str, "dim", "std of p(z1 | y, z2): 'dim' (one learned per dim of z1) or 'decoder' (the decoder "
+                             "gives one per dim and example, as Kingma et al.)"),
 }
+Z1_SIGMAS = ("dim", "decoder")
 
 
 class M1M2(SSVAE):
@@ -65,7 +73,7 @@ class M1M2(SSVAE):
     def __init__(self, x_dim: int = 784, z1_dim: int = 50, m1_hidden="600,600", m1_iters: int | None = None,
                  z_dim: int = 50, hidden="300,300", n_classes: int = 10, gw: float = 1.0, cw: float = 100.0,
                  labels_per_class: int = 10, label_seed: int = 0, lw: float = 0.0, m1_run: str | None = None,
-                 m1_seed: int = 0, m1_active: float = 0.0):
+                 m1_seed: int = 0, m1_active: float = 0.0, z1_sigma: str = "dim"):
         if m1_iters is None:
             m1_iters = 0 if m1_run else 10_000
         if m1_iters < 0:
@@ -73,13 +81,20 @@ class M1M2(SSVAE):
         if not 0 <= m1_active < float("inf"):
             raise ValueError(f"m1_active = {m1_active}: give a posterior-mean std threshold >= 0 (--m1-active; "
                              f"Kingma et al. 0.1, 0 keeps every dim)")
+        if z1_sigma not in Z1_SIGMAS:
+            raise ValueError(f"z1_sigma = {z1_sigma!r}: give 'dim' (one learned std per dim of z1) or 'decoder' "
+                             f"(--z1-sigma)")
         super().__init__(x_dim=z1_dim, z_dim=z_dim, hidden=hidden, n_classes=n_classes, gw=gw, cw=cw,
                          labels_per_class=labels_per_class, label_seed=label_seed, lw=lw)
+        self.z1_sigma = z1_sigma
+        if z1_sigma == "decoder":   # the decoder's output: z1's mean, then its log-std
+            self.dec = Decoder(z_dim, 2 * z1_dim, parse_hidden(hidden), y_dim=n_classes)
         self.x_dim, self.z1_dim, self.m1_iters = x_dim, z1_dim, m1_iters
         self.m1 = VAE(x_dim, z1_dim, m1_hidden)
         if m1_run:
             self.m1.load_state_dict(_trained_m1(m1_run, m1_seed, x_dim, z1_dim, m1_hidden).state_dict())
-        self.log_sigma = nn.Parameter(torch.zeros(z1_dim))   # p(z1 | y, z2): one learned std per dimension
+        if z1_sigma == "dim":   # p(z1 | y, z2): one learned std per dimension
+            self.log_sigma = nn.Parameter(torch.zeros(z1_dim))
         self.register_buffer("steps_done", torch.zeros((), dtype=torch.long))   # training steps so far (stage)
         self.trains_every_parameter = False   # each stage trains only its own networks (DDP must know)
         self.m1_active = m1_active
@@ -116,12 +131,18 @@ class M1M2(SSVAE):
         return nelbo, kl_y, kl_z2
 
     # -- M2's likelihood: a Gaussian over M1's features ------------------------------------
+    def p_z1(self, z2: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(mean, log-std) of p(z1 | y, z2); y one-hot."""
+        out = self.dec(z2, y)
+        return out.chunk(2, -1) if self.z1_sigma == "decoder" else (out, self.log_sigma)
+
     def log_px_given_zy(self, z1: torch.Tensor, z2: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """log p(z1 | y, z2), over the active dims when M2 models only those."""
+        mean, log_sigma = self.p_z1(z2, y)
         if self.active is None:
-            return gaussian_log_likelihood(z1, self.dec(z2, y), self.log_sigma)
+            return gaussian_log_likelihood(z1, mean, log_sigma)
         keep = self.active.bool()
-        return gaussian_log_likelihood(z1[:, keep], self.dec(z2, y)[:, keep], self.log_sigma[keep])
+        return gaussian_log_likelihood(z1[:, keep], mean[:, keep], log_sigma[..., keep])
 
     def check_training(self, iters: int, continuous: bool) -> None:
         """Stage 2 must get iterations: refuse iters <= m1_iters."""
@@ -178,7 +199,7 @@ class M1M2(SSVAE):
 
     def mean_x_given_z(self, z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """E[x | z1 = E[z1 | z2, y]]: M1's Bernoulli means of M2's mean features (inactive dims at 0)."""
-        return self.m1.mean_x_given_z(self.m2_input(self.dec(z, F.one_hot(y, self.n_classes).float())))
+        return self.m1.mean_x_given_z(self.m2_input(self.p_z1(z, F.one_hot(y, self.n_classes).float())[0]))
 
 
 def _trained_m1(path: str, seed: int, x_dim: int, z1_dim: int, m1_hidden) -> VAE:
