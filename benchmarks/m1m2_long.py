@@ -94,11 +94,14 @@ def probe_m1(path: Path, recipe: str, minutes: float) -> dict:
             "logistic": logistic}
 
 
+M2_ITERS = 30_000   # M2's default training length; another is part of a row's name
+
+
 def m2_variant(args) -> list[str]:
     """What sets an M2 setting apart from the defaults (active dims, M2 options), as name parts: the run
     folder joins them with '-', the results key with '/'."""
     return (([f"active{args.m1_active:g}"] if args.m1_active else []) + (["grey"] if args.m2_grey else [])
-            + [f"{k}{v}" for k, v in sorted(args.m2.items())])
+            + [f"{k}{v}" for k, v in sorted(args.m2.items())] + ([f"iters{args.iters}"] if args.iters != M2_ITERS else []))
 
 
 def train_m2(m1: Path, seed: int, args) -> dict:
@@ -123,8 +126,8 @@ def _m1_key(row: dict) -> str:
 
 def write_markdown(doc: dict, results: Path) -> None:
     m1s = sorted(({"key": k, **v} for k, v in doc["m1"].items()), key=lambda r: (r["recipe"], r["m1_minutes"], r["key"]))
-    rows = sorted(doc["results"].values(), key=lambda r: (_m1_key(r), r.get("m1_active", 0),
-                                                          sorted(r.get("m2_options", {}).items()), r["seed"]))
+    rows = sorted(doc["results"].values(), key=lambda r: (_m1_key(r), r.get("m1_active", 0), r.get("m2_grey", False),
+                                                          sorted(r.get("m2_options", {}).items()), r["m2_iters"], r["seed"]))
     md = ["# M1+M2 with M1 trained long: test accuracy against M1's training time", "",
           "MNIST, 100 labels (10 per class, label seed 0), test images: 10,000. M1: `vae` with latent 50, hidden "
           "600-600, trained with `--time-budget` on dynamically binarized MNIST by one of two recipes: `warmup-exp` "
@@ -142,25 +145,32 @@ def write_markdown(doc: dict, results: Path) -> None:
                   f"{r['logistic']:.4f} |")
     md += ["", "M1+M2 on each M1: `m1m2 --m1-run M1 --m1-iters 0` (every iteration trains M2 on the frozen M1), "
            "default networks and weights unless the column names M2 options, M2 on all 50 dims of z1 or (`--m1-active 0.1`) only on the dims whose "
-           "posterior-mean std exceeds 0.1, as Kingma et al.; test accuracy of q(y | z1 = mean of q(z1 | x)), "
-           "binarized with the fixed seed and grey.", "",
+           "posterior-mean std exceeds 0.1, as Kingma et al.; M2 trained on M1's codes of dynamically binarized "
+           "images or, where the column says grey images (`--m2-grey`), of the grey images as Kingma et al.; test "
+           "accuracy of q(y | z1 = mean of q(z1 | x)) on the test images as evaluated (binarized with the fixed seed; "
+           "grey for grey-image rows, where both columns agree) and grey. The stacked NELBO is on the "
+           "same test inputs: for grey-image rows a Bernoulli cross-entropy of grey levels, not comparable with the "
+           "others.", "",
            "| M1 | M1 epochs | M2 on | seed | M2 iterations | M2 train s | stacked NELBO | **accuracy** | "
            "accuracy (grey) |", "|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         md.append(f"| {_m1_key(r)} | {doc['m1'][_m1_key(r)]['m1_epochs']:.0f} | {_m2_on(r)} | {r['seed']} | {r['m2_iters']} | "
                   f"{r['m2_train_seconds']:.0f} | {r['nelbo']:.2f} | **{r['accuracy']:.4f}** | {r['accuracy_grey']:.4f} |")
-    md += ["", "| M1 | M2 on | seeds | **accuracy, mean ± SE** | accuracy (grey), mean ± SE |",
-           "|---|---|---|---|---|"]
+    md += ["", "| M1 | M2 on | M2 iterations | seeds | **accuracy, mean ± SE** | accuracy (grey), mean ± SE |",
+           "|---|---|---|---|---|---|"]
     def group_key(r):   # seeds of one setting (their active dims, chosen per seed, may differ in number)
-        return _m1_key(r), r.get("m1_active", 0), tuple(sorted(r.get("m2_options", {}).items()))
+        return (_m1_key(r), r.get("m1_active", 0), r.get("m2_grey", False), tuple(sorted(r.get("m2_options", {}).items())),
+                r["m2_iters"])
 
     for key in sorted({group_key(r) for r in rows}):
         group = [r for r in rows if group_key(r) == key]
         acc, grey = mean_se([r["accuracy"] for r in group]), mean_se([r["accuracy_grey"] for r in group])
-        md.append(f"| {key[0]} | {_m2_on(group[0], [r.get('m2_dims') for r in group])} | {len(group)} | **{acc['mean']:.4f} ± "
+        md.append(f"| {key[0]} | {_m2_on(group[0], [r.get('m2_dims') for r in group])} | {key[-1]} | {len(group)} | **{acc['mean']:.4f} ± "
                   f"{acc['se']:.4f}** | {grey['mean']:.4f} ± {grey['se']:.4f} |")
-    notes = [f"- M1 {r.get('key') or _m1_key(r)}{'' if 'key' in r else ', M2 seed ' + str(r['seed'])}: {r['note']}"
-             for r in [*m1s, *rows] if r.get("note")]
+    def row_name(r):   # an M1 row (it has a key), or an M2 row with its setting
+        return f"M1 {r['key']}" if "key" in r else f"M1 {_m1_key(r)} + M2 on {_m2_on(r)}, {r['m2_iters']} iterations, seed {r['seed']}"
+
+    notes = [f"- {row_name(r)}: {r['note']}" for r in [*m1s, *rows] if r.get("note")]
     md += ["", *(["Notes:", "", *notes, ""] if notes else []),
            "Machines: " + "; ".join(sorted({r["machine"] for r in [*m1s, *rows]})), "",
            "Commands: " + "; ".join(f"`{c}`" for c in sorted({r["command"] for r in [*m1s, *rows]})) + " "
@@ -185,7 +195,7 @@ def main() -> None:
                     help="M1's training-time budgets, ascending: one M1 run continued from each to the next")
     ap.add_argument("--seeds", type=int, nargs="*", default=[0, 1, 2],
                     help="M2 seeds per M1 budget (none: measure the M1s only)")
-    ap.add_argument("--iters", type=int, default=30_000, help="M2's training iterations")
+    ap.add_argument("--iters", type=int, default=M2_ITERS, help="M2's training iterations")
     ap.add_argument("--m1-active", type=float, default=0.0,
                     help="M2 on M1's active units only: the dims whose posterior-mean std exceeds this (0: all)")
     ap.add_argument("--m2-set", nargs="+", default=[], metavar="NAME=VALUE",
