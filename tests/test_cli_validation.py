@@ -61,6 +61,7 @@ QUICK = ["--iters", "2", "--eval-repeats", "1", "--iwae-k", "1", "--no-progress"
     (["train", "ssvae", "--cw", "-1"], "weights must be >= 0"),
     (["train", "m1m2", "--iters", "100", "--m1-iters", "100"], "no iterations after stage 1"),
     (["train", "m1m2", "--m1-iters", "-1"], "an integer >= 0"),
+    (["train", "m1m2", "--z1-sigma", "learned"], "z1_sigma = 'learned': give 'dim'"),
     (["train", "m1m2", "--m1-run", "/no/such/run"], "m1_run = '/no/such/run': /no/such/run: not a vaelab run folder"),
     (["train", "ssvae", "--labels-per-class", "1000"], "lower --labels-per-class"),
     (["train", "ssvae", "--label-seed", "-3"], "from 0 to"),

@@ -157,10 +157,11 @@ def test_m1m2_bound_stacks_the_ssvae_bound_on_m1s_features():
     assert torch.allclose(nelbo, rec + kl)
 
 
-def test_m1m2_trains_m1_first_then_m2_on_its_frozen_features():
-    model = _m1m2(m1_iters=2)
+@pytest.mark.parametrize("z1_sigma", ["dim", "decoder"])
+def test_m1m2_trains_m1_first_then_m2_on_its_frozen_features(z1_sigma):
+    model = _m1m2(m1_iters=2, z1_sigma=z1_sigma)
     x, xl, yl = torch.bernoulli(torch.rand(6, 12)), torch.bernoulli(torch.rand(4, 12)), torch.tensor([0, 3, 5, 9])
-    m2_parts = {"enc", "dec", "cls", "log_sigma"}
+    m2_parts = {"enc", "dec", "cls"} | ({"log_sigma"} if z1_sigma == "dim" else set())
     for step in range(4):
         loss, terms = model.loss(x, None, labelled=(xl, yl))
         model.zero_grad(set_to_none=True)
@@ -221,13 +222,20 @@ def test_m1m2_z1_sigma_from_the_decoder():
     want = D.Independent(D.Normal(out[:, :4], out[:, 4:].exp()), 1).log_prob(z1)
     assert torch.allclose(model.log_px_given_zy(z1, z2, y), want, atol=1e-5)
     active = _m1m2(z1_sigma="decoder", m1_active=0.1)
-    active.load_state_dict(model.state_dict(), strict=False)
+    missing, unexpected = active.load_state_dict(model.state_dict(), strict=False)
+    assert set(missing) == {"active", "active_chosen"} and not unexpected
     active.choose_active(torch.randn(100, 4) * torch.tensor([1.0, 0.05, 0.5, 0.01]))
     want_active = D.Normal(out[:, :4], out[:, 4:].exp()).log_prob(z1)[:, [0, 2]].sum(-1)
     assert torch.allclose(active.log_px_given_zy(z1, z2, y), want_active, atol=1e-5)
     labels = torch.tensor([2, 7])
-    means = model.mean_x_given_z(z2[:2], labels)
-    assert torch.allclose(means, model.m1.mean_x_given_z(model.dec(z2[:2], F.one_hot(labels, 10).float())[:, :4]))
+    mean_z1 = model.dec(z2[:2], F.one_hot(labels, 10).float())[:, :4]
+    assert torch.allclose(model.mean_x_given_z(z2[:2], labels), model.m1.mean_x_given_z(mean_z1))
+    assert torch.allclose(active.mean_x_given_z(z2[:2], labels),   # inactive dims at their prior mean 0
+                          model.m1.mean_x_given_z(mean_z1 * torch.tensor([1.0, 0, 1, 0])))
+    with torch.no_grad():   # a runaway log-std output is held at +-7, so the density stays finite
+        model.dec.net[-1].bias[4:].fill_(1e4)
+    assert torch.equal(model.p_z1(z2, y)[1], torch.full((5, 4), 7.0))
+    assert torch.isfinite(model.log_px_given_zy(z1, z2, y)).all()
     assert torch.isfinite(model.negative_elbo_bound(torch.bernoulli(torch.rand(5, 12)))[0])
     assert "log_sigma" in _m1m2().state_dict()
     with pytest.raises(VaelabError, match="z1_sigma = 'learned': give 'dim' .* or 'decoder'"):

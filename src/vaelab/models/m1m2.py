@@ -4,9 +4,9 @@
     M2:  p(y) uniform,  p(z2) = N(0, I),  p(z1 | y, z2) = N(decoder(z2, y), diag sigma^2),
          q(y | z1),  q(z2 | z1, y)                                            -- SSVAE (ssvae.py) on z1
 
-sigma is one learned std per dim of z1 (z1_sigma="dim"), or the decoder's second output, a std per dim
+sigma is one learned std per dim of z1 (z1_sigma="dim"), or the decoder's second output, a log-std per dim
 and example (z1_sigma="decoder": Kingma et al.'s M2 on M1's features, whose decoder gives a mean and a
-log-variance).
+log-variance, the same up to a factor 2), kept within [e^-7, e^7] so that no runaway output overflows.
 
 One run, two stages: the first m1_iters iterations fit M1 alone (its own NELBO, p(z1) = N(0, I));
 after that M1 is frozen and M2 is fit to samples z1 ~ q(z1 | x) with SSVAE's objective
@@ -60,6 +60,7 @@ OPTIONS = {
                              "gives one per dim and example, as Kingma et al.)"),
 }
 Z1_SIGMAS = ("dim", "decoder")
+_LOG_SIGMA_BOUND = 7.0   # z1_sigma="decoder": |log std| at most this (std 1e-3 to 1e3 against codes of size ~1)
 
 
 class M1M2(SSVAE):
@@ -134,7 +135,10 @@ class M1M2(SSVAE):
     def p_z1(self, z2: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(mean, log-std) of p(z1 | y, z2); y one-hot."""
         out = self.dec(z2, y)
-        return out.chunk(2, -1) if self.z1_sigma == "decoder" else (out, self.log_sigma)
+        if self.z1_sigma == "dim":
+            return out, self.log_sigma
+        mean, log_sigma = out.chunk(2, -1)
+        return mean, log_sigma.clamp(-_LOG_SIGMA_BOUND, _LOG_SIGMA_BOUND)
 
     def log_px_given_zy(self, z1: torch.Tensor, z2: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """log p(z1 | y, z2), over the active dims when M2 models only those."""
