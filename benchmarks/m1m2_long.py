@@ -31,7 +31,9 @@ per-batch means, against the default cw = 100; and their M2's one hidden layer o
 from __future__ import annotations
 
 import argparse
+import fcntl
 import json
+import os
 import shutil
 from datetime import datetime
 from pathlib import Path
@@ -146,11 +148,11 @@ def write_markdown(doc: dict, results: Path) -> None:
     md += ["", "M1+M2 on each M1: `m1m2 --m1-run M1 --m1-iters 0` (every iteration trains M2 on the frozen M1), "
            "default networks and weights unless the column names M2 options, M2 on all 50 dims of z1 or (`--m1-active 0.1`) only on the dims whose "
            "posterior-mean std exceeds 0.1, as Kingma et al.; M2 trained on M1's codes of dynamically binarized "
-           "images or, where the column says grey images (`--m2-grey`), of the grey images as Kingma et al.; test "
-           "accuracy of q(y | z1 = mean of q(z1 | x)) on the test images as evaluated (binarized with the fixed seed; "
-           "grey for grey-image rows, where both columns agree) and grey. The stacked NELBO is on the "
-           "same test inputs: for grey-image rows a Bernoulli cross-entropy of grey levels, not comparable with the "
-           "others.", "",
+           "images or, where the column says grey images (`--m2-grey`), of the grey images as Kingma et al. "
+           "Accuracy of q(y | z1 = mean of q(z1 | x)): on the test images as the run evaluates them (binarized with "
+           "a fixed seed; grey for `--m2-grey` rows, so both columns match); accuracy (grey): on the grey test "
+           "images. The stacked NELBO is on the same test inputs as the first column: for grey-image rows a "
+           "Bernoulli cross-entropy of grey levels, not comparable with the others.", "",
            "| M1 | M1 epochs | M2 on | seed | M2 iterations | M2 train s | stacked NELBO | **accuracy** | "
            "accuracy (grey) |", "|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
@@ -181,9 +183,10 @@ def write_markdown(doc: dict, results: Path) -> None:
 def _m2_on(row: dict, dims_of_seeds: list | None = None) -> str:
     """Which of M1's dims the row's M2 models (the range over `dims_of_seeds`, if given), and M2's options
     other than the defaults."""
-    n = sorted(dims_of_seeds or [row.get("m2_dims")])
-    n = n[0] if n[0] == n[-1] else f"{n[0]}-{n[-1]}"
-    dims = f"{n} active (std > {row['m1_active']:g})" if row.get("m1_active") else "all dims"
+    dims = "all dims"
+    if row.get("m1_active"):
+        n = sorted(dims_of_seeds or [row["m2_dims"]])
+        dims = f"{n[0] if n[0] == n[-1] else f'{n[0]}-{n[-1]}'} active (std > {row['m1_active']:g})"
     dims += ", grey images" if row.get("m2_grey") else ""
     return dims + "".join(f", {k} = {v}" for k, v in sorted(row.get("m2_options", {}).items()))
 
@@ -224,29 +227,50 @@ def main() -> None:
     machine = (f"{cpu_model()}, {args.threads} thread(s), torch {torch.__version__}, 1000x300 @ 300x784 float32 "
                f"products at {matmul_gflops(args.threads):.0f} GFLOP/s")
     stamp = dict(machine=machine, command=command_line())
+    mine = {"m1": {}, "results": {}}   # this call's rows, merged into the file by save()
     for minutes in args.m1_minutes:
         m1 = train_m1(args.m1, minutes, args)
-        key = f"{args.m1}/{minutes:g}"
-        if key in doc["m1"] and doc["m1"][key]["m1_train_seconds"] != vaelab.load_run(m1).history(0)["train_seconds"]:
-            key += f"@{datetime.now():%Y-%m-%d}"   # the same recipe trained again (another session's CPU): its own row
+        key = m1_key(doc, args.m1, minutes, vaelab.load_run(m1).history(0)["train_seconds"])
         if key not in doc["m1"]:
-            doc["m1"][key] = {**probe_m1(m1, args.m1, minutes), **stamp,
-                              "date": datetime.now().isoformat(timespec="seconds")}
+            mine["m1"][key] = {**probe_m1(m1, args.m1, minutes), **stamp,
+                               "date": datetime.now().isoformat(timespec="seconds")}
+            doc = save(mine, path, results)
         m1_row = doc["m1"][key]
         print(f"M1 {key}: test NELBO {m1_row['m1_test_nelbo']:.2f}, 1-NN {m1_row['nearest_labelled']:.4f}")
         for seed in args.seeds:
             r = {"recipe": args.m1, "m1_minutes": minutes, "m1_key": key, **train_m2(m1, seed, args), **stamp,
                  "date": datetime.now().isoformat(timespec="seconds")}
-            doc["results"]["/".join([key, *m2_variant(args), str(seed)])] = r
+            mine["results"]["/".join([key, *m2_variant(args), str(seed)])] = r
             print(f"M1 {key}, seed {seed}: accuracy {r['accuracy']:.4f} (grey {r['accuracy_grey']:.4f})")
-            save(doc, path, results)
-        save(doc, path, results)
+            doc = save(mine, path, results)
 
 
-def save(doc: dict, path: Path, results: Path) -> None:
-    """The JSON and the table, after every M1 and every seed: a long call keeps what it did."""
-    path.write_text(json.dumps(doc, indent=2) + "\n")
-    write_markdown(doc, results)
+def m1_key(doc: dict, recipe: str, minutes: float, train_seconds: float) -> str:
+    """The results' name for an M1: that of the row with the same recipe, budget and training time (the
+    same M1), else recipe/minutes, dated where that is taken (the recipe trained again, e.g. on another CPU)."""
+    base = f"{recipe}/{minutes:g}"
+    same = [k for k, row in doc["m1"].items() if k.split("@")[0] == base and row["m1_train_seconds"] == train_seconds]
+    if same:
+        return same[0]
+    return base if base not in doc["m1"] else f"{base}@{datetime.now():%Y-%m-%d}"
+
+
+def save(mine: dict, path: Path, results: Path) -> dict:
+    """Merge this call's rows into the JSON and write the table, under a lock on the results folder: calls
+    running side by side (e.g. two M2 settings at one thread each) share one file. Returns the merged rows."""
+    fd = os.open(results, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        doc = json.loads(path.read_text()) if path.exists() else {"m1": {}, "results": {}}
+        for part in ("m1", "results"):
+            doc[part].update(mine[part])
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text(json.dumps(doc, indent=2) + "\n")
+        tmp.replace(path)
+        write_markdown(doc, results)
+    finally:
+        os.close(fd)   # releases the lock
+    return doc
 
 
 if __name__ == "__main__":
