@@ -100,8 +100,8 @@ M2_ITERS = 30_000   # M2's default training length; another is part of a row's n
 
 
 def m2_variant(args) -> list[str]:
-    """What sets an M2 setting apart from the defaults (active dims, M2 options), as name parts: the run
-    folder joins them with '-', the results key with '/'."""
+    """What sets an M2 setting apart from the defaults (active dims, grey codes, M2 options, length), as name
+    parts: the run folder joins them with '-', the results key with '/'."""
     return (([f"active{args.m1_active:g}"] if args.m1_active else []) + (["grey"] if args.m2_grey else [])
             + [f"{k}{v}" for k, v in sorted(args.m2.items())] + ([f"iters{args.iters}"] if args.iters != M2_ITERS else []))
 
