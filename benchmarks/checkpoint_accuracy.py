@@ -2,7 +2,8 @@
 
 Reads the seed's checkpoint.pt, scores q(y | x) on the run's test images as evaluated and on the grey
 ones (the model's evaluate_extra), and appends `iteration, accuracy, accuracy (grey)` to
-RUN/trajectory.tsv when the checkpoint's iteration is new. With --watch it looks again every
+RUN/trajectory.tsv when the checkpoint's iteration is not in it yet (a watcher started again adds no
+duplicate lines). With --watch it looks again every
 --every seconds until the seed has finished. One thread: it runs beside the training it watches.
 The checkpoint accuracies quoted in m1m2-long.md's notes come from this script.
 
@@ -32,7 +33,8 @@ def main() -> None:
     torch.set_num_threads(1)
     run = vaelab.load_run(args.run)
     seed = run.seeds[0] if args.seed is None else args.seed
-    path, data, seen = run.seed_dir(seed) / "checkpoint.pt", run.data("cpu"), set()
+    path, data, out = run.seed_dir(seed) / "checkpoint.pt", run.data("cpu"), run.path / "trajectory.tsv"
+    seen = {int(line.split("\t")[0]) for line in out.read_text().splitlines() if line.strip()} if out.exists() else set()
     while True:
         finished = seed in run.finished_seeds   # before reading: the last checkpoint is then surely read
         try:
@@ -48,7 +50,7 @@ def main() -> None:
                 got = model.evaluate_extra(data)
             line = f"{ckpt['iteration']}\t{got['accuracy']:.4f}\t{got['accuracy_grey']:.4f}"
             print(line, flush=True)
-            with open(run.path / "trajectory.tsv", "a") as f:
+            with open(out, "a") as f:
                 f.write(line + "\n")
         if not args.watch or finished:
             return
