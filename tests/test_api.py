@@ -83,6 +83,21 @@ def test_figures_are_returned_and_optionally_saved(run, tmp_path):
         assert isinstance(fig, Figure)
     vaelab.plots.samples(model, rows=1, cols=2, save=tmp_path / "s.png")
     assert (tmp_path / "s.png").read_bytes()[:4] == b"\x89PNG"
+    assert isinstance(vaelab.plots.curves(str(run.path)), Figure)   # a run folder as well as a Run
+    assert isinstance(vaelab.plots.grid(x[:4].numpy(), 2, 2), Figure)   # an array as well as a tensor
+
+
+@pytest.mark.parametrize("draw, message", [
+    (lambda run, x, y: vaelab.plots.samples(run), r"got a Run .*: pass run.model\(\)"),
+    (lambda run, x, y: vaelab.plots.samples(run.model(), shape=(20, 20)), r"^shape=\(20, 20\): give \(height, width\)"),
+    (lambda run, x, y: vaelab.plots.interpolation(run.model(), x, y, pairs=[(3, 12)]), r"no image of class 12 in y"),
+    (lambda run, x, y: vaelab.plots.curves(5), r"^run must be a Run, a run folder or a dict"),
+])
+def test_figure_mistakes_get_one_line_errors(run, draw, message):
+    x, y = run.test_data()
+    with pytest.raises(vaelab.VaelabError, match=message) as e:
+        draw(run, x, y)
+    assert "\n" not in str(e.value)
 
 
 def test_options_list_models_and_their_options():
@@ -100,12 +115,42 @@ def test_options_list_models_and_their_options():
     (dict(batch_size=100_000), r"^batch_size 100000 is larger than the training set"),
     (dict(binarize="sometimes"), r"^binarize must be one of"),
     (dict(seeds=[1, 1]), r"^seeds has repeated values"),
+    (dict(z_dim=0), r"^z_dim must be a positive integer, got 0$"),
+    (dict(z_dim="2"), r"^z_dim must be a positive integer, got '2'$"),
+    (dict(beta="4"), r"^beta must be a positive finite number, got '4'$"),
+    (dict(iters="200"), r"^iters must be a positive integer, got '200'$"),
+    (dict(epochs=1), r"^give iters or epochs, not both"),
+    (dict(data_dir="/no/such/folder", dataset="mnist"), r"^data_dir /no/such/folder: no such folder"),
+    (dict(data_dir="/tmp"), r"^data_dir='/tmp' is given but no dataset: .* pass dataset='mnist'"),
+    (dict(hidden=[300, 0]), r"hidden sizes \[300, 0\]: give positive integers"),
 ])
 def test_errors_name_the_python_argument(kwargs, message, tmp_path):
     with pytest.raises(vaelab.VaelabError, match=message) as e:
         vaelab.train("vae", out=tmp_path / "r", **{**QUICK, **kwargs})
     assert "--" not in str(e.value) and "\n" not in str(e.value)
     assert not (tmp_path / "r").exists()   # refused before the folder is made
+
+
+def test_python_conveniences_and_refusals(run, tmp_path):
+    """One value for a list of one (iwae_k, train_classes, as seeds; hidden sizes as ints); threads= holds
+    for the call only; a label given to a model that takes none, and a path that is not one, are refused."""
+    threads = torch.get_num_threads()
+    one = vaelab.train("vae", out=tmp_path / "one", z_dim=2, hidden=16, threads=1, train_classes=3,
+                       **{**QUICK, "iwae_k": 10})
+    assert one.config.iwae_k == [10] and one.config.train_classes == [3] and "niwae_10" in one.summary()
+    assert torch.get_num_threads() == threads
+    with pytest.raises(vaelab.VaelabError, match="^VAE is not conditional .*: leave y out$"):
+        run.model().sample(3, y=2)
+    with pytest.raises(vaelab.VaelabError, match="^out must be a folder path .*, got int$"):
+        vaelab.train("vae", out=5, **QUICK)
+    with pytest.raises(vaelab.VaelabError, match="^path must be a run folder .*, got NoneType$"):
+        vaelab.load_run(None)
+    with pytest.raises(vaelab.VaelabError, match="nowhere: no such folder"):
+        vaelab.load_run(tmp_path / "nowhere")
+    with pytest.raises(ValueError, match="^z_dim = 0: "):
+        vaelab.VAE(z_dim=0)
+    with pytest.raises(vaelab.VaelabError, match=r"do not fit the model given \(model=...\): .*z_dim: run 4, given 5"):
+        vaelab.load_run(run.path, model=vaelab.VAE(z_dim=5, hidden="32")).model()
 
 
 def test_rerunning_a_cell_needs_overwrite_or_resume(run, tmp_path):
@@ -115,9 +160,11 @@ def test_rerunning_a_cell_needs_overwrite_or_resume(run, tmp_path):
         vaelab.train("vae", out=out, z_dim=2, hidden="16", **QUICK)
     same = vaelab.train("vae", out=out, z_dim=2, hidden="16", resume=True, **QUICK)   # the same cell, again
     assert same.path == first.path and same.summary()["nelbo"]["mean"] == first.summary()["nelbo"]["mean"]
-    with pytest.raises(vaelab.VaelabError, match=r"lr differ from it \(saved: lr=0.001\)"):
+    with pytest.raises(vaelab.VaelabError, match=r"lr differs from it \(saved: lr=0.001\)"):
         vaelab.train(out=out, resume=True, lr=0.1)
-    with pytest.raises(vaelab.VaelabError, match="model differ"):
+    with pytest.raises(vaelab.VaelabError, match=r"z_dim differs from it \(saved: z_dim=2\)"):
+        vaelab.train(out=out, resume=True, z_dim=3)
+    with pytest.raises(vaelab.VaelabError, match="model differs"):
         vaelab.train("gmvae", out=out, resume=True)
     second = vaelab.train("vae", out=out, z_dim=2, hidden="16", overwrite=True, **QUICK)
     assert second.summary()["nelbo"]["mean"] == pytest.approx(first.summary()["nelbo"]["mean"])   # same seed
@@ -170,6 +217,8 @@ def test_user_networks_with_wrong_shapes_are_refused_at_construction():
         vaelab.VAE(encoder=Encoder(), decoder=Decoder(5), z_dim=3)
     with pytest.raises(ValueError, match="give both encoder and decoder"):
         vaelab.VAE(encoder=Encoder(), z_dim=3)
+    with pytest.raises(ValueError, match=r"and the one-hot label \(2, 10\) \(a conditional model calls net\(x, y\)\)"):
+        vaelab.CVAE(encoder=Encoder(), decoder=Decoder(), z_dim=3)   # networks that take x alone
     with pytest.raises(vaelab.VaelabError, match="x_dim = 784 values per example, but swiss-roll has 2"):
         vaelab.train(vaelab.VAE(encoder=Encoder(), decoder=Decoder(), z_dim=3), dataset="swiss-roll",
                      **{**QUICK, "out": None})

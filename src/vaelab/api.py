@@ -12,9 +12,12 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import html
+import os
 import re
 import shutil
 from pathlib import Path
+
+import torch
 
 from .config import TrainConfig
 from .errors import VaelabError
@@ -55,9 +58,16 @@ def train(model: str | Model | None = None, dataset: str | None = None, *, seeds
     """
     if overwrite and resume:
         raise VaelabError("overwrite=True and resume=True contradict each other: choose one")
+    if out is not None and not isinstance(out, (str, os.PathLike)):
+        raise VaelabError(f"out must be a folder path (a str or pathlib.Path), got {type(out).__name__}")
+    threads = torch.get_num_threads()   # threads= applies to this call only, not to the rest of the session
     try:
         if resume:
             return _resume(model, dataset, seeds, out, options)
+        if dataset is None and options.get("data_dir") is not None:
+            raise VaelabError(f"data_dir={str(options['data_dir'])!r} is given but no dataset: the default, mnist-5k, "
+                              f"is embedded and reads no files; pass dataset='mnist' (or another data set in that "
+                              f"folder: vaelab.datasets(data_dir))")
         cfg, instance = _config(model or "vae", dataset or "mnist-5k", [0] if seeds is None else seeds, out, options)
         if out is not None and Path(out, "config.json").exists():
             if not overwrite:
@@ -69,6 +79,8 @@ def train(model: str | Model | None = None, dataset: str | None = None, *, seeds
         return Run(train_run(cfg, model=instance), model=instance)
     except VaelabError as e:
         raise VaelabError(python_message(str(e))) from None
+    finally:
+        torch.set_num_threads(threads)
 
 
 def _resume(model, dataset, seeds, out, options) -> Run:
@@ -89,10 +101,16 @@ def _resume(model, dataset, seeds, out, options) -> Run:
     now = dataclasses.asdict(given)
     now["model_options"] = {**saved["model_options"], **now["model_options"]}   # options left out keep their saved value
     asked = {"model", "dataset", "seeds", "model_options", *options}
-    changed = [k for k in now if k in asked and k not in (*RUNTIME_OPTIONS, *EXTENDABLE, "out") and now[k] != saved.get(k)]
+    changed = [k for k in now if k in asked and k not in (*RUNTIME_OPTIONS, *EXTENDABLE, "out", "model_options")
+               and now[k] != saved.get(k)]
+    # model options by their own names, a left-out saved option standing for its default
+    was = {**{k: d for k, (_, d, _) in MODELS.get(now["model"], (None, {}))[1].items()}, **saved["model_options"]}
+    changed += [k for k, v in now["model_options"].items() if v != was.get(k)]
+    was.update({k: saved.get(k) for k in changed if k in saved})
     if changed:
-        raise VaelabError(f"resume=True keeps the run's saved configuration; {', '.join(sorted(changed))} differ "
-                          f"from it (saved: {', '.join(f'{k}={saved.get(k)!r}' for k in sorted(changed))}); "
+        raise VaelabError(f"resume=True keeps the run's saved configuration; {', '.join(sorted(changed))} "
+                          f"{'differs' if len(changed) == 1 else 'differ'} from it (saved: "
+                          f"{', '.join(f'{k}={was.get(k)!r}' for k in sorted(changed))}); "
                           f"use overwrite=True to start again with the new values")
     extend = {k: options[k] for k in EXTENDABLE if options.get(k) is not None and options[k] != saved.get(k)}
     if run.complete and (run.path / "report.md").exists() and not extend:
@@ -124,8 +142,13 @@ def _config(model, dataset, seeds, out, options) -> tuple[TrainConfig, Model | N
             f"vaelab.options({name!r}) lists the model's"
         raise VaelabError(f"unknown option(s) {', '.join(hints)} for train(): training options are the fields of "
                           f"vaelab.TrainConfig; {where}")
+    if options.get("iters") is not None and options.get("epochs") is not None:
+        raise VaelabError("give iters or epochs, not both (epochs: that many passes over the training set)")
     if isinstance(seeds, int) and not isinstance(seeds, bool):
         seeds = [seeds]
+    for field in ("iwae_k", "train_classes"):   # one value for a list of one, as seeds
+        if isinstance(train_opts.get(field), int) and not isinstance(train_opts[field], bool):
+            train_opts[field] = [train_opts[field]]
     cfg = TrainConfig(model=name, dataset=dataset, seeds=list(seeds), out=None if out is None else str(out),
                       model_options=instance.saved_options() if instance is not None else model_opts, **train_opts)
     return cfg, instance

@@ -2,18 +2,39 @@
 from __future__ import annotations
 
 import argparse
+import difflib
 import math
 from pathlib import Path
+
+from .config import MAX_SEED, option_rule
 
 
 class Parser(argparse.ArgumentParser):
     """argparse, but a bad option gets one line (not the whole usage) naming the fix."""
 
     def error(self, message):
+        if message.startswith("unrecognized arguments: "):   # a misspelt flag: name the nearest real one
+            flags = self._flags()   # of every command: a real flag of another command gets no hint
+            hints = [f"{a} (did you mean {close[0]}?)" if close else a
+                     for a in message.split(": ", 1)[1].split()
+                     for close in [difflib.get_close_matches(a.split("=")[0].replace("_", "-"), flags, n=1)
+                                   if a.startswith("--") and a.split("=")[0] not in flags else []]]
+            message = "unrecognized arguments: " + " ".join(hints)
+        if message.startswith("argument MODEL: invalid choice"):
+            message += "; the model comes right after `train`, before its options: `vaelab train vae --iters 5000`"
         self.exit(2, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
 
+    def _flags(self) -> list[str]:
+        """Every --flag of this parser and of its sub-commands'."""
+        flags = []
+        for action in self._actions:
+            flags += [f for f in action.option_strings if f.startswith("--")]
+            if isinstance(action, argparse._SubParsersAction):
+                for sub in action.choices.values():
+                    flags += sub._flags() if isinstance(sub, Parser) else []
+        return sorted(set(flags))
 
-MAX_SEED = 2**32 - 1
+
 
 
 def _checked(convert, ok, what: str):
@@ -32,7 +53,6 @@ def _checked(convert, ok, what: str):
 _positive_int = _checked(int, lambda v: v > 0, "a positive integer")
 _nonneg_int = _checked(int, lambda v: v >= 0, "an integer >= 0")
 _positive_float = _checked(float, lambda v: 0 < v < math.inf, "a positive finite number")
-_finite_float = _checked(float, math.isfinite, "a finite number")
 _nonneg_float = _checked(float, lambda v: 0 <= v < math.inf, "a number >= 0")
 _seed = _checked(int, lambda v: 0 <= v <= MAX_SEED, f"a whole number from 0 to {MAX_SEED}")
 
@@ -43,15 +63,11 @@ def _existing_dir(s: str) -> str:
     return s
 
 
-def _option_type(name: str, typ):
-    """argparse type of a model option: positive sizes, seeds from 0, finite weights."""
-    if name == "beta":
-        return _positive_float
-    if typ is int:
-        return _seed if name.endswith("seed") else _nonneg_int if name.endswith("_iters") else _positive_int
-    if typ is float:
-        return _finite_float
-    return typ
+def _option_type(name: str, typ, default=None):
+    """argparse type of a model option: the text converted to `typ`, then checked by the rule that
+    TrainConfig.validate() applies to Python values too (config.option_rule)."""
+    ok, what = option_rule(name, typ, default)
+    return typ if ok is None else _checked(typ, ok, what)
 
 
 class DefaultsFormatter(argparse.HelpFormatter):
@@ -118,7 +134,7 @@ def _add_model_parser(models, name: str, cls, options: dict) -> None:
     _add_runtime_args(p)
     group = p.add_argument_group(f"{name} options")
     for opt, (typ, default, help_) in options.items():
-        group.add_argument("--" + opt.replace("_", "-"), dest=f"opt_{opt}", type=_option_type(opt, typ),
+        group.add_argument("--" + opt.replace("_", "-"), dest=f"opt_{opt}", type=_option_type(opt, typ, default),
                            default=default, metavar=opt.upper(), help=help_)
 
 
@@ -193,19 +209,23 @@ def _add_bookkeeping_args(g, d) -> None:
 
 def _add_saved_run_commands(sub) -> None:
     """eval, sample, plot, score: commands on a saved run folder."""
-    ev = sub.add_parser("eval", help="evaluate a trained run on its full test set (adds IWAE bounds)")
+    ev = sub.add_parser("eval", help="evaluate a trained run on its full test set (adds IWAE bounds)",
+                        formatter_class=DefaultsFormatter)
     ev.add_argument("run", type=Path, help="run folder")
-    ev.add_argument("--iwae-k", type=_positive_int, nargs="+", default=[5000], help="importance samples per image")
+    ev.add_argument("--iwae-k", type=_positive_int, nargs="+", default=[5000],
+                    help="importance samples per image: the IWAE-k bounds to compute (5000 on the whole MNIST test "
+                         "set takes minutes on a CPU; e.g. --iwae-k 100 for a quick look)")
     ev.add_argument("--eval-repeats", type=_positive_int, default=None,
                     help="also recompute NELBO/KL/Rec with this many Monte Carlo passes")
     ev.add_argument("--run-seeds", type=_seed, nargs="+", help="only these training seeds (default: all); the "
                     "mean ± SE of a metric appears once every seed has it, so a long evaluation can go seed by seed")
     _add_runtime_args(ev)
 
-    sa = sub.add_parser("sample", help="draw images from p(x) of a trained run as one grid PNG")
+    sa = sub.add_parser("sample", help="draw images from p(x) of a trained run as one grid PNG",
+                        formatter_class=DefaultsFormatter)
     sa.add_argument("run", type=Path, help="run folder")
-    sa.add_argument("--rows", type=_positive_int, default=10)
-    sa.add_argument("--cols", type=_positive_int, default=20)
+    sa.add_argument("--rows", type=_positive_int, default=10, help="rows of the grid")
+    sa.add_argument("--cols", type=_positive_int, default=20, help="images per row")
     sa.add_argument("--seed", type=_seed, default=0, help="random seed of the draw")
     sa.add_argument("--run-seed", type=_seed, help="which training seed's model (default: the first)")
     sa.add_argument("--out", type=Path, help="PNG path (default: RUN/samples-ROWSxCOLS-seedS.png)")

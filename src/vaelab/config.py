@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import torch
 
@@ -21,6 +22,7 @@ from .schedules import parse_duration, parse_schedule
 OPTIMIZERS = ("auto", "adam", "adamw")
 PRECISIONS = ("fp32", "bf16")
 MAX_STEPS = 10**9   # iterations or epochs: far beyond any real run
+MAX_SEED = 2**32 - 1
 RUNTIME_OPTIONS = ("data_dir", "device", "threads", "progress")   # what may change when a run is resumed
 # What a resume may also change to extend the run: a longer budget continues the seeds the old one stopped.
 EXTENDABLE = ("time_budget",)
@@ -113,7 +115,7 @@ class TrainConfig:
             self.iters = cls.DEFAULT_ITERS
         self._check_counts()
         if not (isinstance(self.lr, (int, float)) and self.lr > 0 and math.isfinite(self.lr)):
-            raise VaelabError(f"--lr must be a positive number, got {self.lr}")
+            raise VaelabError(f"--lr must be a positive number, got {self.lr!r}")
         self._check_seeds()
         if self.binarize not in ("auto", *BINARIZE_MODES):
             raise VaelabError(f"--binarize must be one of auto, {', '.join(BINARIZE_MODES)}, got {self.binarize!r}")
@@ -131,17 +133,18 @@ class TrainConfig:
                               f"not {self.dataset}; drop the option")
         if self.train_classes is not None and not self.train_classes:
             raise VaelabError("--classes needs at least one class")
-        beta = self.model_options.get("beta")
-        if beta is not None and not (beta > 0 and math.isfinite(beta)):
-            raise VaelabError(f"--beta must be a positive number, got {beta}")
+        self._check_model_options()
+        if self.data_dir is not None and not Path(self.data_dir).expanduser().is_dir():
+            raise VaelabError(f"--data-dir {self.data_dir}: no such folder; give the folder that holds DATASET/ "
+                              f"subfolders, or leave it out")
         if not (isinstance(self.warmup, (int, float)) and not isinstance(self.warmup, bool)
                 and 0 <= self.warmup < math.inf):
-            raise VaelabError(f"--warmup must be a number of epochs >= 0, got {self.warmup}")
+            raise VaelabError(f"--warmup must be a number of epochs >= 0, got {self.warmup!r}")
         if self.warmup and not cls.anneals_kl:
             raise VaelabError(f"--warmup: {self.model} has no KL term to warm up; leave --warmup out")
         parse_schedule(self.lr_schedule)
         if not (isinstance(self.adam_eps, (int, float)) and 0 < self.adam_eps < math.inf):
-            raise VaelabError(f"--adam-eps must be a positive number, got {self.adam_eps}")
+            raise VaelabError(f"--adam-eps must be a positive number, got {self.adam_eps!r}")
         if self.time_budget is not None:
             parse_duration(self.time_budget)
         if self.precision not in PRECISIONS:
@@ -150,6 +153,19 @@ class TrainConfig:
         if self.cuda_graph:
             self._check_cuda_graph(cls, device)
         return self
+
+    def _check_model_options(self) -> None:
+        """Each registered option's value against its type and range (option_rule): the CLI's argparse types
+        check the same, so a value that a flag would refuse fails here too, before anything is written."""
+        from .models import MODELS
+
+        known = MODELS[self.model][1] if self.model in MODELS else {}
+        for name, value in self.model_options.items():
+            if name not in known or value is None or value == known[name][1]:
+                continue
+            ok, what = option_rule(name, known[name][0], known[name][1])
+            if ok is not None and not ok(value):
+                raise VaelabError(f"--{name.replace('_', '-')} must be {what}, got {value!r}")
 
     def _check_cuda_graph(self, cls, device: torch.device) -> None:
         if not cls.graphable:   # the class says so; an instance may too (pipeline checks the built model)
@@ -166,31 +182,60 @@ class TrainConfig:
         for name in ("epochs", "patience", "resize", "threads"):
             value = getattr(self, name)
             if value is not None and not _positive_int(value):
-                raise VaelabError(f"--{name} must be a positive integer, got {value}")
+                raise VaelabError(f"--{name} must be a positive integer, got {value!r}")
         if self.patience is not None and self.epochs is None:
             raise VaelabError("--patience needs --epochs: early stopping checks the validation loss once per epoch")
         for name in ("iters", "batch_size", "eval_every", "log_every", "checkpoint_every", "eval_repeats"):
             if not _positive_int(getattr(self, name)):
-                raise VaelabError(f"--{name.replace('_', '-')} must be a positive integer, got {getattr(self, name)}")
+                raise VaelabError(f"--{name.replace('_', '-')} must be a positive integer, got {getattr(self, name)!r}")
         for name in ("iters", "epochs"):
             if (getattr(self, name) or 0) > MAX_STEPS:   # a typo of many digits would train for ever
                 raise VaelabError(f"--{name} {getattr(self, name)} is more than {MAX_STEPS:,}; give a realistic count")
         if isinstance(self.val_size, bool) or not isinstance(self.val_size, int) or self.val_size < 0:
-            raise VaelabError(f"--val-size must be a whole number >= 0, got {self.val_size}")
-        if any(not _positive_int(k) for k in self.iwae_k):
-            raise VaelabError(f"--iwae-k values must be positive integers, got {self.iwae_k}")
+            raise VaelabError(f"--val-size must be a whole number >= 0, got {self.val_size!r}")
+        if not isinstance(self.iwae_k, (list, tuple)) or any(not _positive_int(k) for k in self.iwae_k):
+            raise VaelabError(f"--iwae-k values must be positive integers, got {self.iwae_k!r}")
 
     def _check_seeds(self) -> None:
         if not self.seeds:
             raise VaelabError("--seeds needs at least one seed")
-        if any(isinstance(s, bool) or not isinstance(s, int) or not 0 <= s < 2**32 for s in self.seeds):
-            raise VaelabError(f"--seeds must be whole numbers from 0 to {2**32 - 1}, got {self.seeds}")
+        if any(not _whole(s) or not 0 <= s <= MAX_SEED for s in self.seeds):
+            raise VaelabError(f"--seeds must be whole numbers from 0 to {MAX_SEED}, got {self.seeds}")
         if len(set(self.seeds)) != len(self.seeds):
             raise VaelabError(f"--seeds has repeated values {self.seeds}; give distinct seeds")
 
 
 def _positive_int(v) -> bool:
     return isinstance(v, int) and not isinstance(v, bool) and v > 0
+
+
+def _number(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def _whole(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+# model options that count from 0 although their default is not 0 (dae's clip: 0 or 1)
+_FROM_ZERO = ("clip",)
+
+
+def option_rule(name: str, typ: type, default=None):
+    """(ok(value), what it must be) for a model option of type `typ`, or (None, '') where any value of the
+    type goes (strings: the model parses them): sizes and counts are positive integers, seeds whole numbers
+    from 0, stage lengths and options whose default is 0 integers >= 0, weights finite numbers, beta positive."""
+    if name == "beta":
+        return (lambda v: _number(v) and v > 0), "a positive finite number"
+    if typ is int:
+        if name.endswith("seed"):
+            return (lambda v: _whole(v) and 0 <= v <= MAX_SEED), f"a whole number from 0 to {MAX_SEED}"
+        if name.endswith("_iters") or name in _FROM_ZERO or default in (0, None):
+            return (lambda v: _whole(v) and v >= 0), "an integer >= 0"
+        return _positive_int, "a positive integer"
+    if typ is float:
+        return _number, "a finite number"
+    return None, ""
 
 
 def ungraphable(model: str) -> VaelabError:

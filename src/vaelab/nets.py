@@ -201,15 +201,17 @@ def check_networks(enc: UserEncoder, dec: UserDecoder) -> None:
         y = torch.zeros(2, enc.n_classes) if enc.n_classes else None
         if y is not None:
             y[:, 0] = 1
+        called = "" if y is None else f" and the one-hot label (2, {enc.n_classes}) (a conditional model calls net(x, y))"
         try:
             m, _ = enc(torch.zeros(2, enc.x_dim), y)
-        except RuntimeError as e:
-            raise ValueError(f"encoder failed on a batch of shape (2, {enc.x_dim}) (x_dim = {enc.x_dim}): "
-                             f"{str(e).splitlines()[0][:200]}") from None
+        except (RuntimeError, TypeError) as e:
+            raise ValueError(f"encoder failed on a batch of shape (2, {enc.x_dim}) (x_dim = {enc.x_dim}){called}: "
+                             f"{(str(e).splitlines() or [type(e).__name__])[0][:200]}") from None
         try:
             dec(m, y)
-        except RuntimeError as e:
-            raise ValueError(f"decoder failed on codes of shape (2, {dec.z_dim}) (z_dim = {dec.z_dim}): "
-                             f"{str(e).splitlines()[0][:200]}") from None
+        except (RuntimeError, TypeError) as e:
+            raise ValueError(f"decoder failed on codes of shape (2, {dec.z_dim}) (z_dim = {dec.z_dim})"
+                             f"{called.replace('net(x, y)', 'net(z, y)')}: "
+                             f"{(str(e).splitlines() or [type(e).__name__])[0][:200]}") from None
     finally:
         enc.train(modes[0]), dec.train(modes[1])

@@ -15,6 +15,7 @@ The model-specific figures of a run (2D points, autoencoders) are in run_figures
 from __future__ import annotations
 
 import io
+import os
 from pathlib import Path
 
 import matplotlib.figure
@@ -204,6 +205,9 @@ def interpolation_images(model, test_x, test_y, pairs=INTERPOLATION_PAIRS, steps
     """Linear paths between the posterior means of the first test image of each class in a pair, a row each."""
     rows = []
     for a, b in pairs:
+        missing = [c for c in (a, b) if not (test_y == c).any()]
+        if missing:
+            raise VaelabError(f"pairs {(a, b)}: no image of class {missing[0]} in y; pair classes that occur in y")
         idx = torch.stack([torch.nonzero(test_y == c)[0, 0] for c in (a, b)])
         za, zb = posterior_means(model, test_x[idx], test_y[idx])
         t = torch.linspace(0, 1, steps, device=za.device).unsqueeze(1)
@@ -241,13 +245,30 @@ def make_latent_figures(run_dir: Path, model, data, which=LATENT_FIGURES, tsne: 
 # ---------------------------------------------------------------------------------------
 def _shape(model_or_dim, shape):
     """The image shape to draw: the one given, else a square of x_dim pixels."""
-    if shape is not None:
-        return tuple(shape)
     x_dim = model_or_dim if isinstance(model_or_dim, int) else model_or_dim.x_dim
+    if shape is not None:
+        if len(tuple(shape)) != 2 or int(np.prod(shape)) != x_dim:
+            raise VaelabError(f"shape={tuple(shape)}: give (height, width) with height x width = {x_dim}, the values "
+                              f"per example")
+        return tuple(shape)
     side = int(round(x_dim ** 0.5))
     if side * side != x_dim:
         raise VaelabError(f"{x_dim} values per example are not a square image; pass shape=(height, width)")
     return side, side
+
+
+def _model(model):
+    """The model a figure draws from, checked: a Run holds one per seed, so it is refused with the fix."""
+    from .models import Model
+    from .run import Run
+
+    if isinstance(model, Run):
+        raise VaelabError("model must be a vaelab model, got a Run (one model per seed): pass run.model() "
+                          "(or run.model(seed))")
+    if not isinstance(model, Model):
+        raise VaelabError(f"model must be a vaelab model (e.g. run.model()), got {type(model).__name__}")
+    model.eval()
+    return model
 
 
 def _done(fig: Figure, save) -> Figure:
@@ -257,7 +278,9 @@ def _done(fig: Figure, save) -> Figure:
 
 
 def grid(images: torch.Tensor, rows: int, cols: int, shape=None, title: str | None = None, save=None) -> Figure:
-    """rows x cols images (each a row of x_dim values in [0, 1]) as one grey picture."""
+    """rows x cols images (each a row of x_dim values in [0, 1]; a tensor or an array) as one grey picture."""
+    images = torch.as_tensor(images)
+    images = images.reshape(len(images), -1) if images.dim() > 2 else images
     if len(images) < rows * cols:
         raise VaelabError(f"grid of rows={rows} x cols={cols} needs {rows * cols} images, got {len(images)}")
     shape = _shape(images.shape[-1], shape)
@@ -274,7 +297,7 @@ def grid(images: torch.Tensor, rows: int, cols: int, shape=None, title: str | No
 
 def samples(model, rows: int = 10, cols: int = 20, y=None, binary: bool = False, shape=None, save=None) -> Figure:
     """rows x cols draws from the model's p(x) (conditional models: a row per class unless y is given)."""
-    model.eval()
+    model = _model(model)
     with torch.inference_mode():
         if model.conditional and y is None:
             rows = model.n_classes
@@ -286,7 +309,7 @@ def samples(model, rows: int = 10, cols: int = 20, y=None, binary: bool = False,
 
 def reconstructions(model, x: torch.Tensor, y=None, n: int = 10, shape=None, save=None) -> Figure:
     """The first n images of x (top row) over their reconstructions (bottom row)."""
-    model.eval()
+    model = _model(model)
     with torch.inference_mode():
         xs = model._inputs(x[:n])
         images = torch.cat([xs, model.reconstruct(xs, None if y is None else y[:n])])
@@ -297,7 +320,7 @@ def manifold(model, x: torch.Tensor, y=None, n: int = 20, span: float = 2.0, lab
              save=None) -> Figure:
     """Images decoded over an n x n grid of the latent plane (2D latents) or of the plane of the two leading
     principal directions of x's codes (x, y: e.g. the test set)."""
-    model.eval()
+    model = _model(model)
     y = torch.zeros(len(x), dtype=torch.long, device=x.device) if y is None else y
     images, how = manifold_images(model, x, y, n, span, label)
     return grid(images, n, n, _shape(model, shape), title=how, save=save)
@@ -305,23 +328,27 @@ def manifold(model, x: torch.Tensor, y=None, n: int = 20, span: float = 2.0, lab
 
 def scatter(model, x: torch.Tensor, y: torch.Tensor, tsne: bool = False, save=None) -> Figure:
     """The codes of x coloured by class y: directly for 2D latents, else their first two principal components."""
-    model.eval()
+    model = _model(model)
     return _done(scatter_figure(model, x, y, tsne), save)
 
 
 def interpolation(model, x: torch.Tensor, y: torch.Tensor, pairs=INTERPOLATION_PAIRS, steps: int = 10, shape=None,
                   save=None) -> Figure:
     """For each pair of classes (a, b), the decoded straight line between the codes of x's first a and first b."""
-    model.eval()
+    model = _model(model)
     images = interpolation_images(model, x, y, pairs, steps)
     return grid(images, len(pairs), steps, _shape(model, shape), save=save)
 
 
 def curves(run, save=None) -> Figure:
-    """The training curves of every finished seed of a Run (or of a dict seed -> history)."""
+    """The training curves of every finished seed of a Run, or of a run folder, or of a dict seed -> history."""
     from .models import model_class
     from .run import Run
 
+    if isinstance(run, (str, os.PathLike)):
+        run = Run(run)
+    if not isinstance(run, (Run, dict)):
+        raise VaelabError(f"run must be a Run, a run folder or a dict seed -> history, got {type(run).__name__}")
     if isinstance(run, Run):
         histories = {str(s): run.history(s) for s in run.seeds if (run.seed_dir(s) / "history.json").exists()}
         keys, title = model_class(run.config.model).CURVE_TERMS, f"{run.config.model} on {run.config.dataset}"

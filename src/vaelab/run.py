@@ -11,6 +11,7 @@ plot / score, the explorer, the recipes and the benchmarks all open runs through
 from __future__ import annotations
 
 import dataclasses
+import os
 import html
 from pathlib import Path
 
@@ -28,7 +29,12 @@ class Run:
     """A run folder written by `vaelab.train` / `vaelab train` (see `load_run`)."""
 
     def __init__(self, path, model: Model | None = None):
+        if not isinstance(path, (str, os.PathLike)):
+            raise VaelabError(f"path must be a run folder (a str or pathlib.Path), got {type(path).__name__}")
         path = Path(path)
+        if not path.exists():
+            raise VaelabError(f"{path.resolve()}: no such folder; pass a run folder that vaelab.train or "
+                              f"`vaelab train` wrote (they print it)")
         if not (path / "config.json").is_file():
             raise VaelabError(f"{path}: not a vaelab run folder (no config.json); pass a folder that vaelab.train "
                               f"or `vaelab train` wrote")

@@ -72,6 +72,7 @@ def load_model(ckpt: dict, device: torch.device | str = "cpu", model: Model | No
     if not isinstance(options, dict) or not isinstance(cfg.get("model"), str):
         raise VaelabError(f"checkpoint config names no model or has malformed options ({options!r}); "
                           f"the checkpoint is damaged, retrain")
+    given = model is not None   # the user's model, not one rebuilt from the config
     try:
         if model is not None:
             model = copy.deepcopy(model).to(device)
@@ -88,6 +89,13 @@ def load_model(ckpt: dict, device: torch.device | str = "cpu", model: Model | No
         model.load_state_dict(ckpt["model"])
     except (RuntimeError, TypeError, AttributeError, KeyError, ValueError):
         nets = [v for k, v in options.items() if k in ("encoder", "decoder") and isinstance(v, str)]
+        if given:   # the user's model: say how it differs from the one trained
+            mine = model.options()
+            theirs = {**{k: d for k, (_, d, _) in MODELS.get(cfg["model"], (None, {}))[1].items()}, **options}
+            diff = [f"{k}: run {v!r}, given {mine.get(k)!r}" for k, v in sorted(theirs.items())
+                    if k in mine and k not in ("encoder", "decoder") and v != mine[k]]
+            raise VaelabError(f"the weights of this run do not fit the model given (model=...): build it as in "
+                              f"training ({'; '.join(diff) if diff else 'same options, other network shapes'})") from None
         if nets:
             raise VaelabError(f"the run's own networks ({', '.join(nets)}), rebuilt without arguments, do not fit its "
                               f"weights; pass the model built as in training: vaelab.load_run(path, model=...)") from None

@@ -230,6 +230,8 @@ class Model(nn.Module):
                 raise VaelabError(f"{type(self).__name__} is conditional: pass the labels {what} (class indices, "
                                   f"0..{self.n_classes - 1}, one per example)")
             return None
+        if not self.conditional:
+            raise VaelabError(f"{type(self).__name__} is not conditional (its networks take no label): leave {what} out")
         y = torch.as_tensor(y, device=self._device())
         if y.dtype not in (torch.int64, torch.int32, torch.int16, torch.uint8, torch.int8):
             raise VaelabError(f"{what} must hold class indices (integers), got dtype {y.dtype}")

@@ -43,9 +43,14 @@ OPTIONS = {
 
 
 def parse_hidden(hidden, what: str = "hidden sizes", example: str = "300,300") -> tuple[int, ...]:
-    """'300,300' -> (300, 300); '' -> () (a single linear layer)."""
+    """'300,300' -> (300, 300); '' -> () (a single linear layer); from Python also 300 -> (300,) and
+    [300, 300] -> (300, 300)."""
     if not isinstance(hidden, str):
-        return tuple(int(h) for h in hidden)
+        sizes = (hidden,) if isinstance(hidden, int) else tuple(hidden) if isinstance(hidden, (list, tuple)) else None
+        if sizes is None or any(isinstance(h, bool) or not isinstance(h, int) or h <= 0 for h in sizes):
+            raise ValueError(f"{what} {hidden!r}: give positive integers separated by commas, e.g. {example!r} "
+                             f"(or a list of them)")
+        return sizes
     if hidden.strip() and not hidden.replace(",", "").strip():
         raise ValueError(f"{what} {hidden!r}: no sizes given; give positive integers separated by commas, e.g. "
                          f"{example} (or an empty string for none)")
@@ -98,6 +103,8 @@ class VAE(Model):
             raise ValueError(f"unknown net {net!r}: use mlp or conv")
         if mc_samples <= 0:
             raise ValueError(f"mc_samples = {mc_samples}: needs at least one sample per data point")
+        if isinstance(z_dim, bool) or not isinstance(z_dim, int) or z_dim <= 0:
+            raise ValueError(f"z_dim = {z_dim!r}: the latent space needs a positive whole number of dimensions")
         self.x_dim, self.z_dim, self.beta, self.likelihood = x_dim, z_dim, float(beta), likelihood
         self.n_classes, self.conditional = n_classes, n_classes > 0   # the label y: one-hot into both networks
         self.mc_samples = mc_samples
