@@ -53,11 +53,13 @@ def test_train_writes_a_complete_run_folder(quick_run):
     assert ckpt["iteration"] == 60 and "optimizer" in ckpt and "rng_cpu" in ckpt
 
 
-def test_eval_adds_iwae_bounds_and_updates_report(quick_run):
+def test_eval_adds_iwae_bounds_and_updates_report(quick_run, capsys):
     assert main(["eval", str(quick_run), "--iwae-k", "20", "--no-progress", "--threads", "1"]) == 0
     metrics = json.loads((quick_run / "metrics.json").read_text())
     assert "niwae_20" in metrics["per_seed"]["1"] and "niwae_20" in metrics["mean_se"]
     assert "IWAE-20" in (quick_run / "report.md").read_text()
+    iwae = metrics["mean_se"]["niwae_20"]   # the headline line shows the recorded bound, mean ± SE over 2 seeds
+    assert f"niwae_20 {iwae['mean']:.4g} ± {iwae['se']:.2g}" in capsys.readouterr().out.splitlines()[-1]
 
 
 def test_eval_seed_by_seed_enters_the_mean_once_every_seed_has_it(quick_run, capsys):

@@ -62,8 +62,23 @@ def cmd_train(args) -> int:
                       lr_schedule=args.lr_schedule, adam_eps=args.adam_eps, time_budget=args.time_budget)
     run_dir = train_run(cfg)
     if distributed.is_main():   # under torchrun: once, not once per process
-        print(f"run folder: {run_dir}\nreport: {run_dir / 'report.md'}")
+        print(f"run folder: {run_dir}\nreport: {run_dir / 'report.md'}\n{headline(run_dir)}")
     return 0
+
+
+HEADLINE = ("nelbo", "loss", "mse", "accuracy")   # with the IWAE bounds: what a user looks for first
+
+
+def headline(run_dir: Path) -> str:
+    """The run's main test metrics on one line (mean ± SE over its finished seeds)."""
+    from .runs import read_json
+
+    mean_se = read_json(Path(run_dir) / "metrics.json").get("mean_se", {})
+    keys = [k for k in mean_se if k in HEADLINE or k.startswith("niwae_")]
+    parts = [f"{k} {v['mean']:.4g}" + (f" ± {v['se']:.2g}" if v.get("n", 1) > 1 else "")
+             for k, v in ((k, mean_se[k]) for k in keys)]
+    n = max((mean_se[k].get("n", 1) for k in keys), default=0)
+    return f"test ({n} seed{'s' * (n != 1)}): " + ", ".join(parts) if parts else "test: no metrics yet"
 
 
 def _check_resume_options(run: Path, args, given: dict) -> None:
@@ -95,7 +110,7 @@ def cmd_eval(args) -> int:
 
     path = evaluate_run(args.run, iwae_k=args.iwae_k, repeats=args.eval_repeats, data_dir=args.data_dir,
                         device=args.device, threads=args.threads, progress=args.progress, run_seeds=args.run_seeds)
-    print(f"metrics: {args.run / 'metrics.json'}\nreport: {path}")
+    print(f"metrics: {args.run / 'metrics.json'}\nreport: {path}\n{headline(args.run)}")
     return 0
 
 
