@@ -141,6 +141,9 @@ def test_python_conveniences_and_refusals(run, tmp_path):
     assert torch.get_num_threads() == threads
     with pytest.raises(vaelab.VaelabError, match="^VAE is not conditional .*: leave y out$"):
         run.model().sample(3, y=2)
+    x, _ = run.test_data()
+    with pytest.raises(vaelab.VaelabError, match=r"values from 0 to 255; scale images first \(e.g. x / 255\)"):
+        run.model().encode((x[:2] * 255).to(torch.uint8))
     with pytest.raises(vaelab.VaelabError, match="^out must be a folder path .*, got int$"):
         vaelab.train("vae", out=5, **QUICK)
     with pytest.raises(vaelab.VaelabError, match="^path must be a run folder .*, got NoneType$"):

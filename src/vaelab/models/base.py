@@ -253,6 +253,9 @@ class Model(nn.Module):
         if x.dim() != 2 or x.shape[1] != self.x_dim:
             raise VaelabError(f"x must have shape (batch, {self.x_dim}) (or images of {self.x_dim} pixels), got "
                               f"{tuple(x.shape)}")
+        if self.likelihood == "bernoulli" and x.numel() and (x.min() < 0 or x.max() > 1):   # e.g. 0-255 pixels
+            raise VaelabError(f"x must hold pixel values in [0, 1] for this Bernoulli model, got values from "
+                              f"{x.min().item():g} to {x.max().item():g}; scale images first (e.g. x / 255)")
         return x
 
     # The verbs are for using a model: no autograd graph is kept (the maths above keeps gradients).
