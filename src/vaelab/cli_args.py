@@ -35,8 +35,6 @@ class Parser(argparse.ArgumentParser):
         return sorted(set(flags))
 
 
-
-
 def _checked(convert, ok, what: str):
     """An argparse type: convert the text, then check the value; one-line message either way."""
     def parse(s: str):

@@ -11,8 +11,8 @@ plot / score, the explorer, the recipes and the benchmarks all open runs through
 from __future__ import annotations
 
 import dataclasses
-import os
 import html
+import os
 from pathlib import Path
 
 import torch
