@@ -27,7 +27,8 @@ features from grey MNIST with an M1 trained on binarized images; by default M2 s
 ones, as M1 did. `--m2-set` gives M2 options of `m1m2` other than its default (e.g. Kingma et al.'s classifier weight: their
 alpha = 0.1 on 1 labelled and 500 unlabelled images per minibatch is cw ~ 0.1 and lw ~ 0.002 in vaelab's
 per-batch means, against the default cw = 100; and their M2's one hidden layer of 300 units).
-`--m2-lr-schedule` gives M2 a learning-rate schedule (`vaelab train --lr-schedule`; e.g. exp:0.99).
+`--m2-lr` and `--m2-lr-schedule` give M2 a learning rate and its schedule (`vaelab train --lr`,
+`--lr-schedule`; e.g. 3e-4, exp:0.99).
 """
 from __future__ import annotations
 
@@ -101,10 +102,11 @@ M2_ITERS = 30_000   # M2's default training length; another is part of a row's n
 
 
 def m2_variant(args) -> list[str]:
-    """What sets an M2 setting apart from the defaults (active dims, grey codes, M2 options, length, lr schedule), as name
+    """What sets an M2 setting apart from the defaults (active dims, grey codes, M2 options, length, lr and its schedule), as name
     parts: the run folder joins them with '-', the results key with '/'."""
     return (([f"active{args.m1_active:g}"] if args.m1_active else []) + (["grey"] if args.m2_grey else [])
             + [f"{k}{v}" for k, v in sorted(args.m2.items())] + ([f"iters{args.iters}"] if args.iters != M2_ITERS else [])
+            + ([f"lr{args.m2_lr:g}"] if args.m2_lr is not None else [])
             + ([f"lr{args.m2_lr_schedule}"] if args.m2_lr_schedule != "constant" else []))
 
 
@@ -114,10 +116,11 @@ def train_m2(m1: Path, seed: int, args) -> dict:
     run = vaelab.train("m1m2", dataset="mnist", data_dir=args.data_dir, seeds=[seed], out=out, resume=True,
                        iters=args.iters, m1_run=str(m1), m1_iters=0, m1_active=args.m1_active,
                        binarize="none" if args.m2_grey else "dynamic", lr_schedule=args.m2_lr_schedule,
+                       **({"lr": args.m2_lr} if args.m2_lr is not None else {}),
                        threads=args.threads, iwae_k=[1], eval_repeats=1, progress=not args.no_progress, **args.m2)
     got = run.per_seed()[seed]
     return {"seed": seed, "m2_iters": args.iters, "m1_active": args.m1_active, "m2_options": args.m2,
-            "m2_grey": args.m2_grey, "m2_lr_schedule": args.m2_lr_schedule,
+            "m2_grey": args.m2_grey, "m2_lr_schedule": args.m2_lr_schedule, "m2_lr": args.m2_lr,
             "m2_dims": int(run.model(seed).active.sum()) if args.m1_active else None,
             "m2_train_seconds": got["train_seconds"],
             "accuracy": got["accuracy"], "accuracy_grey": got["accuracy_grey"], "nelbo": got["nelbo"], "run": str(out)}
@@ -132,7 +135,8 @@ def write_markdown(doc: dict, results: Path) -> None:
     m1s = sorted(({"key": k, **v} for k, v in doc["m1"].items()), key=lambda r: (r["recipe"], r["m1_minutes"], r["key"]))
     rows = sorted(doc["results"].values(), key=lambda r: (_m1_key(r), r.get("m1_active", 0), r.get("m2_grey", False),
                                                           sorted(r.get("m2_options", {}).items()), r["m2_iters"],
-                                                          r.get("m2_lr_schedule", "constant"), r["seed"]))
+                                                          r.get("m2_lr_schedule", "constant"), r.get("m2_lr") or 0,
+                                                          r["seed"]))
     md = ["# M1+M2 with M1 trained long: test accuracy against M1's training time", "",
           "MNIST, 100 labels (10 per class, label seed 0), test images: 10,000. M1: `vae` with latent 50, hidden "
           "600-600, trained with `--time-budget` on dynamically binarized MNIST by one of two recipes: `warmup-exp` "
@@ -165,7 +169,7 @@ def write_markdown(doc: dict, results: Path) -> None:
            "|---|---|---|---|---|---|"]
     def group_key(r):   # seeds of one setting (their active dims, chosen per seed, may differ in number)
         return (_m1_key(r), r.get("m1_active", 0), r.get("m2_grey", False), tuple(sorted(r.get("m2_options", {}).items())),
-                r.get("m2_lr_schedule", "constant"), r["m2_iters"])
+                r.get("m2_lr_schedule", "constant"), r.get("m2_lr") or 0, r["m2_iters"])
 
     for key in sorted({group_key(r) for r in rows}):
         group = [r for r in rows if group_key(r) == key]
@@ -193,6 +197,7 @@ def _m2_on(row: dict, dims_of_seeds: list | None = None) -> str:
     dims += ", grey images" if row.get("m2_grey") else ""
     lr = row.get("m2_lr_schedule", "constant")
     return (dims + "".join(f", {k} = {v}" for k, v in sorted(row.get("m2_options", {}).items()))
+            + (f", lr {row['m2_lr']:g}" if row.get("m2_lr") is not None else "")
             + (f", lr schedule {lr}" if lr != "constant" else ""))
 
 
@@ -211,6 +216,8 @@ def main() -> None:
     ap.add_argument("--m2-grey", action="store_true",
                     help="M2 trains on M1's codes of the grey images (--binarize none), as Kingma et al.'s features; "
                          "default: of dynamically binarized ones")
+    ap.add_argument("--m2-lr", type=float, default=None,
+                    help="M2's learning rate (default: vaelab's, 1e-3; Kingma et al. used 3e-4)")
     ap.add_argument("--m2-lr-schedule", default="constant",
                     help="M2's learning-rate schedule (as `vaelab train --lr-schedule`, e.g. exp:0.99); default: constant")
     ap.add_argument("--threads", type=int, default=2)
@@ -222,6 +229,8 @@ def main() -> None:
     args = ap.parse_args()
     if args.m1_minutes != sorted(args.m1_minutes):
         ap.error("--m1-minutes: give the budgets in ascending order (each continues the M1 run of the one before)")
+    if args.m2_lr is not None and not 0 < args.m2_lr < float("inf"):
+        ap.error(f"--m2-lr {args.m2_lr:g}: give a positive learning rate, e.g. 3e-4")
     try:
         vaelab.schedules.parse_schedule(args.m2_lr_schedule)
     except vaelab.VaelabError as e:
