@@ -3,7 +3,7 @@
 Reads the seed's checkpoint.pt, scores q(y | x) on the run's test images as evaluated and on the grey
 ones (the model's evaluate_extra), and appends `iteration, accuracy, accuracy (grey)` to
 RUN/trajectory.tsv when the checkpoint's iteration is not in it yet (a watcher started again adds no
-duplicate lines). With --watch it looks again every
+duplicate lines; the file does not name the seed, so give it runs of one seed, as m1m2_long.py writes). With --watch it looks again every
 --every seconds until the seed has finished. One thread: it runs beside the training it watches.
 The checkpoint accuracies quoted in m1m2-long.md's notes come from this script.
 

@@ -6,6 +6,7 @@ import sys
 import textwrap
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from matplotlib.figure import Figure
@@ -120,9 +121,9 @@ def test_options_list_models_and_their_options():
     (dict(beta="4"), r"^beta must be a positive finite number, got '4'$"),
     (dict(iters="200"), r"^iters must be a positive integer, got '200'$"),
     (dict(epochs=1), r"^give iters or epochs, not both"),
-    (dict(data_dir="/no/such/folder", dataset="mnist"), r"^data_dir /no/such/folder: no such folder"),
+    (dict(data_dir="/no/such/folder", dataset="mnist"), r"^data_dir='/no/such/folder': no such folder"),
     (dict(data_dir="/tmp"), r"^data_dir='/tmp' is given but no dataset: .* pass dataset='mnist'"),
-    (dict(hidden=[300, 0]), r"hidden sizes \[300, 0\]: give positive integers"),
+    (dict(hidden=[300, 0]), r"hidden sizes '300,0': every size must be positive"),
 ])
 def test_errors_name_the_python_argument(kwargs, message, tmp_path):
     with pytest.raises(vaelab.VaelabError, match=message) as e:
@@ -135,10 +136,17 @@ def test_python_conveniences_and_refusals(run, tmp_path):
     """One value for a list of one (iwae_k, train_classes, as seeds; hidden sizes as ints); threads= holds
     for the call only; a label given to a model that takes none, and a path that is not one, are refused."""
     threads = torch.get_num_threads()
-    one = vaelab.train("vae", out=tmp_path / "one", z_dim=2, hidden=16, threads=1, train_classes=3,
+    one = vaelab.train("vae", out=tmp_path / "one", z_dim=np.int64(2), hidden=[16], threads=1, train_classes=3,
                        **{**QUICK, "iwae_k": 10})
     assert one.config.iwae_k == [10] and one.config.train_classes == [3] and "niwae_10" in one.summary()
-    assert torch.get_num_threads() == threads
+    assert one.config.model_options == {"z_dim": 2, "hidden": "16"}   # as the command line would save them
+    assert type(one.config.model_options["z_dim"]) is int and torch.get_num_threads() == threads
+    same = vaelab.train("vae", out=tmp_path / "one", z_dim=2, hidden=16, train_classes=3, resume=True,
+                        **{**QUICK, "iwae_k": 10})   # the cell again, sizes given another way
+    assert same.path == one.path
+    with pytest.raises(vaelab.VaelabError, match="^z_dim must be a positive integer"):
+        vaelab.train("vae", out=tmp_path / "one", z_dim="2", overwrite=True, **QUICK)
+    assert (tmp_path / "one" / "metrics.json").exists()   # a refused overwrite leaves the old run in place
     with pytest.raises(vaelab.VaelabError, match="^VAE is not conditional .*: leave y out$"):
         run.model().sample(3, y=2)
     x, _ = run.test_data()

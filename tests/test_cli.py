@@ -1,4 +1,6 @@
 """The command line end to end on the embedded data set, and its answers to bad input."""
+import contextlib
+import io
 import json
 import subprocess
 import sys
@@ -24,8 +26,18 @@ QUICK = ["--iters", "60", "--eval-every", "30", "--checkpoint-every", "30", "--i
 @pytest.fixture(scope="module")
 def quick_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("runs") / "vae"
-    assert main(["train", "vae", "--out", str(out), "--seeds", "0", "1", *QUICK]) == 0
+    stdout = io.StringIO()
+    with contextlib.redirect_stdout(stdout):
+        assert main(["train", "vae", "--out", str(out), "--seeds", "0", "1", *QUICK]) == 0
+    (out.parent / "train-stdout.txt").write_text(stdout.getvalue())
     return out
+
+
+def test_train_ends_with_a_line_of_test_metrics(quick_run):
+    last = (quick_run.parent / "train-stdout.txt").read_text().splitlines()[-1]
+    nelbo = json.loads((quick_run / "metrics.json").read_text())["mean_se"]["nelbo"]
+    assert last.startswith("test (2 seeds): nelbo ") and f"nelbo {nelbo['mean']:.4g} ± {nelbo['se']:.2g}" in last
+    assert "niwae_1 " in last and "niwae_5 " in last
 
 
 def test_train_writes_a_complete_run_folder(quick_run):

@@ -60,6 +60,9 @@ def train(model: str | Model | None = None, dataset: str | None = None, *, seeds
         raise VaelabError("overwrite=True and resume=True contradict each other: choose one")
     if out is not None and not isinstance(out, (str, os.PathLike)):
         raise VaelabError(f"out must be a folder path (a str or pathlib.Path), got {type(out).__name__}")
+    if options.get("data_dir") is not None and not Path(options["data_dir"]).expanduser().is_dir():
+        raise VaelabError(f"data_dir={str(options['data_dir'])!r}: no such folder; give the folder that holds DATASET/ "
+                          f"subfolders, or leave it out")
     threads = torch.get_num_threads()   # threads= applies to this call only, not to the rest of the session
     try:
         if resume:
@@ -73,6 +76,7 @@ def train(model: str | Model | None = None, dataset: str | None = None, *, seeds
             if not overwrite:
                 raise VaelabError(f"out={str(out)!r} already holds a run; pass overwrite=True to replace it, "
                                   f"resume=True to continue it, or another out")
+            cfg.validate()   # a bad value stops before the old run is gone
             shutil.rmtree(out)   # a vaelab run folder (it has config.json), as asked
         from .pipeline import train_run
 
@@ -130,8 +134,9 @@ def _config(model, dataset, seeds, out, options) -> tuple[TrainConfig, Model | N
     else:
         raise VaelabError(f"model must be a model name ({', '.join(MODELS)}) or a vaelab model instance, "
                           f"got {type(model).__name__}")
+    options = {k: _plain(v) for k, v in options.items()}
     train_opts = {k: v for k, v in options.items() if k in _TRAIN_FIELDS}
-    model_opts = {k: v for k, v in options.items() if k in known}
+    model_opts = {k: _sizes(v) if known.get(k, (None,))[0] is str else v for k, v in options.items() if k in known}
     unknown = sorted(set(options) - set(train_opts) - set(model_opts))
     if unknown:
         hints = []
@@ -152,6 +157,21 @@ def _config(model, dataset, seeds, out, options) -> tuple[TrainConfig, Model | N
     cfg = TrainConfig(model=name, dataset=dataset, seeds=list(seeds), out=None if out is None else str(out),
                       model_options=instance.saved_options() if instance is not None else model_opts, **train_opts)
     return cfg, instance
+
+
+def _plain(value):
+    """numpy scalars (e.g. from np.arange in a sweep) as the Python numbers config.json can hold."""
+    return value.item() if type(value).__module__ == "numpy" and hasattr(value, "item") else value
+
+
+def _sizes(value):
+    """Layer sizes given as an int or a list (hidden=300, [300, 300]) in the string form the command line
+    and config.json use ("300,300"), so that the same run compares equal however it was asked for."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    if isinstance(value, (list, tuple)) and all(isinstance(v, int) and not isinstance(v, bool) for v in value):
+        return ",".join(map(str, value))
+    return value
 
 
 def load_run(path, model: Model | None = None) -> Run:

@@ -40,7 +40,7 @@ def cmd_train(args) -> int:
             _check_resume_options(resume, args, given)
         run_dir = resume_run(resume, **runtime)
         if distributed.is_main():
-            print(f"run folder: {run_dir}\nreport: {run_dir / 'report.md'}")
+            print(f"run folder: {run_dir}\nreport: {run_dir / 'report.md'}\n{headline(run_dir)}")
         return 0
     with distributed.same_on_every_rank():
         if args.model is None:

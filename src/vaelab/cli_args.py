@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import difflib
 import math
+import re
 from pathlib import Path
 
 from .config import MAX_SEED, option_rule
@@ -20,8 +21,11 @@ class Parser(argparse.ArgumentParser):
                      for close in [difflib.get_close_matches(a.split("=")[0].replace("_", "-"), flags, n=1)
                                    if a.startswith("--") and a.split("=")[0] not in flags else []]]
             message = "unrecognized arguments: " + " ".join(hints)
-        if message.startswith("argument MODEL: invalid choice"):
-            message += "; the model comes right after `train`, before its options: `vaelab train vae --iters 5000`"
+        bad_model = re.match(r"argument MODEL: invalid choice: '(.*?)' \(choose from (.*)\)$", message)
+        if bad_model:   # a misspelt model, or an option where the model belongs
+            close = difflib.get_close_matches(bad_model[1], re.findall(r"'([^']*)'", bad_model[2]), n=1)
+            message += (f"; did you mean {close[0]}?" if close else
+                        "; the model comes right after `train`, before its options: `vaelab train vae --iters 5000`")
         self.exit(2, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
 
     def _flags(self) -> list[str]:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import torch
 
@@ -134,9 +133,6 @@ class TrainConfig:
         if self.train_classes is not None and not self.train_classes:
             raise VaelabError("--classes needs at least one class")
         self._check_model_options()
-        if self.data_dir is not None and not Path(self.data_dir).expanduser().is_dir():
-            raise VaelabError(f"--data-dir {self.data_dir}: no such folder; give the folder that holds DATASET/ "
-                              f"subfolders, or leave it out")
         if not (isinstance(self.warmup, (int, float)) and not isinstance(self.warmup, bool)
                 and 0 <= self.warmup < math.inf):
             raise VaelabError(f"--warmup must be a number of epochs >= 0, got {self.warmup!r}")
@@ -161,7 +157,8 @@ class TrainConfig:
 
         known = MODELS[self.model][1] if self.model in MODELS else {}
         for name, value in self.model_options.items():
-            if name not in known or value is None or value == known[name][1]:
+            default = known.get(name, (None, None))[1]
+            if name not in known or value is None or (type(value) is type(default) and value == default):
                 continue
             ok, what = option_rule(name, known[name][0], known[name][1])
             if ok is not None and not ok(value):
@@ -217,7 +214,7 @@ def _whole(v) -> bool:
     return isinstance(v, int) and not isinstance(v, bool)
 
 
-# model options that count from 0 although their default is not 0 (dae's clip: 0 or 1)
+# model options that are switches although their type is int (dae's clip: 0 or 1; from Python also a bool)
 _FROM_ZERO = ("clip",)
 
 
@@ -230,7 +227,9 @@ def option_rule(name: str, typ: type, default=None):
     if typ is int:
         if name.endswith("seed"):
             return (lambda v: _whole(v) and 0 <= v <= MAX_SEED), f"a whole number from 0 to {MAX_SEED}"
-        if name.endswith("_iters") or name in _FROM_ZERO or default in (0, None):
+        if name in _FROM_ZERO:   # a switch: 0 or 1, False or True
+            return (lambda v: isinstance(v, int) and v in (0, 1)), "0 or 1"
+        if name.endswith("_iters") or default in (0, None):
             return (lambda v: _whole(v) and v >= 0), "an integer >= 0"
         return _positive_int, "a positive integer"
     if typ is float:

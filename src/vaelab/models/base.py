@@ -19,7 +19,7 @@ and the user-facing verbs built on them: `encode`, `decode`, `sample`, `reconstr
 
 Labels: `y` is a tensor of class indices (long, shape (batch,)). Conditional models
 (`conditional = True`) need it in encode / decode / elbo / iwae; `sample` draws classes
-uniformly when it is left out. Unconditional models ignore it.
+uniformly when it is left out. Unconditional models refuse it (they take no label).
 """
 from __future__ import annotations
 

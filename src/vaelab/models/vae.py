@@ -16,6 +16,7 @@ bound (beta = 1), so numbers stay comparable across beta.
 from __future__ import annotations
 
 import math
+import numbers
 
 import torch
 import torch.nn.functional as F
@@ -103,8 +104,9 @@ class VAE(Model):
             raise ValueError(f"unknown net {net!r}: use mlp or conv")
         if mc_samples <= 0:
             raise ValueError(f"mc_samples = {mc_samples}: needs at least one sample per data point")
-        if isinstance(z_dim, bool) or not isinstance(z_dim, int) or z_dim <= 0:
+        if isinstance(z_dim, bool) or not isinstance(z_dim, numbers.Integral) or z_dim <= 0:
             raise ValueError(f"z_dim = {z_dim!r}: the latent space needs a positive whole number of dimensions")
+        z_dim = int(z_dim)   # a numpy integer too
         self.x_dim, self.z_dim, self.beta, self.likelihood = x_dim, z_dim, float(beta), likelihood
         self.n_classes, self.conditional = n_classes, n_classes > 0   # the label y: one-hot into both networks
         self.mc_samples = mc_samples
