@@ -93,12 +93,12 @@ def run_one(config: str, minutes: float, seed: int, args) -> dict:
     torch.set_num_threads(args.threads)
     torch.manual_seed(40_000 + seed)
     t = time.perf_counter()
-    niwae = evaluate_iwae(run.model(seed), x, args.k, progress=not args.no_progress)
+    niwae = evaluate_iwae(run.model(seed), x, args.k, progress=not args.no_progress, compile=True)
     return {"config": config, "model": model, "options": options, "minutes": minutes, "seed": seed,
             "run": str(out), "iterations": hist.get("iterations_run", hist["iteration"][-1]),
             "epochs": hist.get("iterations_run", hist["iteration"][-1]) / (len(run.data().train_x) // 100),
             "train_seconds": hist["train_seconds"], f"niwae_{args.k}": niwae,
-            "eval_seconds": time.perf_counter() - t, "nelbo": run.per_seed()[seed]["nelbo"]}
+            "eval_seconds": time.perf_counter() - t, "eval_compiled": True, "nelbo": run.per_seed()[seed]["nelbo"]}
 
 
 REFERENCE_GFLOPS = 135   # the 2-thread product rate the budgets were set on
@@ -171,6 +171,8 @@ def main() -> None:
                      date=datetime.now().isoformat(timespec="seconds"))
             if args.nominal:
                 r["nominal_minutes"] = args.nominal[i]
+            # read again: the file may have gained rows or notes while this run trained
+            doc = json.loads(path.read_text()) if path.exists() else doc
             doc["results"][f"{args.config}/{minutes:g}/{seed}"] = r
             path.write_text(json.dumps(doc, indent=2) + "\n")   # after every budget: a long call keeps what it did
             write_markdown(doc, args.k, results)

@@ -74,6 +74,16 @@ def test_eval_adds_iwae_bounds_and_updates_report(quick_run, capsys):
     assert f"niwae_20 {iwae['mean']:.4g} ± {iwae['se']:.2g}" in capsys.readouterr().out.splitlines()[-1]
 
 
+def test_eval_compile_gives_the_same_bounds(quick_run):
+    def bound():
+        return json.loads((quick_run / "metrics.json").read_text())["per_seed"]["0"]["niwae_9"]
+    assert main(["eval", str(quick_run), "--iwae-k", "9", "--run-seeds", "0", "--no-progress", "--threads", "1"]) == 0
+    eager = bound()
+    assert main(["eval", str(quick_run), "--iwae-k", "9", "--run-seeds", "0", "--compile", "--no-progress",
+                 "--threads", "1"]) == 0
+    assert bound() == pytest.approx(eager, abs=1e-3)   # the same seed: the same draws, compiled or not
+
+
 def test_eval_seed_by_seed_enters_the_mean_once_every_seed_has_it(quick_run, capsys):
     def metrics():
         return json.loads((quick_run / "metrics.json").read_text())

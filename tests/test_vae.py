@@ -1,5 +1,6 @@
 """The VAE's loss terms against torch.distributions, and its IWAE estimator against a closed form."""
 import math
+import warnings
 
 import pytest
 import torch
@@ -95,6 +96,24 @@ def test_iwae_passes_merge_exactly():
         assert evaluate_iwae(Fixed(), x, 50, progress=False, rows_per_pass=rows) == pytest.approx(exact.item(), abs=1e-9)
 
 
+@pytest.mark.parametrize("name", ["vamp", "hvae"])
+def test_compiled_evaluation_gives_the_same_bound(name):
+    """compile=True draws the same samples as the model's own method: the same seed, the same bound."""
+    torch.manual_seed(0)
+    model = build_model(name, 784, **({"z_dim": 8, "k": 20} if name == "vamp" else {})).eval()
+    x = torch.bernoulli(torch.rand(3, 784))
+    bounds = []
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        for compile in (False, True):
+            torch.manual_seed(1)
+            bounds.append(evaluate_iwae(model, x, 300, progress=False, rows_per_pass=100, compile=compile))
+    assert not [w for w in caught if "compile=True" in str(w.message)]   # it compiled (gcc is installed)
+    assert bounds[1] == pytest.approx(bounds[0], abs=1e-3)
+    torch.manual_seed(2)   # and another draw differs: the comparison above is not of constants
+    assert evaluate_iwae(model, x, 300, progress=False, rows_per_pass=100) != pytest.approx(bounds[0], abs=1e-3)
+
+
 def test_log_importance_weights_shape_and_mean_is_elbo():
     torch.manual_seed(0)
     model = build_model("vae", 30, z_dim=4, hidden="16")
@@ -135,11 +154,11 @@ def test_iwae_passes_halve_when_the_gpu_runs_out_of_memory(monkeypatch):
     x = torch.bernoulli(torch.rand(40, 12))
     real, sizes = ev.iwae_per_example, []
 
-    def small_memory(model, xb, k, yb, rows):
+    def small_memory(model, xb, k, yb, rows, weights=None):
         sizes.append(rows)
         if rows > 2000:
             raise torch.cuda.OutOfMemoryError("CUDA out of memory (simulated)")
-        return real(model, xb, k, yb, rows)
+        return real(model, xb, k, yb, rows, weights)
 
     monkeypatch.setattr(ev, "iwae_per_example", small_memory)
     monkeypatch.setattr(ev, "iwae_rows_per_pass", lambda device: 8000)

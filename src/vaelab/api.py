@@ -21,7 +21,7 @@ import torch
 
 from .config import TrainConfig
 from .errors import VaelabError
-from .models import MODELS, Model
+from .models import MODELS, Model, with_defaults
 from .run import Run
 
 _TRAIN_FIELDS = [f.name for f in dataclasses.fields(TrainConfig) if f.name not in ("model", "model_options")]
@@ -107,8 +107,7 @@ def _resume(model, dataset, seeds, out, options) -> Run:
     asked = {"model", "dataset", "seeds", "model_options", *options}
     changed = [k for k in now if k in asked and k not in (*RUNTIME_OPTIONS, *EXTENDABLE, "out", "model_options")
                and now[k] != saved.get(k)]
-    # model options by their own names, a left-out saved option standing for its default
-    was = {**{k: d for k, (_, d, _) in MODELS.get(now["model"], (None, {}))[1].items()}, **saved["model_options"]}
+    was = with_defaults(now["model"], saved["model_options"])   # model options by their own names
     changed += [k for k, v in now["model_options"].items() if v != was.get(k)]
     was.update({k: saved.get(k) for k in changed if k in saved})
     if changed:
@@ -166,7 +165,8 @@ def _plain(value):
 
 def _sizes(value):
     """Layer sizes given as an int or a list (hidden=300, [300, 300]) in the string form the command line
-    and config.json use ("300,300"), so that the same run compares equal however it was asked for."""
+    and config.json use ("300,300"), so that the same run compares equal however it was asked for (the
+    model's parse_hidden then checks them, with the message naming that string)."""
     if isinstance(value, int) and not isinstance(value, bool):
         return str(value)
     if isinstance(value, (list, tuple)) and all(isinstance(v, int) and not isinstance(v, bool) for v in value):

@@ -109,7 +109,8 @@ def cmd_eval(args) -> int:
     from .saved import evaluate_run
 
     path = evaluate_run(args.run, iwae_k=args.iwae_k, repeats=args.eval_repeats, data_dir=args.data_dir,
-                        device=args.device, threads=args.threads, progress=args.progress, run_seeds=args.run_seeds)
+                        device=args.device, threads=args.threads, progress=args.progress, run_seeds=args.run_seeds,
+                        compile=args.compile)
     print(f"metrics: {args.run / 'metrics.json'}\nreport: {path}\n{headline(args.run)}")
     return 0
 

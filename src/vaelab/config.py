@@ -250,9 +250,9 @@ def resolve_device(name: str | torch.device) -> torch.device:
     if name == "auto":
         name = "cuda" if torch.cuda.is_available() else "cpu"
     if name == "cuda" and not torch.cuda.is_available():
-        raise VaelabError("--device cuda: no CUDA GPU is visible to PyTorch; use --device cpu or auto")
+        raise VaelabError("device 'cuda' (--device cuda): no CUDA GPU is visible to PyTorch; use 'cpu' or 'auto'")
     if name not in ("cpu", "cuda"):
-        raise VaelabError(f"--device must be auto, cpu or cuda, got {name!r}")
+        raise VaelabError(f"device (--device) must be 'auto', 'cpu' or 'cuda', got {name!r}")
     if name == "cuda" and distributed.launched():
         return distributed.local_cuda_device()
     return torch.device(name)

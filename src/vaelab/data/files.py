@@ -149,12 +149,12 @@ def _not_found_message(spec: DatasetSpec, report: list[str], reason: str) -> str
     lines = [f"dataset {spec.name!r} not found ({reason}); looked in:"]
     lines += [f"  {line}" for line in report]
     lines.append(
-        f"fix: put {files} into <dir>/{spec.name}/ and pass --data-dir <dir> (or set VAELAB_DATA=<dir>)"
+        f"fix: put {files} into <dir>/{spec.name}/ and pass data_dir=<dir> (--data-dir <dir>), or set VAELAB_DATA=<dir>"
     )
     if spec.install_hint:
         lines.append(f"  or {spec.install_hint}")
     lines.append(f"  or run with internet access to download them into {user_cache_dir() / spec.name}/")
-    lines.append(f"  or use the embedded --dataset {DEFAULT_DATASET}, which needs no files")
+    lines.append(f"  or use the embedded data set {DEFAULT_DATASET!r} (--dataset {DEFAULT_DATASET}), which needs no files")
     return "\n".join(lines)
 
 

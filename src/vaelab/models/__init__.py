@@ -62,6 +62,12 @@ def build_model(name: str, x_dim: int, **options) -> Model:
         raise VaelabError(f"model {name!r} cannot be built with {options} ({reason}); use smaller sizes") from None
 
 
+def with_defaults(name: str, options: dict) -> dict:
+    """A run's saved model options with each option it left out standing at the registry's default
+    (a saved run records only what was asked for), so that two runs compare option by option."""
+    return {**{k: d for k, (_, d, _) in MODELS.get(name, (None, {}))[1].items()}, **options}
+
+
 def load_model(ckpt: dict, device: torch.device | str = "cpu", model: Model | None = None) -> Model:
     """Rebuild a model from a checkpoint's config and weights, in evaluation mode (VaelabError if they do not fit).
 
@@ -91,7 +97,7 @@ def load_model(ckpt: dict, device: torch.device | str = "cpu", model: Model | No
         nets = [v for k, v in options.items() if k in ("encoder", "decoder") and isinstance(v, str)]
         if given:   # the user's model: say how it differs from the one trained
             mine = model.options()
-            theirs = {**{k: d for k, (_, d, _) in MODELS.get(cfg["model"], (None, {}))[1].items()}, **options}
+            theirs = with_defaults(cfg["model"], options)
             diff = [f"{k}: run {v!r}, given {mine.get(k)!r}" for k, v in sorted(theirs.items())
                     if k in mine and k not in ("encoder", "decoder") and v != mine[k]]
             raise VaelabError(f"the weights of this run do not fit the model given (model=...): build it as in "

@@ -45,16 +45,19 @@ def iwae_rows_per_pass(device: torch.device | str) -> int:
 
 
 def iwae_per_example(model, x: torch.Tensor, k: int, y: torch.Tensor | None = None,
-                     rows: int | None = None) -> torch.Tensor:
+                     rows: int | None = None, weights=None) -> torch.Tensor:
     """log (1/k) sum_i w_ni for every row of x: the IWAE-k bound on log p(x_n), in passes of about
-    `rows` decoder rows (default: iwae_rows_per_pass of x's device), so any k fits in memory."""
+    `rows` decoder rows (default: iwae_rows_per_pass of x's device), so any k fits in memory.
+    weights: the function giving each pass's log w (default model.log_importance_weights; evaluation
+    may pass a compiled copy of it)."""
     rows = rows or iwae_rows_per_pass(x.device)
+    weights = weights or model.log_importance_weights
     chunk = max(1, min(k, rows))          # importance samples per pass
     batch = max(1, rows // chunk)         # images per pass
     out = []
     for i in range(0, len(x), batch):
         xb, yb = x[i:i + batch], None if y is None else y[i:i + batch]
-        log_w = torch.cat([model.log_importance_weights(xb, min(chunk, k - s), yb) for s in range(0, k, chunk)])
+        log_w = torch.cat([weights(xb, min(chunk, k - s), yb) for s in range(0, k, chunk)])
         out.append(log_mean_exp(log_w, dim=0))
     return torch.cat(out)
 
