@@ -169,3 +169,28 @@ def test_iwae_passes_halve_when_the_gpu_runs_out_of_memory(monkeypatch):
     assert backed_off == evaluate_iwae(model, x, 100, progress=False, rows_per_pass=2000)
     with pytest.raises(torch.cuda.OutOfMemoryError):
         evaluate_iwae(model, x, 100, progress=False, rows_per_pass=4000)
+
+
+def test_compiled_evaluation_falls_back_once_with_a_warning(monkeypatch):
+    """A compiler failure: one warning, then the model's own method; the model's own error is raised as is."""
+    import vaelab.evaluate as ev
+
+    def broken(fn, **kwargs):
+        def call(*args):
+            raise RuntimeError("no C++ compiler (simulated)")
+        return call
+    monkeypatch.setattr(ev.torch, "compile", broken)
+    torch.manual_seed(0)
+    model = build_model("vae", 20, z_dim=2, hidden="8").eval()
+    x = torch.bernoulli(torch.rand(3, 20))
+    torch.manual_seed(1)
+    eager = evaluate_iwae(model, x, 50, progress=False, rows_per_pass=10)
+    torch.manual_seed(1)
+    with pytest.warns(UserWarning, match="torch.compile failed here .no C.. compiler") as caught:
+        assert evaluate_iwae(model, x, 50, progress=False, rows_per_pass=10, compile=True) == pytest.approx(eager)
+    assert len([w for w in caught if "compile=True" in str(w.message)]) == 1   # not once per pass
+    with pytest.raises(Exception) as own:   # input of the wrong width: the model's own error ...
+        evaluate_iwae(model, x[:, :19], 50, progress=False)
+    with pytest.warns(UserWarning), pytest.raises(type(own.value)) as compiled:   # ... raised as is
+        evaluate_iwae(model, x[:, :19], 50, progress=False, compile=True)
+    assert str(compiled.value) == str(own.value)

@@ -108,6 +108,7 @@ class CompiledWeights:
         # fallback_random: random draws as the uncompiled method makes them, so that the same seed gives
         # the same bound either way
         self.fn = torch.compile(model.log_importance_weights, dynamic=False, options={"fallback_random": True})
+        self.compiled = True
 
     def __call__(self, x: torch.Tensor, k: int, y: torch.Tensor | None = None) -> torch.Tensor:
         try:
@@ -115,11 +116,11 @@ class CompiledWeights:
         except torch.cuda.OutOfMemoryError:   # evaluate_iwae's to handle (smaller passes), compiled as before
             raise
         except Exception as e:   # noqa: BLE001 -- whatever stops the compiler: evaluate without it
-            if self.fn is self.model.log_importance_weights:
+            if not self.compiled:   # the model's own method failed: its error, as without compile
                 raise
             reason = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
             warnings.warn(f"compile=True: torch.compile failed here ({reason}); evaluating uncompiled", stacklevel=2)
-            self.fn = self.model.log_importance_weights
+            self.fn, self.compiled = self.model.log_importance_weights, False
             return self.fn(x, k, y)
 
 
