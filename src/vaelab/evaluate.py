@@ -22,6 +22,7 @@ import warnings
 import torch
 
 from . import distributed
+from .errors import first_line
 from .models.base import IWAE_ROWS_PER_PASS, iwae_per_example, iwae_rows_per_pass
 from .progress import progress_bar
 
@@ -118,8 +119,8 @@ class CompiledWeights:
         except Exception as e:   # noqa: BLE001 -- whatever stops the compiler: evaluate without it
             if not self.compiled:   # the model's own method failed: its error, as without compile
                 raise
-            reason = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
-            warnings.warn(f"compile=True: torch.compile failed here ({reason}); evaluating uncompiled", stacklevel=2)
+            warnings.warn(f"compile=True: torch.compile failed here ({first_line(e)}); evaluating uncompiled",
+                          stacklevel=2)
             self.fn, self.compiled = self.model.log_importance_weights, False
             return self.fn(x, k, y)
 

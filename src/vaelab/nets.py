@@ -14,6 +14,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .densities import gaussian_parameters
+from .errors import first_line
 
 ACTIVATIONS = {"elu": nn.ELU, "relu": nn.ReLU, "tanh": nn.Tanh, "leaky_relu": nn.LeakyReLU}
 
@@ -206,12 +207,12 @@ def check_networks(enc: UserEncoder, dec: UserDecoder) -> None:
             m, _ = enc(torch.zeros(2, enc.x_dim), y)
         except (RuntimeError, TypeError) as e:
             raise ValueError(f"encoder failed on a batch of shape (2, {enc.x_dim}) (x_dim = {enc.x_dim}){called}: "
-                             f"{(str(e).splitlines() or [type(e).__name__])[0][:200]}") from None
+                             f"{first_line(e)}") from None
         try:
             dec(m, y)
         except (RuntimeError, TypeError) as e:
             raise ValueError(f"decoder failed on codes of shape (2, {dec.z_dim}) (z_dim = {dec.z_dim})"
                              f"{called.replace('net(x, y)', 'net(z, y)')}: "
-                             f"{(str(e).splitlines() or [type(e).__name__])[0][:200]}") from None
+                             f"{first_line(e)}") from None
     finally:
         enc.train(modes[0]), dec.train(modes[1])

@@ -9,7 +9,7 @@ import copy
 
 import torch
 
-from ..errors import VaelabError
+from ..errors import VaelabError, first_line
 from . import ae, cae, cvae, dae, gmvae, hvae, m1m2, sae, ssvae, vae
 from .base import Model, resolve
 
@@ -58,7 +58,7 @@ def build_model(name: str, x_dim: int, **options) -> Model:
     except ValueError as e:
         raise VaelabError(f"model {name!r}: {e}") from None
     except (RuntimeError, MemoryError, OverflowError) as e:   # e.g. layers too large to allocate
-        reason = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
+        reason = first_line(e)
         raise VaelabError(f"model {name!r} cannot be built with {options} ({reason}); use smaller sizes") from None
 
 
