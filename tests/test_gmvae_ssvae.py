@@ -11,6 +11,7 @@ from vaelab.data import labelled_subset
 from vaelab.densities import kl_normal
 from vaelab.errors import VaelabError
 from vaelab.models import build_model
+from vaelab.models.ssvae import SSVAE
 
 
 def test_gmvae_prior_is_the_uniform_mixture():
@@ -338,3 +339,18 @@ def test_m1m2_refuses_an_m1_run_of_another_model(tmp_path):
         vaelab.train("m1m2", out=tmp_path / "m1m2", iters=20, m1_run=str(path), z1_dim=4, m1_hidden="16")
     with pytest.raises(VaelabError, match=r"m1_run = .*nowhere: no such folder"):
         vaelab.train("m1m2", out=tmp_path / "m1m2", iters=20, m1_run=str(tmp_path / "nowhere"))
+
+
+def test_ssvae_activation_option_sets_every_network():
+    """activation= puts one hidden activation in M2's encoder, decoder and classifier (M1+M2's decoder of
+    z1's mean and log-std too); by default encoder and decoder keep ELU and the classifier ReLU; an unknown
+    name is refused with the known ones."""
+    def kinds(model):
+        return {name: {type(m).__name__ for m in net.net if not isinstance(m, torch.nn.Linear)}
+                for name, net in (("enc", model.enc), ("dec", model.dec), ("cls", model.cls))}
+
+    assert kinds(SSVAE(x_dim=6, hidden="5")) == {"enc": {"ELU"}, "dec": {"ELU"}, "cls": {"ReLU"}}
+    assert kinds(SSVAE(x_dim=6, hidden="5,4", activation="softplus")) == {k: {"Softplus"} for k in ("enc", "dec", "cls")}
+    assert kinds(_m1m2(activation="tanh", z1_sigma="decoder")) == {k: {"Tanh"} for k in ("enc", "dec", "cls")}
+    with pytest.raises(ValueError, match="unknown activation 'gelu': use elu, relu, tanh, leaky_relu, softplus"):
+        SSVAE(x_dim=6, activation="gelu")

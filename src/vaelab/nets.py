@@ -16,7 +16,13 @@ from torch import nn
 from .densities import gaussian_parameters
 from .errors import first_line
 
-ACTIVATIONS = {"elu": nn.ELU, "relu": nn.ReLU, "tanh": nn.Tanh, "leaky_relu": nn.LeakyReLU}
+ACTIVATIONS = {"elu": nn.ELU, "relu": nn.ReLU, "tanh": nn.Tanh, "leaky_relu": nn.LeakyReLU, "softplus": nn.Softplus}
+
+
+def check_activation(activation: str, arg: str = "activation") -> None:
+    """Refuse an activation name mlp() does not know, naming the argument and the known names."""
+    if activation not in ACTIVATIONS:
+        raise ValueError(f"unknown {arg} {activation!r}: use {', '.join(ACTIVATIONS)}")
 
 
 def mlp(sizes: list[int], activation: str = "elu") -> nn.Sequential:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from ..nets import full_precision, mlp
+from ..nets import check_activation, full_precision, mlp
 from .base import Model
 from .vae import parse_hidden
 
@@ -20,7 +20,7 @@ OPTIONS = {
     "z_dim": (int, 16, "code dimension L"),
     "hidden": (str, "128,64,32", "encoder hidden sizes (the decoder mirrors them), comma separated"),
     "loss": (str, "mse", "reconstruction loss: mse (continuous data) or bce (images in [0, 1])"),
-    "activation": (str, "relu", "hidden activation: relu, elu, tanh or leaky_relu"),
+    "activation": (str, "relu", "hidden activation: relu, elu, tanh, leaky_relu or softplus"),
 }
 
 
@@ -50,8 +50,7 @@ class AE(Model):
         super().__init__()
         if loss not in ("mse", "bce"):
             raise ValueError(f"unknown loss {loss!r}: use mse or bce")
-        if activation not in ("relu", "elu", "tanh", "leaky_relu"):
-            raise ValueError(f"unknown activation {activation!r}: use relu, elu, tanh or leaky_relu")
+        check_activation(activation)
         if z_dim <= 0:
             raise ValueError(f"z_dim = {z_dim}: the code needs at least one dimension")
         hidden = parse_hidden(hidden)

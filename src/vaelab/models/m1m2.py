@@ -74,7 +74,7 @@ class M1M2(SSVAE):
     def __init__(self, x_dim: int = 784, z1_dim: int = 50, m1_hidden="600,600", m1_iters: int | None = None,
                  z_dim: int = 50, hidden="300,300", n_classes: int = 10, gw: float = 1.0, cw: float = 100.0,
                  labels_per_class: int = 10, label_seed: int = 0, lw: float = 0.0, m1_run: str | None = None,
-                 m1_seed: int = 0, m1_active: float = 0.0, z1_sigma: str = "dim"):
+                 m1_seed: int = 0, m1_active: float = 0.0, z1_sigma: str = "dim", activation: str | None = None):
         if m1_iters is None:
             m1_iters = 0 if m1_run else 10_000
         if m1_iters < 0:
@@ -86,10 +86,11 @@ class M1M2(SSVAE):
             raise ValueError(f"z1_sigma = {z1_sigma!r}: give 'dim' (one learned std per dim of z1) or 'decoder' "
                              f"(--z1-sigma)")
         super().__init__(x_dim=z1_dim, z_dim=z_dim, hidden=hidden, n_classes=n_classes, gw=gw, cw=cw,
-                         labels_per_class=labels_per_class, label_seed=label_seed, lw=lw)
+                         labels_per_class=labels_per_class, label_seed=label_seed, lw=lw, activation=activation)
         self.z1_sigma = z1_sigma
         if z1_sigma == "decoder":   # the decoder's output: z1's mean, then its log-std
-            self.dec = Decoder(z_dim, 2 * z1_dim, parse_hidden(hidden), y_dim=n_classes)
+            self.dec = Decoder(z_dim, 2 * z1_dim, parse_hidden(hidden), y_dim=n_classes,
+                               activation=activation or "elu")
         self.x_dim, self.z1_dim, self.m1_iters = x_dim, z1_dim, m1_iters
         self.m1 = VAE(x_dim, z1_dim, m1_hidden)
         if m1_run:

@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 
 from ..densities import kl_cat, kl_normal, log_bernoulli_with_logits, sample_gaussian
-from ..nets import Classifier, Decoder, Encoder
+from ..nets import Classifier, Decoder, Encoder, check_activation
 from .base import Model
 from .vae import parse_hidden
 
@@ -33,6 +33,9 @@ OPTIONS = {
                        "course reference)"),
     "labels_per_class": (int, 10, "labelled training images per class (10 -> 100 MNIST labels)"),
     "label_seed": (int, 0, "seed that picks the labelled images"),
+    "activation": (str, None, "hidden activation of encoder, decoder and classifier: elu, relu, tanh, leaky_relu "
+                              "or softplus (Kingma et al.'s); default: elu in encoder and decoder, relu in the "
+                              "classifier"),
 }
 
 
@@ -46,20 +49,24 @@ class SSVAE(Model):
     has_iwae = False     # the bound sums over labels exactly; no importance-weighted form is written
 
     def __init__(self, x_dim: int = 784, z_dim: int = 64, hidden="300,300", n_classes: int = 10, gw: float = 1.0,
-                 cw: float = 100.0, labels_per_class: int = 10, label_seed: int = 0, lw: float = 0.0):
+                 cw: float = 100.0, labels_per_class: int = 10, label_seed: int = 0, lw: float = 0.0,
+                 activation: str | None = None):
         super().__init__()
         if gw < 0 or cw < 0 or lw < 0 or gw + cw + lw == 0:
             raise ValueError(f"gw = {gw}, cw = {cw}, lw = {lw}: weights must be >= 0 and not all 0")
         if labels_per_class <= 0:
             raise ValueError(f"labels_per_class = {labels_per_class}: needs at least one labelled image per class")
+        if activation is not None:
+            check_activation(activation)
         hidden = parse_hidden(hidden)
         self.x_dim, self.z_dim, self.n_classes = x_dim, z_dim, n_classes
+        self.activation = activation
         self.gw, self.cw, self.lw, self.labels_per_class, self.label_seed = gw, cw, lw, labels_per_class, label_seed
         # gw = lw = 0: the loss leaves encoder and decoder out; cw = 0 without gw: the classifier (DDP must know)
         self.trains_every_parameter = gw > 0 or (lw > 0 and cw > 0)
-        self.enc = Encoder(x_dim, z_dim, hidden, y_dim=n_classes)
-        self.dec = Decoder(z_dim, x_dim, hidden, y_dim=n_classes)
-        self.cls = Classifier(x_dim, n_classes, hidden, activation="relu")
+        self.enc = Encoder(x_dim, z_dim, hidden, y_dim=n_classes, activation=activation or "elu")
+        self.dec = Decoder(z_dim, x_dim, hidden, y_dim=n_classes, activation=activation or "elu")
+        self.cls = Classifier(x_dim, n_classes, hidden, activation=activation or "relu")
         self.register_buffer("z_prior_m", torch.zeros(z_dim))
         self.register_buffer("z_prior_v", torch.ones(z_dim))
 
