@@ -21,6 +21,8 @@ labelled images are the same in every seed (label seed 0), as in the default M1+
     python benchmarks/m1m2_long.py --m1 constant --m1-minutes 3 6 12 --seeds    # M1 measures only
     python benchmarks/m1m2_long.py --m1 constant --m1-minutes 12 --seeds 0 --m1-active 0.1   # M2 on active units
     python benchmarks/m1m2_long.py --m1 constant --m1-minutes 12 --seeds 0 --m2-set cw=0.1 lw=0.002 hidden=300
+    python benchmarks/m1m2_long.py --m1 constant --m1-minutes 12 --seeds 0 1 2 --m1-active 0.1 --m2-grey \
+        --m2-set cw=10 lw=0.002 hidden=500 activation=softplus --iters 150000   # the best so far
 
 `--m2-grey` trains M2 on M1's codes of the grey images (`--binarize none`): Kingma et al. computed M2's
 features from grey MNIST with an M1 trained on binarized images; by default M2 sees dynamically binarized
