@@ -34,10 +34,10 @@ class Tanh(nn.Module):
 ACTIVATIONS = {"elu": nn.ELU, "relu": nn.ReLU, "tanh": Tanh, "leaky_relu": nn.LeakyReLU, "softplus": nn.Softplus}
 
 
-def check_activation(activation: str, arg: str = "activation") -> None:
-    """Refuse an activation name mlp() does not know, naming the argument and the known names."""
+def check_activation(activation: str) -> None:
+    """Refuse an activation name mlp() does not know, naming the known ones."""
     if activation not in ACTIVATIONS:
-        raise ValueError(f"unknown {arg} {activation!r}: use {', '.join(ACTIVATIONS)}")
+        raise ValueError(f"unknown activation {activation!r}: use {', '.join(ACTIVATIONS)}")
 
 
 def mlp(sizes: list[int], activation: str = "elu") -> nn.Sequential:

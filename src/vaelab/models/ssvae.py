@@ -60,7 +60,6 @@ class SSVAE(Model):
             check_activation(activation)
         hidden = parse_hidden(hidden)
         self.x_dim, self.z_dim, self.n_classes = x_dim, z_dim, n_classes
-        self.activation = activation
         self.gw, self.cw, self.lw, self.labels_per_class, self.label_seed = gw, cw, lw, labels_per_class, label_seed
         # gw = lw = 0: the loss leaves encoder and decoder out; cw = 0 without gw: the classifier (DDP must know)
         self.trains_every_parameter = gw > 0 or (lw > 0 and cw > 0)
