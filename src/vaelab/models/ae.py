@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from ..nets import check_activation, full_precision, mlp
+from ..nets import ACTIVATIONS, check_activation, full_precision, mlp
 from .base import Model
 from .vae import parse_hidden
 
@@ -20,7 +20,7 @@ OPTIONS = {
     "z_dim": (int, 16, "code dimension L"),
     "hidden": (str, "128,64,32", "encoder hidden sizes (the decoder mirrors them), comma separated"),
     "loss": (str, "mse", "reconstruction loss: mse (continuous data) or bce (images in [0, 1])"),
-    "activation": (str, "relu", "hidden activation: relu, elu, tanh, leaky_relu or softplus"),
+    "activation": (str, "relu", f"hidden activation: {', '.join(ACTIVATIONS)}"),
 }
 
 

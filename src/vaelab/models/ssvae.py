@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 
 from ..densities import kl_cat, kl_normal, log_bernoulli_with_logits, sample_gaussian
-from ..nets import Classifier, Decoder, Encoder, check_activation
+from ..nets import ACTIVATIONS, Classifier, Decoder, Encoder, check_activation
 from .base import Model
 from .vae import parse_hidden
 
@@ -33,8 +33,8 @@ OPTIONS = {
                        "course reference)"),
     "labels_per_class": (int, 10, "labelled training images per class (10 -> 100 MNIST labels)"),
     "label_seed": (int, 0, "seed that picks the labelled images"),
-    "activation": (str, None, "hidden activation of encoder, decoder and classifier: elu, relu, tanh, leaky_relu "
-                              "or softplus (Kingma et al.'s); default: elu in encoder and decoder, relu in the "
+    "activation": (str, None, f"hidden activation of encoder, decoder and classifier: {', '.join(ACTIVATIONS)} "
+                              "(softplus: Kingma et al.'s); default: elu in encoder and decoder, relu in the "
                               "classifier"),
 }
 
