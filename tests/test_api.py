@@ -124,12 +124,26 @@ def test_options_list_models_and_their_options():
     (dict(data_dir="/no/such/folder", dataset="mnist"), r"^data_dir='/no/such/folder': no such folder"),
     (dict(data_dir="/tmp"), r"^data_dir='/tmp' is given but no dataset: .* pass dataset='mnist'"),
     (dict(hidden=[300, 0]), r"hidden sizes '300,0': every size must be positive"),
+    (dict(device="gpu"), r"^device must be 'auto', 'cpu' or 'cuda', got 'gpu'$"),
 ])
 def test_errors_name_the_python_argument(kwargs, message, tmp_path):
     with pytest.raises(vaelab.VaelabError, match=message) as e:
         vaelab.train("vae", out=tmp_path / "r", **{**QUICK, **kwargs})
     assert "--" not in str(e.value) and "\n" not in str(e.value)
     assert not (tmp_path / "r").exists()   # refused before the folder is made
+
+
+@pytest.mark.parametrize("cli, python", [
+    ("device 'cuda' (--device cuda): no CUDA GPU", "device 'cuda': no CUDA GPU"),
+    ("pass data_dir=<dir> (--data-dir <dir>), or", "pass data_dir=<dir>, or"),
+    ("needs a CUDA GPU (--device cuda); a run", "needs a CUDA GPU (device='cuda'); a run"),
+    ("the embedded set 'mnist-5k' (--dataset mnist-5k), which", "the embedded set 'mnist-5k' (dataset='mnist-5k'), which"),
+    ("m1_active = -1: give a posterior-mean std threshold >= 0 (--m1-active; Kingma et al. 0.1)",
+     "m1_active = -1: give a posterior-mean std threshold >= 0 (Kingma et al. 0.1)"),
+    ("--seed 3 and --no-progress", "seeds 3 and progress"),
+])
+def test_python_message_rewrites_flags_as_arguments(cli, python):
+    assert vaelab.api.python_message(cli) == python
 
 
 def test_python_conveniences_and_refusals(run, tmp_path):
@@ -158,6 +172,10 @@ def test_python_conveniences_and_refusals(run, tmp_path):
         vaelab.load_run(None)
     with pytest.raises(vaelab.VaelabError, match="nowhere: no such folder"):
         vaelab.load_run(tmp_path / "nowhere")
+    with pytest.raises(vaelab.VaelabError, match=r"config.json: a file; pass the run folder itself \("):
+        vaelab.load_run(run.path / "config.json")
+    with pytest.raises(vaelab.VaelabError, match=r"^seed='0': give one of the run's seeds as an int"):
+        run.model(seed="0")
     with pytest.raises(ValueError, match="^z_dim = 0: "):
         vaelab.VAE(z_dim=0)
     with pytest.raises(vaelab.VaelabError, match=r"do not fit the model given \(model=...\): .*z_dim: run 4, given 5"):
@@ -202,6 +220,12 @@ class PairEncoder(Encoder):   # returns (mean, variance) itself
         return h[:, :3], nn.functional.softplus(h[:, 3:]) + 1e-6
 
 
+class RawVarianceEncoder(Encoder):   # a mistake: the variance as a linear layer's output, of either sign
+    def forward(self, x):
+        h = self.net(x)
+        return h[:, :3], h[:, 3:] - 10
+
+
 class Decoder(nn.Module):
     def __init__(self, z_dim=3):
         super().__init__()
@@ -221,6 +245,22 @@ def test_user_networks_train_evaluate_and_load_again(tmp_path):
         assert isinstance(loaded.enc.net, type(enc)) and loaded.sample(2).shape == (2, 784)
 
 
+def test_mixture_prior_models_take_user_networks(tmp_path):
+    """GMVAE and VampVAE take networks of your own as VAE does (the VampPrior maps its pseudo-inputs with
+    the user's encoder); the run records the networks, not the built-in ones' unused sizes."""
+    for cls in (vaelab.GMVAE, vaelab.VampVAE):
+        model = cls(encoder=Encoder(), decoder=Decoder(), z_dim=3, k=5)
+        run = vaelab.train(model, out=tmp_path / cls.__name__, **QUICK)
+        saved = run.config.model_options
+        assert saved["encoder"].endswith(":Encoder") and saved["k"] == 5 and "hidden" not in saved
+        loaded = vaelab.load_run(run.path).model()
+        assert isinstance(loaded.enc.net, Encoder) and loaded.sample(2).shape == (2, 784)
+    with pytest.raises(TypeError, match=r"^HVAE\(\): got an unexpected keyword argument 'encoder'"):
+        vaelab.HVAE(encoder=Encoder(), decoder=Decoder())
+    with pytest.raises(vaelab.VaelabError, match=r"networks of your own go to the model class: vaelab.train\("):
+        vaelab.train("vae", encoder=Encoder(), decoder=Decoder(), **QUICK)
+
+
 def test_user_networks_with_wrong_shapes_are_refused_at_construction():
     with pytest.raises(ValueError, match=r"encoder returned \(2, 6\); expected \(batch, 2 \* z_dim\) = \(2, 8\)"):
         vaelab.VAE(encoder=Encoder(), decoder=Decoder(4), z_dim=4)
@@ -228,6 +268,9 @@ def test_user_networks_with_wrong_shapes_are_refused_at_construction():
         vaelab.VAE(encoder=Encoder(), decoder=Decoder(5), z_dim=3)
     with pytest.raises(ValueError, match="give both encoder and decoder"):
         vaelab.VAE(encoder=Encoder(), z_dim=3)
+    with pytest.raises(ValueError, match=r"^encoder returned a variance <= 0 or not finite .*: return \(mean, "
+                                         r"variance\) with variance > 0"):
+        vaelab.VAE(encoder=RawVarianceEncoder(), decoder=Decoder(), z_dim=3)
     with pytest.raises(ValueError, match=r"and the one-hot label \(2, 10\) \(a conditional model calls net\(x, y\)\)"):
         vaelab.CVAE(encoder=Encoder(), decoder=Decoder(), z_dim=3)   # networks that take x alone
     with pytest.raises(vaelab.VaelabError, match="x_dim = 784 values per example, but swiss-roll has 2"):
@@ -333,3 +376,15 @@ def test_model_contract_is_declared_not_probed():
         assert model.conditional == (name in ("cvae", "ssvae", "m1m2")) and model.classifies == (name in ("ssvae", "m1m2"))
         assert model.has_iwae == (name in ("vae", "gmvae", "vamp", "hvae", "cvae")) and model.deterministic == (not model.has_likelihood)
         assert (model.n_classes == 10) == model.conditional
+
+
+def test_model_options_as_one_dict_or_one_by_one():
+    """train(model_options={...}) is the same as the options given one by one; an option given both ways,
+    or model_options that is not a dict, is refused."""
+    as_dict, _ = vaelab.api._config("vae", "mnist-5k", [0], None, {"model_options": {"z_dim": 3}, "iters": 5})
+    one_by_one, _ = vaelab.api._config("vae", "mnist-5k", [0], None, {"z_dim": 3, "iters": 5})
+    assert as_dict == one_by_one and as_dict.model_options == {"z_dim": 3}
+    with pytest.raises(vaelab.VaelabError, match="^z_dim given both in model_options and as an argument"):
+        vaelab.api._config("vae", "mnist-5k", [0], None, {"model_options": {"z_dim": 3}, "z_dim": 4})
+    with pytest.raises(vaelab.VaelabError, match="^model_options must be a dict"):
+        vaelab.api._config("vae", "mnist-5k", [0], None, {"model_options": "z_dim=3"})

@@ -194,3 +194,18 @@ def test_compiled_evaluation_falls_back_once_with_a_warning(monkeypatch):
     with pytest.warns(UserWarning), pytest.raises(type(own.value)) as compiled:   # ... raised as is
         evaluate_iwae(model, x[:, :19], 50, progress=False, compile=True)
     assert str(compiled.value) == str(own.value)
+
+
+@pytest.mark.parametrize("call, message", [
+    (lambda m, x: evaluate_elbo(m, x, repeats=0), r"^repeats must be a positive integer .*, got 0$"),
+    (lambda m, x: evaluate_elbo(m, x, batch_size=2.5), r"^batch_size must be a positive integer .*, got 2.5$"),
+    (lambda m, x: evaluate_iwae(m, x, k=0), r"^k must be a positive integer .*, got 0$"),
+    (lambda m, x: evaluate_iwae(m, x, k=2.5), r"^k must be a positive integer .*, got 2.5$"),
+    (lambda m, x: evaluate_iwae(m, x, k=5, rows_per_pass=-1), r"^rows_per_pass must be a positive integer"),
+])
+def test_evaluation_refuses_bad_counts(call, message):
+    """A count that is not a positive integer is a one-line error naming the argument, not NaN metrics
+    or an error from inside torch."""
+    model, x = build_model("vae", 784, z_dim=2, hidden="16"), torch.rand(4, 784).round()
+    with pytest.raises(VaelabError, match=message):
+        call(model, x)

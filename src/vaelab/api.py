@@ -29,9 +29,29 @@ _TRAIN_FIELDS = [f.name for f in dataclasses.fields(TrainConfig) if f.name not i
 _FLAG_NAMES = {"classes": "train_classes", "seed": "seeds", "no-progress": "progress"}
 
 
+def _argument(flag: str) -> str:
+    """The Python argument a CLI flag (without its dashes) stands for."""
+    return _FLAG_NAMES.get(flag, flag.replace("-", "_"))
+
+
 def python_message(message: str) -> str:
-    """A CLI-worded error message with each --flag replaced by the Python argument it stands for."""
-    return re.sub(r"--([a-z][a-z0-9-]*)", lambda m: _FLAG_NAMES.get(m.group(1), m.group(1).replace("-", "_")), message)
+    """A CLI-worded error message in Python's words: each --flag replaced by the Python argument it stands
+    for, a flag aside such as "data_dir=<dir> (--data-dir <dir>)" dropped where the text just before it
+    already names that argument (it would read "data_dir=<dir> (data_dir <dir>)"), and one such as
+    "(--device cuda)" written as Python, "(device='cuda')"."""
+    def aside(m: re.Match) -> str:
+        flags, rest = m.group(1), m.group(2) or ""
+        before = message[max(0, m.start() - 80):m.start()]
+        if not all(_argument(f) in before for f in re.findall(r"--([a-z][a-z0-9-]*)", flags)):
+            one = re.fullmatch(r"--([a-z][a-z0-9-]*) (\S+)", flags.strip())   # "(--device cuda)": device='cuda'
+            if one and not rest:
+                value = one.group(2)
+                return f" ({_argument(one.group(1))}={value if re.fullmatch(r'[0-9.e+-]+', value) else repr(value)})"
+            return m.group(0)
+        return f" ({rest.strip()})" if rest.strip() else ""
+
+    message = re.sub(r" \((--[a-z][^();]*)(?:;([^()]*))?\)", aside, message)
+    return re.sub(r"--([a-z][a-z0-9-]*)", lambda m: _argument(m.group(1)), message)
 
 
 def train(model: str | Model | None = None, dataset: str | None = None, *, seeds=None, out=None,
@@ -51,7 +71,8 @@ def train(model: str | Model | None = None, dataset: str | None = None, *, seeds
             a complete run is returned as it is. A longer `time_budget` extends it: the seeds the old
             budget stopped train on from their last checkpoint and are evaluated again.
         **options: training options (the fields of `vaelab.TrainConfig`: iters, epochs, batch_size,
-            lr, ...) and, for a model name, the model's options (`vaelab.options(model)`: beta, z_dim, ...).
+            lr, ...) and, for a model name, the model's options (`vaelab.options(model)`: beta, z_dim, ...),
+            one by one or as one dict, model_options={"beta": 4.0}.
 
     Returns:
         the `Run`: `run.summary()`, `run.model()`, `run.test_data()`, ...
@@ -133,6 +154,15 @@ def _config(model, dataset, seeds, out, options) -> tuple[TrainConfig, Model | N
     else:
         raise VaelabError(f"model must be a model name ({', '.join(MODELS)}) or a vaelab model instance, "
                           f"got {type(model).__name__}")
+    if "model_options" in options:   # TrainConfig's field, as a dict: the same as the options one by one
+        given = options.pop("model_options")
+        if not isinstance(given, dict):
+            raise VaelabError(f"model_options must be a dict of the model's options (e.g. {{'z_dim': 16}}), got "
+                              f"{type(given).__name__}")
+        if set(given) & set(options):
+            raise VaelabError(f"{', '.join(sorted(set(given) & set(options)))} given both in model_options and as "
+                              f"an argument: give each once")
+        options = {**options, **given}
     options = {k: _plain(v) for k, v in options.items()}
     train_opts = {k: v for k, v in options.items() if k in _TRAIN_FIELDS}
     model_opts = {k: _sizes(v) if known.get(k, (None,))[0] is str else v for k, v in options.items() if k in known}
@@ -144,6 +174,9 @@ def _config(model, dataset, seeds, out, options) -> tuple[TrainConfig, Model | N
             hints.append(f"{k!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
         where = "the model instance's own arguments set its options" if instance is not None else \
             f"vaelab.options({name!r}) lists the model's"
+        if instance is None and {"encoder", "decoder"} & set(unknown):   # networks go to the model's class
+            where += ("; networks of your own go to the model class: vaelab.train(vaelab.VAE(encoder=..., "
+                      "decoder=..., z_dim=...), ...) (also CVAE, GMVAE, VampVAE)")
         raise VaelabError(f"unknown option(s) {', '.join(hints)} for train(): training options are the fields of "
                           f"vaelab.TrainConfig; {where}")
     if options.get("iters") is not None and options.get("epochs") is not None:

@@ -216,7 +216,9 @@ class UserDecoder(nn.Module):
 
 @torch.no_grad()
 def check_networks(enc: UserEncoder, dec: UserDecoder) -> None:
-    """Run the user's networks once on a dummy batch of 2, so a wrong output shape is an error at once."""
+    """Run the user's networks once on a dummy batch of 2 (uniform values, as images in [0, 1], from a
+    generator of its own: the global random stream is left as it was), so that a wrong output shape, or a
+    variance that is not positive, is an error at once rather than a non-finite loss in training."""
     modes = [m.training for m in (enc, dec)]
     enc.eval(), dec.eval()
     try:
@@ -225,10 +227,16 @@ def check_networks(enc: UserEncoder, dec: UserDecoder) -> None:
             y[:, 0] = 1
         called = "" if y is None else f" and the one-hot label (2, {enc.n_classes}) (a conditional model calls net(x, y))"
         try:
-            m, _ = enc(torch.zeros(2, enc.x_dim), y)
+            x = torch.rand(2, enc.x_dim, generator=torch.Generator().manual_seed(0))
+            m, v = enc(x, y)
         except (RuntimeError, TypeError) as e:
             raise ValueError(f"encoder failed on a batch of shape (2, {enc.x_dim}) (x_dim = {enc.x_dim}){called}: "
                              f"{first_line(e)}") from None
+        if not bool((v > 0).all()) or not bool(torch.isfinite(m).all()):
+            raise ValueError(f"encoder returned a variance <= 0 or not finite (smallest {v.min().item():.3g}) or a "
+                             f"mean not finite, on a batch of uniform values: return (mean, variance) with variance "
+                             f"> 0 (e.g. softplus(h) + 1e-8), or one tensor (batch, 2 * z_dim) for vaelab to apply "
+                             f"softplus to its second half")
         try:
             dec(m, y)
         except (RuntimeError, TypeError) as e:

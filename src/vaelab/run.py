@@ -35,6 +35,9 @@ class Run:
         if not path.exists():
             raise VaelabError(f"{path.resolve()}: no such folder; pass a run folder that vaelab.train or "
                               f"`vaelab train` wrote (they print it)")
+        if path.is_file():
+            raise VaelabError(f"{path}: a file; pass the run folder itself"
+                              + (f" ({path.parent})" if path.name == "config.json" else ""))
         if not (path / "config.json").is_file():
             raise VaelabError(f"{path}: not a vaelab run folder (no config.json); pass a folder that vaelab.train "
                               f"or `vaelab train` wrote")
@@ -82,7 +85,9 @@ class Run:
     def _seed(self, seed: int | None, what: str = "seed") -> int:
         if seed is None:
             seed = self.seeds[0]
-        if isinstance(seed, bool) or not isinstance(seed, int) or seed not in self.seeds:
+        if isinstance(seed, bool) or not isinstance(seed, int):
+            raise VaelabError(f"{what}={seed!r}: give one of the run's seeds as an int ({self.seeds})")
+        if seed not in self.seeds:
             raise VaelabError(f"{what}={seed!r}: this run has seeds {self.seeds}")
         return seed
 

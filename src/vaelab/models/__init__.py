@@ -27,7 +27,8 @@ MODELS = {
     "dae": (dae.DenoisingAE, dae.OPTIONS),
 }
 # Constructor arguments beyond the CLI's OPTIONS that a saved run may record: networks of the user's own.
-NETWORK_OPTIONS = {"vae": {"encoder", "decoder", "n_classes"}, "cvae": {"encoder", "decoder"}}
+NETWORK_OPTIONS = {"vae": {"encoder", "decoder", "n_classes"}, "cvae": {"encoder", "decoder"},
+                   "gmvae": {"encoder", "decoder"}, "vamp": {"encoder", "decoder"}}
 
 
 def model_class(name: str) -> type[Model]:

@@ -126,7 +126,10 @@ class Model(nn.Module):
 
         def recording_init(self, *args, **kw):
             if "_init_options" not in self.__dict__:   # outermost call only (subclasses call super)
-                bound = signature.bind(self, *args, **kw)
+                try:
+                    bound = signature.bind(self, *args, **kw)
+                except TypeError as e:   # inspect's message does not say whose arguments
+                    raise TypeError(f"{cls.__name__}(): {e}") from None
                 bound.apply_defaults()
                 opts = {}
                 for name, value in list(bound.arguments.items())[1:]:

@@ -56,13 +56,15 @@ class MixturePrior:
 
 
 class GMVAE(MixturePrior, VAE):
-    """VAE with a learnable mixture-of-Gaussians prior (Monte Carlo KL)."""
+    """VAE with a learnable mixture-of-Gaussians prior (Monte Carlo KL). encoder, decoder: networks of
+    your own, as vaelab.VAE takes them."""
 
     def __init__(self, x_dim: int = 784, z_dim: int = 10, hidden="300,300", k: int = 500, beta: float = 1.0,
-                 iw_k: int = 1):
+                 iw_k: int = 1, encoder: nn.Module | str | None = None, decoder: nn.Module | str | None = None):
         if k <= 0:
             raise ValueError(f"k = {k}: the prior needs at least one mixture component")
-        super().__init__(x_dim=x_dim, z_dim=z_dim, hidden=hidden, beta=beta, iw_k=iw_k)
+        super().__init__(x_dim=x_dim, z_dim=z_dim, hidden=hidden, beta=beta, iw_k=iw_k, encoder=encoder,
+                         decoder=decoder)
         self.k = k
         # Means and pre-softplus variances, drawn from N(0, 1) / sqrt(k z_dim) as in the course reference.
         self.z_pre = nn.Parameter(torch.randn(1, 2 * k, z_dim) / math.sqrt(k * z_dim))
@@ -72,12 +74,14 @@ class GMVAE(MixturePrior, VAE):
 
 
 class VampVAE(MixturePrior, VAE):
-    """VAE with the VampPrior: a mixture of the encoder's posteriors at K learned pseudo-inputs."""
+    """VAE with the VampPrior: a mixture of the encoder's posteriors at K learned pseudo-inputs. encoder,
+    decoder: networks of your own, as vaelab.VAE takes them (the encoder also maps the pseudo-inputs)."""
 
-    def __init__(self, x_dim: int = 784, z_dim: int = 40, hidden="300,300", k: int = 500, iw_k: int = 1):
+    def __init__(self, x_dim: int = 784, z_dim: int = 40, hidden="300,300", k: int = 500, iw_k: int = 1,
+                 encoder: nn.Module | str | None = None, decoder: nn.Module | str | None = None):
         if k <= 0:
             raise ValueError(f"k = {k}: the VampPrior needs at least one pseudo-input")
-        super().__init__(x_dim=x_dim, z_dim=z_dim, hidden=hidden, iw_k=iw_k)
+        super().__init__(x_dim=x_dim, z_dim=z_dim, hidden=hidden, iw_k=iw_k, encoder=encoder, decoder=decoder)
         self.k = k
         # Pseudo-inputs as pre-sigmoid pixels, starting near grey 0.5 with small noise (Tomczak & Welling
         # initialise them around the data mean): the sigmoid keeps every u_k a valid image in [0, 1].

@@ -148,6 +148,15 @@ class VAE(Model):
             else:
                 self.register_buffer("log_sigma", log_sigma)
 
+    def saved_options(self) -> dict:
+        """Model.saved_options, less the options of the built-in networks (hidden, net, channels) when the
+        model has networks of your own: they were not used, and a report listing them would mislead."""
+        out = super().saved_options()
+        if out.get("encoder") is not None:
+            for name in ("hidden", "net", "channels"):
+                out.pop(name, None)
+        return out
+
     def onehot(self, y: torch.Tensor | None) -> torch.Tensor | None:
         """The label as the networks take it: one-hot for conditional models, None otherwise."""
         if not self.conditional:
