@@ -37,10 +37,12 @@ QUICK = ["--iters", "2", "--eval-repeats", "1", "--iwae-k", "1", "--no-progress"
 @pytest.mark.parametrize("argv, fragment", [
     (["train", "vae", "--z-dim", "0"], "positive integer"),
     (["train", "vae", "--z-dim", "x"], "positive integer"),
-    (["train", "vae", "--itres", "5"], "--itres (did you mean --iters?)"),
+    (["train", "vae", "--itres", "5"], "unrecognized arguments: --itres 5; --itres: did you mean --iters? "
+                                       "(see `vaelab train vae --help`)"),
+    (["train", "vae", "--k", "5"], "--k is an option of `vaelab train gmvae`, `vaelab train vamp`"),
     (["train", "--iters", "5"], "the model comes right after `train`"),
     (["train", "vea"], "invalid choice: 'vea' (choose from 'vae', 'gmvae', 'vamp', 'hvae', 'ssvae', 'm1m2', 'cvae', 'ae', 'sae', 'cae', 'dae'); did you mean vae?"),
-    (["train", "vae", "--z_dim", "3"], "--z_dim (did you mean --z-dim?)"),
+    (["train", "vae", "--z_dim", "3"], "--z_dim: did you mean --z-dim?"),
     (["train", "vae", "--hidden", "3,x"], "hidden sizes"),
     (["train", "vae", "--likelihood", "gaussian", "--sigma", "-1"], "sigma '-1'"),
     (["train", "vae", "--likelihood", "poisson"], "unknown likelihood"),
@@ -80,6 +82,7 @@ QUICK = ["--iters", "2", "--eval-repeats", "1", "--iwae-k", "1", "--no-progress"
     (["sample", ".", "--rows", "1000", "--cols", "1000"], "at most"),
     (["sample", ".", "--seed", "x"], "from 0 to"),
     (["sample", ".", "--device", "gpu"], "invalid choice"),
+    (["plot", ".", "curves", "--tsne"], "--tsne adds a panel to the scatter figure; drop it for curves"),
     (["datasets", "--data-dir", "/no/such/folder"], "no such folder"),
     (["frobnicate"], "invalid choice"),
 ])
@@ -143,6 +146,14 @@ def test_score_normal_classes_the_data_lacks_or_all_classes_are_errors(tiny_run,
     err = _one_line_error(["score", str(tiny_run), "--normal-classes", *classes, "--eval-repeats", "1",
                            "--out", str(tmp_path / "s"), "--threads", "1"], capsys)
     assert all(f in err for f in fragments), err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_score_on_a_data_set_of_another_shape_is_one_error(tiny_run, tmp_path, capsys):
+    """An MNIST run scored on 2D points: the shapes differ, said before the points are prepared (binarized)."""
+    err = _one_line_error(["score", str(tiny_run), "--dataset", "moons", "--out", str(tmp_path / "s"),
+                           "--threads", "1"], capsys)
+    assert "dataset 'moons' has 2 values per example, but the run's model takes 784" in err, err
     assert list(tmp_path.iterdir()) == []
 
 

@@ -47,12 +47,16 @@ def load_images(cfg: TrainConfig):
     return ds
 
 
-def prepare_data(cfg: TrainConfig, device: torch.device) -> DeviceData:
+def prepare_data(cfg: TrainConfig, device: torch.device, x_dim: int | None = None) -> DeviceData:
     """Load cfg's data set and put its training, validation and test tensors on `device`.
 
     Validation images are held out of the training set (seed 0); evaluation inputs are one fixed,
-    seeded binarization of the grey levels unless cfg.binarize is none."""
+    seeded binarization of the grey levels unless cfg.binarize is none. x_dim: the size a trained model
+    takes; a data set of another size is refused before anything is done to it."""
     ds = load_images(cfg)
+    if x_dim is not None and ds.train_x.shape[1] != x_dim:
+        raise VaelabError(f"dataset {cfg.dataset!r} has {ds.train_x.shape[1]} values per example, but the run's model "
+                          f"takes {x_dim}; give a data set of the same shape")
     train_x, train_y = ds.train_x, ds.train_y
     if cfg.train_classes is not None:   # one-class (or few-class) training; the test set stays whole
         unknown = sorted(set(cfg.train_classes) - set(range(len(ds.classes))))

@@ -119,7 +119,7 @@ def cmd_sample(args) -> int:
     from .saved import sample_run
 
     path = sample_run(args.run, rows=args.rows, cols=args.cols, seed=args.seed, run_seed=args.run_seed,
-                      out=args.out, device=args.device, label=args.label)
+                      out=args.out, device=args.device, label=args.label, threads=args.threads)
     print(path)
     return 0
 
@@ -128,7 +128,7 @@ def cmd_plot(args) -> int:
     from .saved import plot_run
 
     for path in plot_run(args.run, args.figure, run_seed=args.run_seed, tsne=args.tsne, data_dir=args.data_dir,
-                         device=args.device):
+                         device=args.device, threads=args.threads):
         print(path)
     return 0
 

@@ -5,6 +5,7 @@ import argparse
 import difflib
 import math
 import re
+import sys
 from pathlib import Path
 
 from .config import MAX_SEED, option_rule
@@ -13,30 +14,64 @@ from .config import MAX_SEED, option_rule
 class Parser(argparse.ArgumentParser):
     """argparse, but a bad option gets one line (not the whole usage) naming the fix."""
 
+    def parse_known_args(self, args=None, namespace=None):
+        self._argv = list(sys.argv[1:] if args is None else args)   # for error(): which command was asked for
+        return super().parse_known_args(args, namespace)
+
     def error(self, message):
-        if message.startswith("unrecognized arguments: "):   # a misspelt flag: name the nearest real one
-            flags = self._flags()   # of every command: a real flag of another command gets no hint
-            hints = [f"{a} (did you mean {close[0]}?)" if close else a
-                     for a in message.split(": ", 1)[1].split()
-                     for close in [difflib.get_close_matches(a.split("=")[0].replace("_", "-"), flags, n=1)
-                                   if a.startswith("--") and a.split("=")[0] not in flags else []]]
-            message = "unrecognized arguments: " + " ".join(hints)
+        help_of = self._command() or self.prog
+        if message.startswith("unrecognized arguments: "):   # a misspelt flag, or another command's
+            owners = self._flag_owners()
+            hints = []
+            for a in message.split(": ", 1)[1].split():
+                flag = a.split("=")[0]
+                if not a.startswith("--"):
+                    continue
+                if flag in owners:
+                    where = [c for c in owners[flag] if c != help_of]
+                    hints.append(f"{flag} is an option of `{'`, `'.join(where[:4])}`" + (", ..." if len(where) > 4 else ""))
+                    continue
+                # the asked command's own flags first, then any command's; names compared without the dashes
+                mine = [f for f, progs in owners.items() if help_of in progs]
+                for pool in (mine, list(owners)):
+                    close = difflib.get_close_matches(flag[2:].replace("_", "-"), [f[2:] for f in pool], n=1)
+                    if close:
+                        hints.append(f"{flag}: did you mean --{close[0]}?")
+                        break
+            message += "".join(f"; {h}" for h in hints)
         bad_model = re.match(r"argument MODEL: invalid choice: '(.*?)' \(choose from (.*)\)$", message)
         if bad_model:   # a misspelt model, or an option where the model belongs
             close = difflib.get_close_matches(bad_model[1], re.findall(r"'([^']*)'", bad_model[2]), n=1)
             message += (f"; did you mean {close[0]}?" if close else
                         "; the model comes right after `train`, before its options: `vaelab train vae --iters 5000`")
-        self.exit(2, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
+        self.exit(2, f"{self.prog}: error: {message} (see `{help_of} --help`)\n")
 
-    def _flags(self) -> list[str]:
-        """Every --flag of this parser and of its sub-commands'."""
-        flags = []
+    def _command(self) -> str | None:
+        """The prog of the deepest sub-command named on the command line ("vaelab train vae"), if any."""
+        parser, found = self, None
+        for word in getattr(self, "_argv", []):
+            subs = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+            if not subs or word not in subs[0].choices:
+                if word.startswith("-") or found is None:
+                    continue
+                break
+            parser = subs[0].choices[word]
+            found = parser.prog
+        return found
+
+    def _flag_owners(self) -> dict[str, list[str]]:
+        """Every --flag of this parser and its sub-commands, with the progs ("vaelab train gmvae") that take it."""
+        owners: dict[str, list[str]] = {}
         for action in self._actions:
-            flags += [f for f in action.option_strings if f.startswith("--")]
+            for f in action.option_strings:
+                if f.startswith("--"):
+                    owners.setdefault(f, []).append(self.prog)
             if isinstance(action, argparse._SubParsersAction):
                 for sub in action.choices.values():
-                    flags += sub._flags() if isinstance(sub, Parser) else []
-        return sorted(set(flags))
+                    if isinstance(sub, Parser):
+                        for f, progs in sub._flag_owners().items():
+                            owners.setdefault(f, []).extend(progs)
+        return owners
 
 
 def _checked(convert, ok, what: str):
@@ -83,12 +118,16 @@ class DefaultsFormatter(argparse.HelpFormatter):
         return f"{text} (default: %(default)s)".lstrip()
 
 
-def _add_runtime_args(p: argparse.ArgumentParser, prefix: str = "", device_default="auto") -> None:
-    p.add_argument("--data-dir", dest=prefix + "data_dir", metavar="DATA_DIR", type=_existing_dir, help="folder holding data sets as DIR/mnist/, DIR/fashion-mnist/ "
-                   "(default: $VAELAB_DATA, then the user cache, then /usr/share/datasets)")
+def _add_device_threads(p: argparse.ArgumentParser, prefix: str = "", device_default="auto") -> None:
     p.add_argument("--device", dest=prefix + "device", default=device_default, choices=["auto", "cpu", "cuda"],
                    help="where to compute (default: auto)")
     p.add_argument("--threads", dest=prefix + "threads", metavar="THREADS", type=_positive_int, help="CPU threads for PyTorch (default: all cores)")
+
+
+def _add_runtime_args(p: argparse.ArgumentParser, prefix: str = "", device_default="auto") -> None:
+    p.add_argument("--data-dir", dest=prefix + "data_dir", metavar="DATA_DIR", type=_existing_dir, help="folder holding data sets as DIR/mnist/, DIR/fashion-mnist/ "
+                   "(default: $VAELAB_DATA, then the user cache, then /usr/share/datasets)")
+    _add_device_threads(p, prefix, device_default)
     p.add_argument("--no-progress", dest=prefix + "progress", action="store_false",
                    **({"default": None} if prefix else {}), help="no progress bars")
 
@@ -235,7 +274,7 @@ def _add_saved_run_commands(sub) -> None:
     sa.add_argument("--run-seed", type=_seed, help="which training seed's model (default: the first)")
     sa.add_argument("--out", type=Path, help="PNG path (default: RUN/samples-ROWSxCOLS-seedS.png)")
     sa.add_argument("--class", dest="label", type=_nonneg_int, help="conditional models: draw every image of this class")
-    sa.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    _add_device_threads(sa)
 
     pl = sub.add_parser("plot", help="make a figure of a saved run again")
     pl.add_argument("run", type=Path, help="run folder")
@@ -243,7 +282,7 @@ def _add_saved_run_commands(sub) -> None:
     pl.add_argument("--tsne", action="store_true", help="scatter: add a t-SNE panel (2,000 test images; about a minute)")
     pl.add_argument("--run-seed", type=_seed, help="which training seed's model (default: the first)")
     pl.add_argument("--data-dir", type=_existing_dir, help="where the run's data set is, if not where it was found at training time")
-    pl.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    _add_device_threads(pl)
 
     sc = sub.add_parser("score", help="anomaly scores of a data set's test images under a trained run (and ROC AUC)")
     sc.add_argument("run", type=Path, help="run folder")

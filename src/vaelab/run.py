@@ -159,8 +159,15 @@ class Run:
         dev = resolve_device(device)
         key = (str(dev), cfg.dataset, cfg.data_dir, cfg.train_classes, cfg.fresh_batches)
         if key not in self._data:
-            self._data[key] = prepare_data(cfg, dev)
+            self._data[key] = prepare_data(cfg, dev, x_dim=self._x_dim() if dataset is not None else None)
         return self._data[key]
+
+    def _x_dim(self) -> int | None:
+        """The size of the model's input, as its first seed's checkpoint records it (None before one is written)."""
+        try:
+            return load_checkpoint(self.checkpoint_path(), "cpu")["x_dim"]
+        except VaelabError:
+            return None
 
     def test_data(self, device: str = "cpu") -> tuple[torch.Tensor, torch.Tensor]:
         """(x, y) of the test set as evaluated: the fixed binarization (or grey levels), and the labels."""

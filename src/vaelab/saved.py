@@ -82,10 +82,15 @@ def _evaluate_seed(model, seed: int, m: dict, data, iwae_k, repeats, progress, c
             print(f"seed {seed}: IWAE-{k} = {m[f'niwae_{k}']:.3f}")
 
 
-def plot_run(run: Path, kind: str, run_seed=None, tsne=False, data_dir=None, device="auto") -> list[Path]:
+def plot_run(run: Path, kind: str, run_seed=None, tsne=False, data_dir=None, device="auto",
+             threads: int | None = None) -> list[Path]:
     """Make one figure of a saved run again (curves from its history files; the others from its model)."""
     if kind not in ("curves", *LATENT_FIGURES):
         raise VaelabError(f"unknown figure {kind!r}: choose one of curves, {', '.join(LATENT_FIGURES)}")
+    if tsne and kind != "scatter":
+        raise VaelabError(f"--tsne adds a panel to the scatter figure; drop it for {kind}, or plot scatter")
+    if threads:
+        torch.set_num_threads(threads)
     r, seed = _open(run, run_seed)
     with lock_run_dir(r.path):   # it writes into the run folder
         if kind == "curves":
@@ -99,12 +104,15 @@ def plot_run(run: Path, kind: str, run_seed=None, tsne=False, data_dir=None, dev
         return make_latent_figures(r.path, model, data, which=(kind,), tsne=tsne)
 
 
-def sample_run(run: Path, rows=10, cols=20, seed=0, run_seed=None, out=None, device="auto", label=None) -> Path:
+def sample_run(run: Path, rows=10, cols=20, seed=0, run_seed=None, out=None, device="auto", label=None,
+               threads: int | None = None) -> Path:
     """Draw rows*cols images from p(x) (or p(x | y = label) for conditional models) of one seed's
     model and save them as one grid PNG."""
     if rows * cols > MAX_GRID:
         raise VaelabError(f"--rows {rows} x --cols {cols} = {rows * cols} images: at most {MAX_GRID} per grid; "
                           f"draw several smaller grids (--seed)")
+    if threads:
+        torch.set_num_threads(threads)
     r, run_seed = _open(run, run_seed)
     model = r.model(run_seed, device)
     if label is not None:
@@ -155,13 +163,10 @@ def score_run(run: Path, dataset: str | None = None, normal_classes=None, run_se
     if threads:
         torch.set_num_threads(threads)
     model = r.model(run_seed, device)   # the weights the run's results come from (best.pt under early stopping)
-    data = r.data(device, dataset=dataset, data_dir=data_dir, whole_training_set=True)
+    data = r.data(device, dataset=dataset, data_dir=data_dir, whole_training_set=True)   # refuses another shape
     scored = dataset or r.config.dataset
     if normal_classes is not None:
         check_normal_classes(normal_classes, data.test_y, scored)
-    if data.x_dim != model.x_dim:
-        raise VaelabError(f"--dataset {scored} has {data.x_dim} values per example but the model was trained on "
-                          f"{model.x_dim}; score a data set of the same shape")
     torch.manual_seed(30_000 + run_seed)
     with flush_denormal():
         scores = anomaly_scores(model, data.test_x, repeats)
