@@ -36,6 +36,11 @@ def test_train_returns_a_run_with_its_metrics(run):
     mean = (per_seed[0]["nelbo"] + per_seed[1]["nelbo"]) / 2
     assert table["nelbo"]["mean"] == pytest.approx(mean)
     assert run.config.model_options["beta"] == 2.0 and len(run.history(1)["iteration"]) == 6
+    assert run.metrics["validation_set"] == "100 images held out of the training set"   # val_size 100 of 4,000
+    capped = vaelab.train("vae", out=run.path.parent / "capped", z_dim=2, hidden="16", **{**QUICK, "val_size": 900})
+    assert capped.metrics["validation_set"] == ("400 images held out of the training set (val_size 900, at most a "
+                                                "tenth of the training set)")
+    assert "validation: 400 images held out" in (capped.path / "report.md").read_text()
 
 
 def test_the_run_model_and_test_data_reproduce_the_recorded_metrics(run):

@@ -279,6 +279,13 @@ def machine_description(device: torch.device) -> str:
     return f"{platform.system()} {cpu}, {procs}{torch.get_num_threads()} thread(s), torch {torch.__version__}{gpu}"
 
 
+def _validation_line(cfg, data: DeviceData) -> str:
+    """How many examples were held out for validation, and why fewer than val_size where the cap applied."""
+    n, what = len(data.val_x), "points" if data.image_shape is None else "images"
+    capped = f" (val_size {cfg.val_size}, at most a tenth of the training set)" if n < cfg.val_size else ""
+    return f"{n} {what} held out of the training set{capped}"
+
+
 def _metrics_doc(cfg, data: DeviceData, device, per_seed: dict) -> dict:
     return {
         "model": cfg.model,
@@ -287,6 +294,7 @@ def _metrics_doc(cfg, data: DeviceData, device, per_seed: dict) -> dict:
         "test_set": (f"{len(data.test_x)} points" if data.image_shape is None else
                      f"{len(data.test_x)} images, "
                      + ("grey levels" if cfg.binarize == "none" else f"fixed binarization seed {STATIC_BINARIZATION_SEED}")),
+        "validation_set": _validation_line(cfg, data),
         "machine": machine_description(device),
         "processes": distributed.world(),   # torchrun --nproc_per_node (1: a plain run)
         "date": datetime.now().isoformat(timespec="seconds"),

@@ -95,7 +95,8 @@ def write_report(run_dir: Path) -> Path:
         f"- model options: {opts}",
         f"- training: {cfg['iters']} iterations, batch {batch}, {optimizer} lr {cfg['lr']}, "
         f"binarization {cfg['binarize']}, seeds {cfg['seeds']}{classes}{fresh}",
-        f"- data: {metrics['data_source']}",
+        f"- data: {metrics['data_source']}" + (f"; validation: {metrics['validation_set']}"
+                                                if metrics.get("validation_set") else ""),
         test_line,
         f"- machine: {metrics['machine']}; {metrics['date']}",
         *(["- accuracy: q(y|x) on the test set's evaluation inputs (the fixed binarization above); "
