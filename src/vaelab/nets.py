@@ -19,10 +19,10 @@ from .errors import first_line
 
 class Tanh(nn.Module):
     """tanh(x); under torch.compile computed as 2 sigmoid(2x) - 1. A CPU's vectorised tanh costs about three
-    sigmoids (0.96 against 0.28 ms for 300,000 values, one thread), and fused into one loop the sigmoid form
-    made the two-layer model's compiled IWAE evaluation about 6% faster. Uncompiled it would be four
-    kernels forward and back (7% slower per ELBO training step of that model, measured), so eager code
-    keeps torch.tanh. The two agree within 2e-7 (absolute: near x = 0 the subtraction rounds to float32's
+    sigmoids (0.95 against 0.28 ms for 300,000 values, one thread), and fused into one loop the sigmoid form
+    made the two-layer model's compiled IWAE evaluation 6-11% faster. Uncompiled it would be four kernels
+    forward and back (4-7% slower per training step of that model), so eager code keeps torch.tanh
+    (benchmarks/tanh_speed.py measures all three). The two agree within 2e-7 (absolute: near x = 0 the subtraction rounds to float32's
     spacing at 1; 1.8e-7 the largest seen), both exactly -1 and 1 far out."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
