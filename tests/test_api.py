@@ -145,7 +145,9 @@ def test_errors_name_the_python_argument(kwargs, message, tmp_path):
     ("the embedded set 'mnist-5k' (--dataset mnist-5k), which", "the embedded set 'mnist-5k' (dataset='mnist-5k'), which"),
     ("m1_active = -1: give a posterior-mean std threshold >= 0 (--m1-active; Kingma et al. 0.1)",
      "m1_active = -1: give a posterior-mean std threshold >= 0 (Kingma et al. 0.1)"),
-    ("--seed 3 and --no-progress", "seeds 3 and progress"),
+    ("--seed 3 and --no-progress", "seeds 3 and progress=False"),
+    ("raise the schedule or lower it (--lr 0.0001)", "raise the schedule or lower it (lr=0.0001)"),
+    ("data_dir=<dir>\n  or use (--data-dir <dir>)", "data_dir=<dir>\n  or use (data_dir='<dir>')"),
 ])
 def test_python_message_rewrites_flags_as_arguments(cli, python):
     assert vaelab.api.python_message(cli) == python
@@ -231,6 +233,12 @@ class RawVarianceEncoder(Encoder):   # a mistake: the variance as a linear layer
         return h[:, :3], h[:, 3:] - 10
 
 
+class InfiniteVarianceEncoder(Encoder):   # a mistake: exp of a large pre-activation
+    def forward(self, x):
+        h = self.net(x)
+        return h[:, :3], torch.full_like(h[:, 3:], float("inf"))
+
+
 class Decoder(nn.Module):
     def __init__(self, z_dim=3):
         super().__init__()
@@ -274,8 +282,10 @@ def test_user_networks_with_wrong_shapes_are_refused_at_construction():
     with pytest.raises(ValueError, match="give both encoder and decoder"):
         vaelab.VAE(encoder=Encoder(), z_dim=3)
     with pytest.raises(ValueError, match=r"^encoder returned a variance <= 0 or not finite .*: return \(mean, "
-                                         r"variance\) with variance > 0"):
+                                         r"variance\) with 0 < variance < inf"):
         vaelab.VAE(encoder=RawVarianceEncoder(), decoder=Decoder(), z_dim=3)
+    with pytest.raises(ValueError, match=r"^encoder returned a variance <= 0 or not finite \(from .* to inf\)"):
+        vaelab.VAE(encoder=InfiniteVarianceEncoder(), decoder=Decoder(), z_dim=3)
     with pytest.raises(ValueError, match=r"and the one-hot label \(2, 10\) \(a conditional model calls net\(x, y\)\)"):
         vaelab.CVAE(encoder=Encoder(), decoder=Decoder(), z_dim=3)   # networks that take x alone
     with pytest.raises(vaelab.VaelabError, match="x_dim = 784 values per example, but swiss-roll has 2"):
@@ -391,5 +401,7 @@ def test_model_options_as_one_dict_or_one_by_one():
     assert as_dict == one_by_one and as_dict.model_options == {"z_dim": 3}
     with pytest.raises(vaelab.VaelabError, match="^z_dim given both in model_options and as an argument"):
         vaelab.api._config("vae", "mnist-5k", [0], None, {"model_options": {"z_dim": 3}, "z_dim": 4})
+    with pytest.raises(vaelab.VaelabError, match="^model_options holds training option.s. iters: give them as arg"):
+        vaelab.api._config("vae", "mnist-5k", [0], None, {"model_options": {"iters": 3}})
     with pytest.raises(vaelab.VaelabError, match="^model_options must be a dict"):
         vaelab.api._config("vae", "mnist-5k", [0], None, {"model_options": "z_dim=3"})

@@ -71,7 +71,7 @@ def test_cuda_graph_is_refused_where_it_cannot_run():
         TrainConfig(cuda_graph=True, device="cpu").validate()
     import vaelab
 
-    with pytest.raises(VaelabError, match=r"^cuda_graph needs a CUDA GPU \(device cuda\)"):
+    with pytest.raises(VaelabError, match=r"^cuda_graph needs a CUDA GPU \(device='cuda'\)"):
         vaelab.train("vae", cuda_graph=True, device="cpu", iters=10)
     assert build_model("dae", 20, level="0.5").graphable and not build_model("dae", 20, level="0.3,0.7").graphable
 

@@ -2,6 +2,7 @@
 import math
 import warnings
 
+import numpy as np
 import pytest
 import torch
 from torch import distributions as D
@@ -205,7 +206,9 @@ def test_compiled_evaluation_falls_back_once_with_a_warning(monkeypatch):
 ])
 def test_evaluation_refuses_bad_counts(call, message):
     """A count that is not a positive integer is a one-line error naming the argument, not NaN metrics
-    or an error from inside torch."""
+    or an error from inside torch; a numpy integer is a count like any other."""
     model, x = build_model("vae", 784, z_dim=2, hidden="16"), torch.rand(4, 784).round()
     with pytest.raises(VaelabError, match=message):
         call(model, x)
+    assert math.isfinite(evaluate_iwae(model, x, np.int64(3), progress=False))
+    assert math.isfinite(evaluate_elbo(model, x, repeats=np.int64(2))["nelbo"])

@@ -26,7 +26,7 @@ from .run import Run
 
 _TRAIN_FIELDS = [f.name for f in dataclasses.fields(TrainConfig) if f.name not in ("model", "model_options")]
 # CLI flags whose Python argument has another name
-_FLAG_NAMES = {"classes": "train_classes", "seed": "seeds", "no-progress": "progress"}
+_FLAG_NAMES = {"classes": "train_classes", "seed": "seeds", "no-progress": "progress=False"}
 
 
 def _argument(flag: str) -> str:
@@ -36,17 +36,21 @@ def _argument(flag: str) -> str:
 
 def python_message(message: str) -> str:
     """A CLI-worded error message in Python's words: each --flag replaced by the Python argument it stands
-    for, a flag aside such as "data_dir=<dir> (--data-dir <dir>)" dropped where the text just before it
-    already names that argument (it would read "data_dir=<dir> (data_dir <dir>)"), and one such as
-    "(--device cuda)" written as Python, "(device='cuda')"."""
+    for; a flag aside such as "data_dir=<dir> (--data-dir <dir>)" dropped where the text just before it on
+    its line already says it (it would read "data_dir=<dir> (data_dir <dir>)"), else written as Python,
+    "(--device cuda)" as "(device='cuda')"."""
     def aside(m: re.Match) -> str:
         flags, rest = m.group(1), m.group(2) or ""
-        before = message[max(0, m.start() - 80):m.start()]
-        if not all(_argument(f) in before for f in re.findall(r"--([a-z][a-z0-9-]*)", flags)):
-            one = re.fullmatch(r"--([a-z][a-z0-9-]*) (\S+)", flags.strip())   # "(--device cuda)": device='cuda'
-            if one and not rest:
-                value = one.group(2)
-                return f" ({_argument(one.group(1))}={value if re.fullmatch(r'[0-9.e+-]+', value) else repr(value)})"
+        before = message[:m.start()].rsplit("\n", 1)[-1][-80:]   # this line's text just before the aside
+        named = lambda word: re.search(rf"(?<![\w-]){re.escape(word.split('=')[0])}(?![\w-])", before)  # noqa: E731
+        one = re.fullmatch(r"--([a-z][a-z0-9-]*) (\S+)", flags.strip())   # "(--device cuda)"
+        if one and not rest:   # kept as device='cuda' unless the text before says both name and value
+            arg, value = _argument(one.group(1)), one.group(2)
+            if named(arg) and named(value):
+                return ""
+            number = re.fullmatch(r"[+-]?(\d+\.?\d*|\.\d+)(e[+-]?\d+)?", value)
+            return f" ({arg}={value if number else repr(value)})"
+        if not all(named(_argument(f)) for f in re.findall(r"--([a-z][a-z0-9-]*)", flags)):
             return m.group(0)
         return f" ({rest.strip()})" if rest.strip() else ""
 
@@ -159,6 +163,9 @@ def _config(model, dataset, seeds, out, options) -> tuple[TrainConfig, Model | N
         if not isinstance(given, dict):
             raise VaelabError(f"model_options must be a dict of the model's options (e.g. {{'z_dim': 16}}), got "
                               f"{type(given).__name__}")
+        if set(given) & set(_TRAIN_FIELDS):   # TrainConfig's own fields are not the model's
+            raise VaelabError(f"model_options holds training option(s) {', '.join(sorted(set(given) & set(_TRAIN_FIELDS)))}"
+                              f": give them as arguments of train(), e.g. iters=5000")
         if set(given) & set(options):
             raise VaelabError(f"{', '.join(sorted(set(given) & set(options)))} given both in model_options and as "
                               f"an argument: give each once")
@@ -175,8 +182,11 @@ def _config(model, dataset, seeds, out, options) -> tuple[TrainConfig, Model | N
         where = "the model instance's own arguments set its options" if instance is not None else \
             f"vaelab.options({name!r}) lists the model's"
         if instance is None and {"encoder", "decoder"} & set(unknown):   # networks go to the model's class
-            where += ("; networks of your own go to the model class: vaelab.train(vaelab.VAE(encoder=..., "
-                      "decoder=..., z_dim=...), ...) (also CVAE, GMVAE, VampVAE)")
+            from .models import NETWORK_OPTIONS
+
+            cls = MODELS[name][0].__name__ if name in NETWORK_OPTIONS else "VAE"
+            where += (f"; networks of your own go to the model class: vaelab.train(vaelab.{cls}(encoder=..., "
+                      f"decoder=..., ...), ...) ({', '.join(MODELS[n][0].__name__ for n in NETWORK_OPTIONS)} take them)")
         raise VaelabError(f"unknown option(s) {', '.join(hints)} for train(): training options are the fields of "
                           f"vaelab.TrainConfig; {where}")
     if options.get("iters") is not None and options.get("epochs") is not None:

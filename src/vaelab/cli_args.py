@@ -22,22 +22,24 @@ class Parser(argparse.ArgumentParser):
         help_of = self._command() or self.prog
         if message.startswith("unrecognized arguments: "):   # a misspelt flag, or another command's
             owners = self._flag_owners()
+            mine = [f[2:] for f, progs in owners.items() if help_of in progs]
             hints = []
             for a in message.split(": ", 1)[1].split():
                 flag = a.split("=")[0]
-                if not a.startswith("--"):
+                name = flag[2:].replace("_", "-")   # flags compared without their dashes
+                if (not a.startswith("--") or flag[2:] in mine   # the command's own flag, after a stray --
+                        or any(h.startswith((f"{flag}:", f"{flag} ")) for h in hints)):
                     continue
-                if flag in owners:
-                    where = [c for c in owners[flag] if c != help_of]
-                    hints.append(f"{flag} is an option of `{'`, `'.join(where[:4])}`" + (", ..." if len(where) > 4 else ""))
-                    continue
-                # the asked command's own flags first, then any command's; names compared without the dashes
-                mine = [f for f, progs in owners.items() if help_of in progs]
-                for pool in (mine, list(owners)):
-                    close = difflib.get_close_matches(flag[2:].replace("_", "-"), [f[2:] for f in pool], n=1)
-                    if close:
-                        hints.append(f"{flag}: did you mean --{close[0]}?")
-                        break
+                near = difflib.get_close_matches(name, mine, n=1, cutoff=0.85 if flag in owners else 0.6)
+                if near:   # a near miss of the asked command's own flag (sample --seeds: --seed)
+                    hints.append(f"{flag}: did you mean --{near[0]}?")
+                elif flag in owners and [c for c in owners[flag] if c != help_of]:
+                    hints.append(f"{flag} is an option of {_commands(owners[flag], help_of)}")
+                else:
+                    near = difflib.get_close_matches(name, [f[2:] for f in owners], n=1)
+                    if near:   # another command's flag
+                        hints.append(f"{flag}: did you mean --{near[0]} (an option of "
+                                     f"{_commands(owners['--' + near[0]], help_of)})?")
             message += "".join(f"; {h}" for h in hints)
         bad_model = re.match(r"argument MODEL: invalid choice: '(.*?)' \(choose from (.*)\)$", message)
         if bad_model:   # a misspelt model, or an option where the model belongs
@@ -52,9 +54,7 @@ class Parser(argparse.ArgumentParser):
         for word in getattr(self, "_argv", []):
             subs = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
             if not subs or word not in subs[0].choices:
-                if word.startswith("-") or found is None:
-                    continue
-                break
+                continue   # an option, its value (train --threads 2 vae), or a positional such as RUN
             parser = subs[0].choices[word]
             found = parser.prog
         return found
@@ -72,6 +72,18 @@ class Parser(argparse.ArgumentParser):
                         for f, progs in sub._flag_owners().items():
                             owners.setdefault(f, []).extend(progs)
         return owners
+
+
+def _commands(progs: list[str], asked: str) -> str:
+    """The commands that take a flag, as `vaelab eval`, `vaelab train gmvae`; more than three models of
+    train as one `vaelab train MODEL`."""
+    models = [p for p in progs if p != asked and len(p.split()) == 3 and p.split()[1] == "train"]
+    out = []
+    for prog in progs:
+        name = "vaelab train MODEL" if prog in models and len(models) > 3 else prog
+        if prog != asked and name not in out:
+            out.append(name)
+    return ", ".join(f"`{c}`" for c in out)
 
 
 def _checked(convert, ok, what: str):

@@ -17,6 +17,7 @@ noise from each rank's own stream). One process: exactly the same as without it.
 from __future__ import annotations
 
 import math
+import numbers
 import warnings
 
 import torch
@@ -36,10 +37,11 @@ def _share(x: torch.Tensor, y: torch.Tensor | None, across_ranks: bool):
     return x[mine], None if y is None else y[mine]
 
 
-def _check_count(name: str, value, what: str) -> None:
-    """Refuse a count that is not a positive int, naming the argument."""
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+def _check_count(name: str, value, what: str) -> int:
+    """The count as an int (a numpy integer too); a VaelabError naming the argument if it is not a positive one."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
         raise VaelabError(f"{name} must be a positive integer ({what}), got {value!r}")
+    return int(value)
 
 
 @torch.inference_mode()
@@ -47,8 +49,8 @@ def evaluate_elbo(model, x: torch.Tensor, repeats: int = 10, batch_size: int = 2
                   across_ranks: bool = False) -> dict:
     """Mean NELBO and its terms (model.ELBO_TERMS) over all of x, averaged over `repeats` Monte Carlo passes
     (one pass for deterministic models); `<first term>_mc_se` is the standard error over passes."""
-    _check_count("repeats", repeats, "Monte Carlo passes over x")
-    _check_count("batch_size", batch_size, "examples per forward pass")
+    repeats = _check_count("repeats", repeats, "Monte Carlo passes over x")
+    batch_size = _check_count("batch_size", batch_size, "examples per forward pass")
     model.eval()
     names = model.ELBO_TERMS
     if model.deterministic:
@@ -80,9 +82,9 @@ def evaluate_iwae(model, x: torch.Tensor, k: int, progress: bool = True, y: torc
     compile of some seconds; the elementwise work between the matrix products fused into single loops).
     The same random draws as without it, so the same bound up to float32 rounding; where this machine
     cannot compile (no C++ compiler) a warning says so and evaluation goes on uncompiled."""
-    _check_count("k", k, "importance samples per example")
+    k = _check_count("k", k, "importance samples per example")
     if rows_per_pass is not None:
-        _check_count("rows_per_pass", rows_per_pass, "decoder rows per pass")
+        rows_per_pass = _check_count("rows_per_pass", rows_per_pass, "decoder rows per pass")
     model.eval()
     weights = CompiledWeights(model) if compile else None
     n = len(x)

@@ -21,7 +21,7 @@ class Tanh(nn.Module):
     """tanh(x); under torch.compile computed as 2 sigmoid(2x) - 1. A CPU's vectorised tanh costs about three
     sigmoids (0.95 against 0.28 ms for 300,000 values, one thread), and fused into one loop the sigmoid form
     made the two-layer model's compiled IWAE evaluation 6-11% faster. Uncompiled it would be four kernels
-    forward and back (4-7% slower per training step of that model), so eager code keeps torch.tanh
+    forward and back (3-7% slower per training step of that model, in two measurements), so eager code keeps torch.tanh
     (benchmarks/tanh_speed.py measures all three). The two agree within 2e-7 (absolute: near x = 0 the subtraction rounds to float32's
     spacing at 1; 1.8e-7 the largest seen), both exactly -1 and 1 far out."""
 
@@ -180,7 +180,7 @@ class UserEncoder(nn.Module):
         if isinstance(out, (tuple, list)) and len(out) == 2:
             m, v = out
         elif torch.is_tensor(out) and out.shape == (len(x), 2 * self.z_dim):
-            m, v = gaussian_parameters(out)
+            m, v = gaussian_parameters(out.float())   # in float16, softplus + 1e-8 could round to 0
         else:
             got = tuple(out.shape) if torch.is_tensor(out) else type(out).__name__
             raise ValueError(f"encoder returned {got}; expected (batch, 2 * z_dim) = ({len(x)}, {2 * self.z_dim}) or a "
@@ -232,11 +232,13 @@ def check_networks(enc: UserEncoder, dec: UserDecoder) -> None:
         except (RuntimeError, TypeError) as e:
             raise ValueError(f"encoder failed on a batch of shape (2, {enc.x_dim}) (x_dim = {enc.x_dim}){called}: "
                              f"{first_line(e)}") from None
-        if not bool((v > 0).all()) or not bool(torch.isfinite(m).all()):
-            raise ValueError(f"encoder returned a variance <= 0 or not finite (smallest {v.min().item():.3g}) or a "
-                             f"mean not finite, on a batch of uniform values: return (mean, variance) with variance "
-                             f"> 0 (e.g. softplus(h) + 1e-8), or one tensor (batch, 2 * z_dim) for vaelab to apply "
-                             f"softplus to its second half")
+        if not bool(torch.isfinite(v).all()) or not bool((v > 0).all()):
+            raise ValueError(f"encoder returned a variance <= 0 or not finite (from {v.min().item():.3g} to "
+                             f"{v.max().item():.3g}) on a batch of uniform values: return (mean, variance) with "
+                             f"0 < variance < inf (e.g. softplus(h) + 1e-8), or one tensor (batch, 2 * z_dim) for "
+                             f"vaelab to apply softplus to its second half")
+        if not bool(torch.isfinite(m).all()):
+            raise ValueError("encoder returned a mean that is not finite on a batch of uniform values")
         try:
             dec(m, y)
         except (RuntimeError, TypeError) as e:

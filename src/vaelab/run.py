@@ -45,6 +45,7 @@ class Run:
         self.config: TrainConfig = config_of(path)
         self._user_model = model
         self._data: dict = {}
+        self._model_x_dim: int | None = None
 
     def __repr__(self) -> str:
         done = self.finished_seeds
@@ -140,6 +141,7 @@ class Run:
         of the epoch with the best validation loss (kept by every run with a validation set)."""
         dev = resolve_device(device)
         ckpt = load_checkpoint(self.checkpoint_path(self._seed(seed), best=best), dev)
+        self._model_x_dim = ckpt["x_dim"]   # for data(dataset=...): no second checkpoint read
         return load_model(ckpt, dev, model=self._user_model)
 
     def data(self, device: str = "cpu", dataset: str | None = None, data_dir: str | None = None,
@@ -163,11 +165,16 @@ class Run:
         return self._data[key]
 
     def _x_dim(self) -> int | None:
-        """The size of the model's input, as its first seed's checkpoint records it (None before one is written)."""
-        try:
-            return load_checkpoint(self.checkpoint_path(), "cpu")["x_dim"]
-        except VaelabError:
-            return None
+        """The size of the model's input: as model() read it, else as the first seed with a checkpoint records
+        it (None before any is written)."""
+        if self._model_x_dim is None:
+            for seed in self.seeds:
+                try:
+                    self._model_x_dim = load_checkpoint(self.checkpoint_path(seed), "cpu")["x_dim"]
+                    break
+                except VaelabError:
+                    continue
+        return self._model_x_dim
 
     def test_data(self, device: str = "cpu") -> tuple[torch.Tensor, torch.Tensor]:
         """(x, y) of the test set as evaluated: the fixed binarization (or grey levels), and the labels."""

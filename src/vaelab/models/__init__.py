@@ -99,8 +99,9 @@ def load_model(ckpt: dict, device: torch.device | str = "cpu", model: Model | No
         if given:   # the user's model: say how it differs from the one trained
             mine = model.options()
             theirs = with_defaults(cfg["model"], options)
+            unused = ("hidden", "net", "channels") if options.get("encoder") else ()   # not saved with own networks
             diff = [f"{k}: run {v!r}, given {mine.get(k)!r}" for k, v in sorted(theirs.items())
-                    if k in mine and k not in ("encoder", "decoder") and v != mine[k]]
+                    if k in mine and k not in ("encoder", "decoder", *unused) and v != mine[k]]
             raise VaelabError(f"the weights of this run do not fit the model given (model=...): build it as in "
                               f"training ({'; '.join(diff) if diff else 'same options, other network shapes'})") from None
         if nets:
