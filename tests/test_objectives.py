@@ -138,9 +138,13 @@ def test_the_two_layer_model_has_no_conv_option(capsys):
 
 def test_a_time_budget_stops_training_cleanly_and_evaluates(tmp_path, capsys):
     run = vaelab.train("vae", out=tmp_path / "budget", iters=10**6, time_budget="2s", progress=True, iwae_k=[1],
-                       eval_repeats=1, log_every=20)
+                       eval_repeats=1, log_every=20, warmup=0.5, lr_schedule="exp:0.9")
     hist = run.history()
     assert hist["stopped_by"] == "time budget" and 0 < hist["iterations_run"] < 10**6
+    training = next(line for line in (run.path / "report.md").read_text().splitlines() if line.startswith("- training:"))
+    assert training.startswith("- training: 1000000 iterations, KL warm-up over 0.5 epochs, batch 100, Adam lr 0.001, "
+                               "lr schedule exp:0.9,") and training.endswith(
+        f"; time budget 2s; seed 0 stopped by the time budget after {hist['iterations_run']} iterations")
     assert 2 <= hist["train_seconds"] < 30 and run.summary()["nelbo"]["mean"] > 0
     assert "budget left=0:00:00" in capsys.readouterr().err   # the bar's last state: the budget is spent
 

@@ -44,6 +44,25 @@ KILL_ARGS = ["--iters", "200", "--checkpoint-every", "25", "--eval-every", "50",
              "--iwae-k", "2", "--eval-repeats", "1", "--threads", "1", "--no-progress"]
 
 
+def test_sigterm_stops_training_as_ctrl_c_does_and_names_the_resume_command(tmp_path):
+    """A job scheduler's SIGTERM: exit status 143 and one line saying how to continue, not a silent death."""
+    run = tmp_path / "termed"
+    env = {**os.environ, "PYTHONPATH": str(SRC) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    proc = subprocess.Popen([sys.executable, "-m", "vaelab", "train", "vae", "--out", str(run), "--iters", "100000",
+                             "--threads", "1", "--no-progress"], env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not (run / "seed-0").exists() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.5)   # into the training loop
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 143, err
+    assert err.strip().splitlines()[-1] == (f"vaelab: terminated; files already written are complete (checkpoints are "
+                                            f"written atomically); continue it with `vaelab train --resume {run}` "
+                                            f"(training goes on from the last checkpoint written)")
+
+
 def test_run_killed_with_sigkill_and_resumed_ends_exactly_like_an_uninterrupted_run(tmp_path):
     killed = tmp_path / "killed"
     env = {**os.environ, "PYTHONPATH": str(SRC) + os.pathsep + os.environ.get("PYTHONPATH", "")}

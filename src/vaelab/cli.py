@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
+import threading
 from pathlib import Path
 
 from . import distributed
@@ -38,6 +40,7 @@ def cmd_train(args) -> int:
     if resume is not None:
         with distributed.same_on_every_rank():   # option errors: under torchrun, rank 0 reports them
             _check_resume_options(resume, args, given)
+        args.run_dir = resume   # for the resume hint if it is interrupted
         run_dir = resume_run(resume, **runtime)
         if distributed.is_main():
             print(f"run folder: {run_dir}\nreport: {run_dir / 'report.md'}\n{headline(run_dir)}")
@@ -60,7 +63,10 @@ def cmd_train(args) -> int:
                       train_classes=args.train_classes, fresh_batches=args.fresh_batches,
                       precision=args.precision, compile=args.compile, cuda_graph=args.cuda_graph, warmup=args.warmup,
                       lr_schedule=args.lr_schedule, adam_eps=args.adam_eps, time_budget=args.time_budget)
-    run_dir = train_run(cfg)
+    try:
+        run_dir = train_run(cfg)
+    finally:
+        args.run_dir = cfg.out   # the folder train_run chose: for the resume hint if it is interrupted
     if distributed.is_main():   # under torchrun: once, not once per process
         print(f"run folder: {run_dir}\nreport: {run_dir / 'report.md'}\n{headline(run_dir)}")
     return 0
@@ -232,6 +238,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     args = build_parser().parse_args(argv)
     args.argv = argv
+    main_thread = threading.current_thread() is threading.main_thread()
+    # a SIGTERM (kill, a job scheduler) stops the command as Ctrl-C does; the caller's handler comes back after
+    previous = signal.signal(signal.SIGTERM, _terminate) if main_thread else None
     commands = {"train": cmd_train, "eval": cmd_eval, "sample": cmd_sample, "plot": cmd_plot, "score": cmd_score,
                 "datasets": cmd_datasets, "reproduce": cmd_reproduce,
                 "explore": cmd_explore}
@@ -244,10 +253,26 @@ def main(argv: list[str] | None = None) -> int:
         if distributed.is_main() or not isinstance(e, distributed.SharedError):   # a shared error: rank 0 says it
             print(f"vaelab: error: {e}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("vaelab: interrupted; files already written are complete (checkpoints are written atomically)",
-              file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as e:
+        run = getattr(args, "run_dir", None)
+        again = (f"; continue it with `vaelab train --resume {run}` (training goes on from the last "
+                 "checkpoint written)"
+                 if run and Path(run, "config.json").exists() else "")
+        if distributed.is_main():
+            print(f"vaelab: {'terminated' if isinstance(e, Terminated) else 'interrupted'}; files already written "
+                  f"are complete (checkpoints are written atomically){again}", file=sys.stderr)
+        return 143 if isinstance(e, Terminated) else 130
+    finally:
+        if main_thread:
+            signal.signal(signal.SIGTERM, previous)
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where the process is so that it stops as on Ctrl-C: files complete, a resume hint."""
+
+
+def _terminate(signum, frame) -> None:
+    raise Terminated
 
 
 if __name__ == "__main__":

@@ -71,6 +71,21 @@ def by_class_table(metrics: dict) -> str | None:
                       "|---|---|---|", *rows])
 
 
+def _stops(run_dir: Path, cfg: dict, metrics: dict) -> str:
+    """How each finished seed's training ended where it did not run every iteration: stopped by the time
+    budget, or early (patience), after how many iterations (from its history.json)."""
+    ended = []
+    for seed in metrics["per_seed"]:
+        path = run_dir / f"seed-{seed}" / "history.json"
+        hist = read_json(path) if path.exists() else {}
+        why = ("the time budget" if hist.get("stopped_by") == "time budget"
+               else "early stopping" if hist.get("stopped_early") else None)
+        if why:
+            ended.append(f"seed {seed} stopped by {why} after {hist['iterations_run']} iterations")
+    budget = f"; time budget {cfg['time_budget']}" if cfg.get("time_budget") else ""
+    return budget + ("; " + ", ".join(ended) if ended else "")
+
+
 def write_report(run_dir: Path) -> Path:
     run_dir = Path(run_dir)
     cfg, metrics = read_json(run_dir / "config.json"), read_json(run_dir / "metrics.json")
@@ -80,6 +95,10 @@ def write_report(run_dir: Path) -> Path:
     optimizer = {"adamw": "AdamW"}.get(cfg.get("optimizer"), "Adam")
     classes = f", training classes {cfg['train_classes']}" if cfg.get("train_classes") is not None else ""
     fresh = ", a fresh draw per batch" if cfg.get("fresh_batches") else ""
+    schedule = (f" ({cfg['epochs']} epochs)" if cfg.get("epochs") else "") + (
+        f", KL warm-up over {cfg['warmup']:g} epochs" if cfg.get("warmup") else "")
+    lr_schedule = f", lr schedule {cfg['lr_schedule']}" if cfg.get("lr_schedule", "constant") != "constant" else ""
+    stops = _stops(run_dir, cfg, metrics)
     procs = metrics.get("processes", 1)
     batch = f"{cfg['batch_size']} ({procs} processes x {cfg['batch_size'] // procs}, DDP)" if procs > 1 else cfg["batch_size"]
     if autoencoder:
@@ -93,8 +112,8 @@ def write_report(run_dir: Path) -> Path:
         f"# vaelab run: {cfg['model']} on {cfg['dataset']}",
         "",
         f"- model options: {opts}",
-        f"- training: {cfg['iters']} iterations, batch {batch}, {optimizer} lr {cfg['lr']}, "
-        f"binarization {cfg['binarize']}, seeds {cfg['seeds']}{classes}{fresh}",
+        f"- training: {cfg['iters']} iterations{schedule}, batch {batch}, {optimizer} lr {cfg['lr']}{lr_schedule}, "
+        f"binarization {cfg['binarize']}, seeds {cfg['seeds']}{classes}{fresh}{stops}",
         f"- data: {metrics['data_source']}" + (f"; validation: {metrics['validation_set']}"
                                                 if metrics.get("validation_set") else ""),
         test_line,
