@@ -403,5 +403,7 @@ def test_model_options_as_one_dict_or_one_by_one():
         vaelab.api._config("vae", "mnist-5k", [0], None, {"model_options": {"z_dim": 3}, "z_dim": 4})
     with pytest.raises(vaelab.VaelabError, match="^model_options holds training option.s. iters: give them as arg"):
         vaelab.api._config("vae", "mnist-5k", [0], None, {"model_options": {"iters": 3}})
+    with pytest.raises(vaelab.VaelabError, match=r"^unknown option\(s\) 'iw_k' \(an option of vae, gmvae, vamp, hvae, cvae\)"):
+        vaelab.api._config("ssvae", "mnist-5k", [0], None, {"iw_k": 5})
     with pytest.raises(vaelab.VaelabError, match="^model_options must be a dict"):
         vaelab.api._config("vae", "mnist-5k", [0], None, {"model_options": "z_dim=3"})

@@ -40,6 +40,9 @@ QUICK = ["--iters", "2", "--eval-repeats", "1", "--iwae-k", "1", "--no-progress"
     (["train", "vae", "--itres", "5"], "unrecognized arguments: --itres 5; --itres: did you mean --iters? "
                                        "(see `vaelab train vae --help`)"),
     (["train", "vae", "--k", "5"], "--k is an option of `vaelab train gmvae`, `vaelab train vamp`"),
+    (["train", "ssvae", "--iw-k", "5"], "--iw-k is an option of `vaelab train` for vae, gmvae, vamp, hvae, cvae"),
+    (["sample", ".", "--seeds", "1"], "--seeds: did you mean --seed? (see `vaelab sample --help`)"),
+    (["train", "--threads", "1", "vae", "--itres", "5"], "--itres: did you mean --iters? (see `vaelab train vae --help`)"),
     (["train", "--iters", "5"], "the model comes right after `train`"),
     (["train", "vea"], "invalid choice: 'vea' (choose from 'vae', 'gmvae', 'vamp', 'hvae', 'ssvae', 'm1m2', 'cvae', 'ae', 'sae', 'cae', 'dae'); did you mean vae?"),
     (["train", "vae", "--z_dim", "3"], "--z_dim: did you mean --z-dim?"),

@@ -115,7 +115,8 @@ def test_learning_rate_schedules():
 @pytest.mark.parametrize("cfg, message", [
     (dict(model_options={"iw_k": 0}), "--iw-k must be a positive integer, got 0"),
     (dict(warmup=50.0, iters=100), r"--warmup 50 epochs \(1800 iterations\) is longer than the run \(100 iterations\)"),
-    (dict(model="ae", warmup=1.0), "--warmup: ae has no KL term to warm up"),
+    (dict(model="ae", warmup=1.0), r"--warmup: ae does not weight its KL term\(s\) for a warm-up \(the models that "
+                                    r"do: vae, gmvae, vamp, hvae, cvae\)"),
     (dict(lr_schedule="step:ten:0.5"), "--lr-schedule 'step:ten:0.5': give constant, step:EPOCHS:FACTOR"),
     (dict(lr_schedule="exp:2"), "factors are in \\(0, 1\\]"),
     (dict(time_budget="0m"), "--time-budget '0m': give a positive duration"),

@@ -177,8 +177,10 @@ def _config(model, dataset, seeds, out, options) -> tuple[TrainConfig, Model | N
     if unknown:
         hints = []
         for k in unknown:
+            owners = [n for n, (_, opts) in MODELS.items() if k in opts]   # another model's option
             close = difflib.get_close_matches(k, [*_TRAIN_FIELDS, *known], n=1)
-            hints.append(f"{k!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
+            hints.append(f"{k!r}" + (f" (an option of {', '.join(owners)})" if owners else
+                                     f" (did you mean {close[0]!r}?)" if close else ""))
         where = "the model instance's own arguments set its options" if instance is not None else \
             f"vaelab.options({name!r}) lists the model's"
         if instance is None and {"encoder", "decoder"} & set(unknown):   # networks go to the model's class

@@ -8,7 +8,7 @@ import re
 import sys
 from pathlib import Path
 
-from .config import MAX_SEED, option_rule
+from .config import MAX_SEED, kl_annealing_models, option_rule
 
 
 class Parser(argparse.ArgumentParser):
@@ -75,15 +75,19 @@ class Parser(argparse.ArgumentParser):
 
 
 def _commands(progs: list[str], asked: str) -> str:
-    """The commands that take a flag, as `vaelab eval`, `vaelab train gmvae`; more than three models of
-    train as one `vaelab train MODEL`."""
-    models = [p for p in progs if p != asked and len(p.split()) == 3 and p.split()[1] == "train"]
+    """The commands that take a flag, as "`vaelab eval`, `vaelab train gmvae`"; more than three models of
+    train as "`vaelab train` for vae, gmvae, vamp, hvae, cvae" (or "for every model")."""
+    from .models import MODELS
+
+    is_model = lambda p: len(p.split()) == 3 and p.split()[1] == "train"  # noqa: E731
+    models = [p.split()[2] for p in progs if is_model(p) and p != asked]
+    group = ("every model" if len(models) == len(MODELS) else ", ".join(models)) if len(models) > 3 else None
     out = []
     for prog in progs:
-        name = "vaelab train MODEL" if prog in models and len(models) > 3 else prog
-        if prog != asked and name not in out:
+        name = f"`vaelab train` for {group}" if group and is_model(prog) else f"`{prog}`"
+        if prog != asked and name not in out and not (group and prog == "vaelab train"):
             out.append(name)
-    return ", ".join(f"`{c}`" for c in out)
+    return ", ".join(out)
 
 
 def _checked(convert, ok, what: str):
@@ -226,7 +230,8 @@ def _add_optimisation_args(g, d, cls) -> None:
     g.add_argument("--optimizer", choices=OPTIMIZERS, default=d.optimizer,
                    help="auto: AdamW for autoencoders, Adam for VAEs")
     g.add_argument("--warmup", type=_nonneg_float, default=d.warmup, metavar="EPOCHS",
-                   help="KL warm-up: the KL weight rises linearly from 0 to 1 over this many epochs (VAE family; 0: none)")
+                   help=f"KL warm-up: the KL weight rises linearly from 0 to 1 over this many epochs "
+                        f"({', '.join(kl_annealing_models())}; 0: none)")
     g.add_argument("--lr-schedule", default=d.lr_schedule, metavar="SCHEDULE",
                    help="constant, step:EPOCHS:FACTOR, exp:FACTOR (per epoch) or iwae (Burda et al.: 10^(-i/7) for 3^i epochs)")
     g.add_argument("--adam-eps", type=_positive_float, default=d.adam_eps, help="Adam's epsilon")

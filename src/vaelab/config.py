@@ -15,7 +15,7 @@ from . import distributed
 from .data import BINARIZE_MODES
 from .data.toy import is_toy
 from .errors import VaelabError
-from .models import model_class
+from .models import MODELS, model_class
 from .schedules import parse_duration, parse_schedule
 
 OPTIMIZERS = ("auto", "adam", "adamw")
@@ -137,7 +137,8 @@ class TrainConfig:
                 and 0 <= self.warmup < math.inf):
             raise VaelabError(f"--warmup must be a number of epochs >= 0, got {self.warmup!r}")
         if self.warmup and not cls.anneals_kl:
-            raise VaelabError(f"--warmup: {self.model} has no KL term to warm up; leave --warmup out")
+            raise VaelabError(f"--warmup: {self.model} does not weight its KL term(s) for a warm-up (the models that "
+                              f"do: {', '.join(kl_annealing_models())}); leave --warmup out")
         parse_schedule(self.lr_schedule)
         if not (isinstance(self.adam_eps, (int, float)) and 0 < self.adam_eps < math.inf):
             raise VaelabError(f"--adam-eps must be a positive number, got {self.adam_eps!r}")
@@ -216,6 +217,11 @@ def _whole(v) -> bool:
 
 # model options that are switches although their type is int (dae's clip: 0 or 1; from Python also a bool)
 _FROM_ZERO = ("clip",)
+
+
+def kl_annealing_models() -> list[str]:
+    """The registered models whose loss weights a KL term by the warm-up (--warmup)."""
+    return [name for name, (cls, _) in MODELS.items() if cls.anneals_kl]
 
 
 def option_rule(name: str, typ: type, default=None):
