@@ -317,7 +317,7 @@ def test_m1m2_takes_m1_from_a_finished_vae_run_and_trains_only_m2(tmp_path):
 @pytest.mark.parametrize("change, message", [
     (dict(z1_dim=5), "pass z1_dim=4 and m1_hidden='16'"),
     (dict(m1_hidden="32"), "pass z1_dim=4 and m1_hidden='16'"),
-    (dict(m1_seed=3), "seed 3 has not finished training"),
+    (dict(m1_seed=3), "has seeds [0]; choose m1_seed among them"),
 ])
 def test_m1m2_refuses_an_m1_run_that_does_not_fit(tmp_path, change, message):
     import vaelab

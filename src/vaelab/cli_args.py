@@ -236,7 +236,7 @@ def _add_optimisation_args(g, d, cls) -> None:
                    help="constant, step:EPOCHS:FACTOR, exp:FACTOR (per epoch) or iwae (Burda et al.: 10^(-i/7) for 3^i epochs)")
     g.add_argument("--adam-eps", type=_positive_float, default=d.adam_eps, help="Adam's epsilon")
     g.add_argument("--time-budget", metavar="DURATION", help="stop each seed's training after this much training time "
-                   "(90s, 15m, 1.5h), then evaluate as usual; `--resume RUN --time-budget LONGER` continues it")
+                   "(90s, 15m, 1.5h; a bare number is seconds), then evaluate as usual; `--resume RUN --time-budget LONGER` continues it")
     g.add_argument("--precision", choices=PRECISIONS, default=d.precision,
                    help="bf16: the networks under bfloat16 autocast (log-densities stay float32); "
                         "for GPUs with bfloat16 units")

@@ -218,6 +218,8 @@ def _trained_m1(path: str, seed: int, x_dim: int, z1_dim: int, m1_hidden) -> VAE
     cfg = run.config
     if cfg.model != "vae":
         raise ValueError(f"m1_run = {path!r} holds a run of {cfg.model}; M1 is a VAE: give a finished `vae` run")
+    if seed not in run.seeds:
+        raise ValueError(f"m1_seed = {seed}: m1_run = {path!r} has seeds {run.seeds}; choose m1_seed among them")
     if seed not in run.finished_seeds:
         raise ValueError(f"m1_run = {path!r}: seed {seed} has not finished training (finished: "
                          f"{run.finished_seeds or 'none'}); resume that run or choose m1_seed among the finished")
