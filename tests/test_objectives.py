@@ -160,6 +160,10 @@ def test_a_longer_budget_continues_a_budget_stopped_run_exactly(tmp_path, capsys
     assert short.history()["iterations_run"] == 12 and short.complete
     again = vaelab.train("vae", out=tmp_path / "run", resume=True, time_budget="0.001s", **cfg)
     assert again.history()["iterations_run"] == 12   # the same budget: the same cell returns the run as it is
+    with pytest.raises(VaelabError, match=r"--time-budget 0.0001s is not longer than the training its budget-stopped "
+                                          r"seed\(s\) have had \(.* s\); nothing to continue"):
+        resume_run(tmp_path / "run", time_budget="0.0001s")
+    assert vaelab.load_run(tmp_path / "run").config.time_budget == "0.001s"   # the refused budget is not recorded
     longer = vaelab.train("vae", out=tmp_path / "run", resume=True, time_budget="1h", **cfg)
     assert "stopped_by" not in longer.history() and longer.config.time_budget == "1h"
     a, b = longer.per_seed()[0], reference.per_seed()[0]

@@ -222,8 +222,6 @@ def _resume_progress(run_dir: Path, cfg: TrainConfig) -> tuple[dict, dict] | Non
     """Per-seed metrics and histories of the seeds a resumed run has already finished; None for a complete
     run whose report was missing (rebuilt here)."""
     saved = read_json(run_dir / "config.json")
-    if saved.get("time_budget") != cfg.time_budget:   # extended (or shortened): the folder says what it ran with
-        write_json(run_dir / "config.json", {**saved, "time_budget": cfg.time_budget})
     budget = parse_duration(cfg.time_budget) if cfg.time_budget else math.inf
     per_seed, histories = {}, {}
     if (run_dir / "metrics.json").exists():
@@ -240,9 +238,16 @@ def _resume_progress(run_dir: Path, cfg: TrainConfig) -> tuple[dict, dict] | Non
         write_report(run_dir)
         return None
     if len(per_seed) == len(cfg.seeds):
+        spent = [h["train_seconds"] for h in histories.values() if h.get("stopped_by") == "time budget"]
+        if spent and cfg.time_budget != saved.get("time_budget"):
+            raise VaelabError(f"--resume {run_dir}: --time-budget {cfg.time_budget} is not longer than the training its "
+                              f"budget-stopped seed(s) have had ({max(spent):.1f} s); nothing to continue: give a "
+                              f"longer budget")
         raise VaelabError(f"--resume {run_dir}: the run is already complete (all {len(cfg.seeds)} seed(s) have metrics); "
                           f"nothing to resume (`vaelab eval {run_dir}` adds bounds; a longer --time-budget "
                           f"continues only the seeds a budget stopped)")
+    if saved.get("time_budget") != cfg.time_budget:   # extended: the folder says what it runs with from now on
+        write_json(run_dir / "config.json", {**saved, "time_budget": cfg.time_budget})
     return per_seed, histories
 
 
