@@ -17,7 +17,7 @@ QUICK = ["--iters", "40", "--eval-every", "20", "--checkpoint-every", "40", "--e
     ("cae", [], ["penalty"]),
     ("vae", ["--likelihood", "gaussian", "--z-dim", "2", "--mc-samples", "3", "--iwae-k", "5"], ["nelbo", "niwae_5"]),
 ])
-def test_models_on_swiss_roll_write_scatter_figures(model, extra, keys, tmp_path):
+def test_models_on_swiss_roll_write_scatter_figures(model, extra, keys, tmp_path, capsys):
     out = tmp_path / model
     assert main(["train", model, "--dataset", "swiss-roll", "--out", str(out), *QUICK, *extra]) == 0
     metrics = json.loads((out / "metrics.json").read_text())
@@ -33,6 +33,9 @@ def test_models_on_swiss_roll_write_scatter_figures(model, extra, keys, tmp_path
         assert main(["sample", str(out), "--rows", "2", "--cols", "5", "--out", str(tmp_path / "s.png")]) == 0
         assert (tmp_path / "s.png").is_file()
         assert main(["eval", str(out), "--eval-repeats", "1", "--no-progress", "--threads", "1"]) == 0
+        assert main(["plot", str(out), "recon", "--threads", "1"]) == 2   # 2D points: no image figures to remake
+        assert "holds 2D points (swiss-roll): its figures (samples.png, reconstruction.png) are drawn at training " \
+               "time" in capsys.readouterr().err
 
 
 def test_fresh_batches_and_image_autoencoder_figures(tmp_path):
@@ -73,6 +76,28 @@ def test_one_class_training_and_score(tmp_path, capsys):
     assert lines[0] == "index,label,anomaly,score" and len(lines) == 1001
     assert "ROC AUC" in capsys.readouterr().out
     assert main(["score", str(out), "--dataset", "swiss-roll"]) == 2                # wrong shape: error
+    # a run of a class subset: its test data, evaluation and figures as for any run
+    assert main(["eval", str(out), "--eval-repeats", "1", "--no-progress", "--threads", "1"]) == 0
+    assert main(["plot", str(out), "recon", "--threads", "1"]) == 0
+    assert main(["eval", str(out), "--iwae-k", "10", "--no-progress", "--threads", "1"]) == 2
+    assert "--iwae-k: ae has no importance-weighted bound; leave --iwae-k out" in capsys.readouterr().err
+
+
+def test_one_dimensional_latents_and_conditional_models_get_the_figures_they_can_have(tmp_path, capsys):
+    """z_dim = 1: training ends with every figure but the two latent-plane ones, which `plot` refuses by name;
+    a conditional model's interpolation and anomaly scores are refused, not skipped in silence."""
+    z1 = tmp_path / "z1"
+    assert main(["train", "vae", "--z-dim", "1", "--iwae-k", "1", "--out", str(z1), *QUICK]) == 0
+    assert (z1 / "recon.png").is_file() and not (z1 / "manifold.png").exists() and not (z1 / "scatter.png").exists()
+    assert main(["plot", str(z1), "manifold", "--threads", "1"]) == 2
+    assert "the manifold figure draws a plane of the latent space, and VAE's has z_dim = 1; train with z_dim >= 2" \
+        in capsys.readouterr().err
+    cvae = tmp_path / "cvae"
+    assert main(["train", "cvae", "--net", "mlp", "--z-dim", "2", "--iwae-k", "1", "--out", str(cvae), *QUICK]) == 0
+    assert main(["plot", str(cvae), "interpolate", "--threads", "1"]) == 2
+    assert "interpolate: cvae is conditional" in capsys.readouterr().err
+    assert main(["score", str(cvae), "--threads", "1"]) == 2
+    assert "score: cvae is conditional (its bound needs each image's label y)" in capsys.readouterr().err
 
 
 @requires_real("fashion-mnist")

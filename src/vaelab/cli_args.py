@@ -270,9 +270,10 @@ def _add_saved_run_commands(sub) -> None:
     ev = sub.add_parser("eval", help="evaluate a trained run on its full test set (adds IWAE bounds)",
                         formatter_class=DefaultsFormatter)
     ev.add_argument("run", type=Path, help="run folder")
-    ev.add_argument("--iwae-k", type=_positive_int, nargs="+", default=[5000],
-                    help="importance samples per image: the IWAE-k bounds to compute (5000 on the whole MNIST test "
-                         "set takes minutes on a CPU; e.g. --iwae-k 100 for a quick look)")
+    ev.add_argument("--iwae-k", type=_positive_int, nargs="+",
+                    help="importance samples per image: the IWAE-k bounds to compute (default: 5000 for the models "
+                         "that have the bound; 5000 on the whole MNIST test set takes minutes on a CPU; e.g. --iwae-k "
+                         "100 for a quick look)")
     ev.add_argument("--eval-repeats", type=_positive_int, default=None,
                     help="also recompute NELBO/KL/Rec with this many Monte Carlo passes")
     ev.add_argument("--run-seeds", type=_seed, nargs="+", help="only these training seeds (default: all); the "
@@ -305,7 +306,7 @@ def _add_saved_run_commands(sub) -> None:
     sc.add_argument("run", type=Path, help="run folder")
     sc.add_argument("--dataset", help="data set whose test split is scored (default: the run's)")
     sc.add_argument("--normal-classes", type=_nonneg_int, nargs="+",
-                    help="classes that are normal; the others are anomalies (default: the run's --classes)")
+                    help="classes that are normal; the others are anomalies (default: the run's --classes, on its own data set)")
     sc.add_argument("--run-seed", type=_seed, help="which training seed's model (default: the first)")
     sc.add_argument("--out", type=Path, help="output path prefix for .csv and .json (default: RUN/scores-DATASET-seedS)")
     sc.add_argument("--eval-repeats", type=_positive_int, default=10, help="Monte Carlo passes for VAE NELBO scores")

@@ -118,6 +118,14 @@ def curves_figure(histories: dict[str, dict], title: str = "", keys=("nelbo", "k
 # ---------------------------------------------------------------------------------------
 INTERPOLATION_PAIRS = ((2, 7), (0, 1), (1, 4), (4, 9), (9, 5))
 LATENT_FIGURES = ("manifold", "scatter", "recon", "interpolate", "samples")
+PLANE_FIGURES = ("manifold", "scatter")   # they draw a plane of the latent space: z_dim >= 2
+
+
+def check_plane(model, figure: str) -> None:
+    """Refuse a plane figure for a model with a 1-dimensional latent space, naming the fix."""
+    if model.z_dim < 2:
+        raise VaelabError(f"the {figure} figure draws a plane of the latent space, and {type(model).__name__}'s has "
+                          f"z_dim = {model.z_dim}; train with z_dim >= 2 for it (recon, interpolate and samples work)")
 
 
 @torch.inference_mode()
@@ -143,6 +151,7 @@ def plot_manifold(path, model, test_x, test_y, shape, n: int = 20, span: float =
 def manifold_images(model, test_x, test_y, n: int = 20, span: float = 2.0, label: int = 0):
     """(images, plane): decode an n x n grid over [-span, span]^2: the latent plane itself for 2D latents,
     else the plane through the test posterior means' centre along their two leading principal directions."""
+    check_plane(model, "manifold")
     ticks = torch.linspace(-span, span, n, device=test_x.device)
     a, b = torch.meshgrid(ticks, -ticks, indexing="xy")   # rows top to bottom: second coordinate decreasing
     grid = torch.stack([a.reshape(-1), b.reshape(-1)], dim=1)
@@ -163,6 +172,7 @@ def plot_scatter(path, model, test_x, test_y, tsne: bool = False) -> Path:
 @torch.inference_mode()
 def scatter_figure(model, test_x, test_y, tsne: bool = False, max_points: int = 10_000, tsne_points: int = 2000) -> Figure:
     """Test-set posterior means coloured by class: directly for 2D latents, else PCA (and t-SNE)."""
+    check_plane(model, "scatter")
     z = posterior_means(model, test_x[:max_points], test_y[:max_points]).cpu()
     labels = test_y[:max_points].cpu().numpy()
     panels = []
@@ -222,6 +232,8 @@ def make_latent_figures(run_dir: Path, model, data, which=LATENT_FIGURES, tsne: 
     made = []
     for kind in which:
         path = Path(run_dir) / f"{kind}.png"
+        if kind in PLANE_FIGURES and model.z_dim < 2:
+            continue   # a 1-dimensional latent space has no plane to draw (plot_run refuses it by name)
         if kind == "manifold":
             plot_manifold(path, model, x, y, shape)
         elif kind == "scatter":

@@ -159,7 +159,8 @@ class Run:
         if whole_training_set or dataset is not None:
             cfg.train_classes, cfg.fresh_batches = None, False
         dev = resolve_device(device)
-        key = (str(dev), cfg.dataset, cfg.data_dir, cfg.train_classes, cfg.fresh_batches)
+        classes = None if cfg.train_classes is None else tuple(cfg.train_classes)   # a list cannot be a key
+        key = (str(dev), cfg.dataset, cfg.data_dir, classes, cfg.fresh_batches)
         if key not in self._data:
             self._data[key] = prepare_data(cfg, dev, x_dim=self._x_dim() if dataset is not None else None)
         return self._data[key]

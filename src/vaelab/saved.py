@@ -15,7 +15,8 @@ import torch
 
 from .errors import VaelabError
 from .evaluate import evaluate_elbo, evaluate_iwae
-from .plots import LATENT_FIGURES, make_latent_figures, save_curves, save_grid
+from .models import model_class
+from .plots import LATENT_FIGURES, PLANE_FIGURES, check_plane, make_latent_figures, save_curves, save_grid
 from .report import write_report
 from .run import Run
 from .runs import atomic_write_bytes, lock_run_dir, read_json, summarise, write_json
@@ -36,13 +37,21 @@ def _open(run, run_seed=None, what: str = "--run-seed") -> tuple[Run, int]:
     return r, seed
 
 
-def evaluate_run(run: Path, iwae_k=(5000,), repeats: int | None = None, data_dir=None, device="auto",
+def evaluate_run(run: Path, iwae_k=None, repeats: int | None = None, data_dir=None, device="auto",
                  threads=None, progress=True, run_seeds=None, compile: bool = False) -> Path:
     """Add IWAE-k bounds (and optionally fresh NELBO/KL/Rec) for every seed (or the run_seeds given); rewrite
     metrics and report. A metric enters the mean ± SE once every seed has it, so a long evaluation can be
-    done one seed per call. Only finished seeds (listed in metrics.json) are evaluated. compile: as
+    done one seed per call. Only finished seeds (listed in metrics.json) are evaluated. iwae_k: default 5000
+    for the models that have the bound (none for the others; asked of one of those, an error). compile: as
     evaluate_iwae's."""
     r = Run(run)
+    if not model_class(r.config.model).has_iwae:
+        if iwae_k:
+            raise VaelabError(f"--iwae-k: {r.config.model} has no importance-weighted bound; leave --iwae-k out "
+                              f"(--eval-repeats recomputes its test terms)")
+        iwae_k = ()
+    elif iwae_k is None:
+        iwae_k = (5000,)
     if not r.finished_seeds:
         raise VaelabError(f"{r.path}: no seed has finished training yet (no metrics.json); resume it first: "
                           f"vaelab train --resume {r.path}")
@@ -72,10 +81,6 @@ def _evaluate_seed(model, seed: int, m: dict, data, iwae_k, repeats, progress, c
     torch.manual_seed(20_000 + seed)
     if repeats:
         m.update(evaluate_elbo(model, data.test_x, repeats, y=data.test_y))
-    if not model.has_iwae:   # autoencoders, the semi-supervised models: no IWAE bound to compute
-        if progress and iwae_k:
-            print(f"seed {seed}: {type(model).__name__} has no importance-weighted bound; IWAE skipped")
-        return
     for k in iwae_k:
         m[f"niwae_{k}"] = evaluate_iwae(model, data.test_x, k, progress, y=data.test_y, compile=compile)
         if progress:
@@ -97,9 +102,18 @@ def plot_run(run: Path, kind: str, run_seed=None, tsne=False, data_dir=None, dev
             hists = {str(s): r.history(s) for s in r.finished_seeds}
             if not hists:
                 raise VaelabError(f"{r.path}: no seed has finished training yet, so there are no curves to draw")
-            return [save_curves(r.path / "curves.png", hists, f"{r.config.model} on {r.config.dataset}")]
+            return [save_curves(r.path / "curves.png", hists, f"{r.config.model} on {r.config.dataset}",
+                                model_class(r.config.model).CURVE_TERMS)]
         model = r.model(seed, device)
         data = r.data(next(model.parameters()).device, data_dir=data_dir)
+        if data.image_shape is None:
+            raise VaelabError(f"{r.path} holds 2D points ({r.config.dataset}): its figures (samples.png, "
+                              f"reconstruction.png) are drawn at training time; `vaelab plot` draws image runs' figures")
+        if kind in PLANE_FIGURES:
+            check_plane(model, kind)
+        if kind == "interpolate" and model.conditional:
+            raise VaelabError(f"interpolate: {r.config.model} is conditional, and a path between two test images of "
+                              f"different classes has no one label to decode with; plot another figure")
         torch.manual_seed(0)
         return make_latent_figures(r.path, model, data, which=(kind,), tsne=tsne)
 
@@ -153,7 +167,7 @@ def score_run(run: Path, dataset: str | None = None, normal_classes=None, run_se
 
     Score: reconstruction MSE for autoencoders, NELBO (mean of `repeats` Monte Carlo passes) for VAEs;
     higher = more anomalous. Images whose class is not in `normal_classes` (default: the run's
-    training classes, if it was trained on a subset) are the anomalies, and the ROC AUC of the
+    training classes, if it was trained on a subset and the data set is its own) are the anomalies, and the ROC AUC of the
     scores for finding them is reported. Writes OUT.csv (index, label, anomaly, score) and OUT.json.
     """
     from .evaluate import anomaly_scores, roc_auc
@@ -163,8 +177,13 @@ def score_run(run: Path, dataset: str | None = None, normal_classes=None, run_se
     if threads:
         torch.set_num_threads(threads)
     model = r.model(run_seed, device)   # the weights the run's results come from (best.pt under early stopping)
+    if model.conditional:
+        raise VaelabError(f"score: {r.config.model} is conditional (its bound needs each image's label y) and score "
+                          f"gives it none; score a run of an unconditional model")
     data = r.data(device, dataset=dataset, data_dir=data_dir, whole_training_set=True)   # refuses another shape
     scored = dataset or r.config.dataset
+    if scored != r.config.dataset:   # the run's training classes are classes of its own data set, not of this one
+        trained_on = None
     if normal_classes is not None:
         check_normal_classes(normal_classes, data.test_y, scored)
     torch.manual_seed(30_000 + run_seed)
