@@ -189,3 +189,17 @@ def test_vae_mc_samples_average_the_reconstruction_term():
 def test_roc_auc():
     assert roc_auc(torch.tensor([0.1, 0.2, 0.8, 0.9]), torch.tensor([0, 0, 1, 1])) == 1.0
     assert roc_auc(torch.tensor([0.1, 0.5, 0.5, 0.9]), torch.tensor([0, 1, 0, 1])) == 0.875
+
+
+def test_denoise_takes_what_encode_takes_and_autoencoders_default_to_mnist_size():
+    """denoise checks its input as encode does (image-shaped or flat, else a one-line error); every
+    autoencoder class defaults to x_dim = 784, as the VAE classes do."""
+    import vaelab
+    from vaelab.errors import VaelabError
+
+    assert {cls().x_dim for cls in (vaelab.AE, vaelab.SparseAE, vaelab.ContractiveAE, vaelab.DenoisingAE)} == {784}
+    dae = vaelab.DenoisingAE().eval()
+    x = torch.rand(3, 784)
+    assert torch.equal(dae.denoise(x.view(3, 1, 28, 28)), dae.denoise(x))
+    with pytest.raises(VaelabError, match="x must have shape"):
+        dae.denoise(x[:, :100])

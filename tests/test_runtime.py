@@ -32,7 +32,7 @@ def _per_seed(run: Path) -> dict:
 
 
 def _same(a: dict, b: dict) -> None:
-    """Exact equality (NaN == NaN: nelbo_mc_se is NaN for one evaluation repeat)."""
+    """Exact equality (NaN == NaN where a metric is NaN)."""
     assert a.keys() == b.keys()
     for s in a:
         assert a[s].keys() == b[s].keys()

@@ -48,7 +48,7 @@ def _check_count(name: str, value, what: str) -> int:
 def evaluate_elbo(model, x: torch.Tensor, repeats: int = 10, batch_size: int = 2000, y: torch.Tensor | None = None,
                   across_ranks: bool = False) -> dict:
     """Mean NELBO and its terms (model.ELBO_TERMS) over all of x, averaged over `repeats` Monte Carlo passes
-    (one pass for deterministic models); `<first term>_mc_se` is the standard error over passes."""
+    (one pass for deterministic models); `<first term>_mc_se` is the standard error over passes (None for one pass)."""
     repeats = _check_count("repeats", repeats, "Monte Carlo passes over x")
     batch_size = _check_count("batch_size", batch_size, "examples per forward pass")
     model.eval()
@@ -67,7 +67,8 @@ def evaluate_elbo(model, x: torch.Tensor, repeats: int = 10, batch_size: int = 2
         totals = distributed.sum_across(totals)
     per_pass = totals / n
     mean = per_pass.mean(0)
-    se = per_pass[:, 0].std().item() / math.sqrt(repeats) if repeats > 1 else float("nan")
+    # one pass (deterministic models, repeats=1) has no spread to estimate: None (JSON null, not NaN)
+    se = per_pass[:, 0].std().item() / math.sqrt(repeats) if repeats > 1 else None
     return {**{n: mean[i].item() for i, n in enumerate(names)}, f"{names[0]}_mc_se": se, "eval_repeats": repeats}
 
 

@@ -45,7 +45,7 @@ class AE(Model):
     has_likelihood = False
     has_iwae = False
 
-    def __init__(self, x_dim: int = 2, z_dim: int = 16, hidden="128,64,32", loss: str = "mse",
+    def __init__(self, x_dim: int = 784, z_dim: int = 16, hidden="128,64,32", loss: str = "mse",
                  activation: str = "relu"):
         super().__init__()
         if loss not in ("mse", "bce"):

@@ -48,7 +48,7 @@ def jacobian_frobenius_hutchinson(f, x: torch.Tensor, projections: int = 1, gene
 class ContractiveAE(AE):
     """Contractive autoencoder: alpha ||dE/dx||_F^2 penalty (exact or Hutchinson estimate)."""
 
-    def __init__(self, x_dim: int = 2, alpha: float = 1e-2, jacobian: str = "auto", projections: int = 1,
+    def __init__(self, x_dim: int = 784, alpha: float = 1e-2, jacobian: str = "auto", projections: int = 1,
                  **ae_options):
         super().__init__(x_dim=x_dim, **ae_options)
         if jacobian not in ("auto", "exact", "hutchinson"):

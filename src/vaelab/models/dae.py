@@ -13,6 +13,7 @@ from __future__ import annotations
 import torch
 
 from ..data.corruption import NOISE_TYPES, corrupt, draw_level, parse_level
+from ..errors import VaelabError
 from .ae import AE, OPTIONS as AE_OPTIONS, psnr
 
 OPTIONS = {
@@ -49,8 +50,18 @@ class DenoisingAE(AE):
         return sum(self.level_range) / 2
 
     def denoise(self, x_corrupted: torch.Tensor) -> torch.Tensor:
-        """The reconstruction of a corrupted input."""
-        return self.mean_x_given_z(self.posterior_mean(x_corrupted))
+        """The reconstruction of a corrupted input, (batch, x_dim) or image-shaped (checked as encode checks x)."""
+        return self.mean_x_given_z(self.posterior_mean(self._inputs(x_corrupted)))
+
+    def check_training(self, iters: int, continuous: bool) -> None:
+        """AE's refusals, and on continuous data (2D points) the corruptions made for images in [0, 1]."""
+        super().check_training(iters, continuous)
+        if continuous and self.noise == "gaussian" and self.clip:
+            raise VaelabError("clip=1 clamps the gaussian-corrupted inputs to [0, 1], for images; the data are "
+                              "continuous (2D points): give clip=0 (--clip 0)")
+        if continuous and self.noise == "salt-pepper":
+            raise VaelabError("noise='salt-pepper' sets values to 0 or 1, for images; the data are continuous (2D "
+                              "points): use noise gaussian or mask (--noise)")
 
     def evaluate_extra(self, data) -> dict:
         x = data.test_x_grey if data.image_shape is not None else data.test_x

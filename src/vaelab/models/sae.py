@@ -33,7 +33,7 @@ class SparseAE(AE):
 
     FIGURES = ("reconstruction", "codes")
 
-    def __init__(self, x_dim: int = 2, alpha: float = 1e-3, p: float = 1.0, top_k: int = 0, **ae_options):
+    def __init__(self, x_dim: int = 784, alpha: float = 1e-3, p: float = 1.0, top_k: int = 0, **ae_options):
         super().__init__(x_dim=x_dim, **ae_options)
         if alpha < 0 or p <= 0:
             raise ValueError(f"alpha = {alpha}, p = {p}: need alpha >= 0 and p > 0")
