@@ -64,12 +64,14 @@ def _files(run: Path) -> set[str]:
 
 
 def _close(a: dict, b: dict, rel: float) -> None:
-    """Every non-timing number of two per-seed metric dicts agrees to `rel` (NaN == NaN)."""
+    """Every non-timing number of two per-seed metric dicts agrees to `rel` (NaN == NaN, None == None)."""
     assert a.keys() == b.keys()
     for k in a:
         if k in TIMING:
             continue
-        if isinstance(a[k], float) and math.isnan(a[k]):
+        if a[k] is None:   # e.g. a single evaluation pass's MC standard error
+            assert b[k] is None, k
+        elif isinstance(a[k], float) and math.isnan(a[k]):
             assert math.isnan(b[k]), k
         else:
             assert b[k] == pytest.approx(a[k], rel=rel), k
