@@ -213,6 +213,9 @@ def plot_interpolation(path, model, test_x, test_y, shape, pairs=INTERPOLATION_P
 @torch.inference_mode()
 def interpolation_images(model, test_x, test_y, pairs=INTERPOLATION_PAIRS, steps: int = 10) -> torch.Tensor:
     """Linear paths between the posterior means of the first test image of each class in a pair, a row each."""
+    if model.conditional:
+        raise VaelabError(f"interpolation: {type(model).__name__} is conditional, and a path between images of two "
+                          f"classes has no one label to decode with; draw it for an unconditional model")
     rows = []
     for a, b in pairs:
         missing = [c for c in (a, b) if not (test_y == c).any()]
