@@ -29,6 +29,8 @@ def test_models_on_swiss_roll_write_scatter_figures(model, extra, keys, tmp_path
     assert cfg["binarize"] == "none"
     assert cfg["optimizer"] == ("adam" if model == "vae" else "adamw")
     assert "![Test data and reconstructions](reconstruction.png)" in (out / "report.md").read_text()
+    if model == "vae":
+        assert "## Test-set metrics (nats per point)" in (out / "report.md").read_text()
     if model == "ae":   # the saved-run commands work on autoencoders and 2D data too
         assert main(["sample", str(out), "--rows", "2", "--cols", "5", "--out", str(tmp_path / "s.png")]) == 0
         assert (tmp_path / "s.png").is_file()

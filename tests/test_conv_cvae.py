@@ -126,7 +126,9 @@ def test_cvae_at_32x32_then_sample_one_class(tmp_path):
     first = json.loads((out / "metrics.json").read_text())["per_seed"]["0"]
     assert list(first["judge_test_accuracy_by_class"]) == [str(d) for d in range(10)]   # the digits' names
     assert len(first["sample_class_accuracy_by_class"]) == len(first["judge_test_accuracy_by_class"]) == 10
-    assert "## Samples judged class by class" in (out / "report.md").read_text()
+    report = (out / "report.md").read_text()
+    assert "## Samples judged class by class" in report and ", images resized to 32x32," in report
+    assert "## Test-set metrics (nats per image)" in report
     png = tmp_path / "three.png"
     assert main(["sample", str(out), "--class", "3", "--rows", "2", "--cols", "3", "--out", str(png)]) == 0
     assert mpimg.imread(png).shape[:2] == (2 * (2 * 34 + 2), 2 * (3 * 34 + 2))

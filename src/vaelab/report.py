@@ -99,6 +99,8 @@ def write_report(run_dir: Path) -> Path:
         f", KL warm-up over {cfg['warmup']:g} epochs" if cfg.get("warmup") else "")
     lr_schedule = f", lr schedule {cfg['lr_schedule']}" if cfg.get("lr_schedule", "constant") != "constant" else ""
     stops = _stops(run_dir, cfg, metrics)
+    images = not metrics["test_set"].endswith(" points")   # 2D points' test set reads "N points"
+    resize = f", images resized to {cfg['resize']}x{cfg['resize']}" if cfg.get("resize") else ""
     procs = metrics.get("processes", 1)
     batch = f"{cfg['batch_size']} ({procs} processes x {cfg['batch_size'] // procs}, DDP)" if procs > 1 else cfg["batch_size"]
     if autoencoder:
@@ -113,7 +115,7 @@ def write_report(run_dir: Path) -> Path:
         "",
         f"- model options: {opts}",
         f"- training: {cfg['iters']} iterations{schedule}, batch {batch}, {optimizer} lr {cfg['lr']}{lr_schedule}, "
-        f"binarization {cfg['binarize']}, seeds {cfg['seeds']}{classes}{fresh}{stops}",
+        f"binarization {cfg['binarize']}{resize}, seeds {cfg['seeds']}{classes}{fresh}{stops}",
         f"- data: {metrics['data_source']}" + (f"; validation: {metrics['validation_set']}"
                                                 if metrics.get("validation_set") else ""),
         test_line,
@@ -123,7 +125,7 @@ def write_report(run_dir: Path) -> Path:
         *([f"- sample quality: {JUDGE_NOTE}; the judge's accuracy on the real test set is "
            f"{metrics['mean_se']['judge_test_accuracy']['mean']:.4f}"] if "judge_test_accuracy" in metrics["mean_se"] else []),
         "",
-        "## Test-set metrics" + ("" if autoencoder else " (nats per image)"),
+        "## Test-set metrics" + ("" if autoencoder else f" (nats per {'image' if images else 'point'})"),
         "",
         metrics_table(metrics),
         "",
