@@ -21,7 +21,7 @@ import torch
 
 from .config import TrainConfig
 from .errors import VaelabError
-from .models import MODELS, Model, with_defaults
+from .models import MODELS, NETWORK_OPTIONS, Model, with_defaults
 from .run import Run
 
 _TRAIN_FIELDS = [f.name for f in dataclasses.fields(TrainConfig) if f.name not in ("model", "model_options")]
@@ -184,8 +184,6 @@ def _config(model, dataset, seeds, out, options) -> tuple[TrainConfig, Model | N
         where = "the model instance's own arguments set its options" if instance is not None else \
             f"vaelab.options({name!r}) lists the model's"
         if instance is None and {"encoder", "decoder"} & set(unknown):   # networks go to the model's class
-            from .models import NETWORK_OPTIONS
-
             cls = MODELS[name][0].__name__ if name in NETWORK_OPTIONS else "VAE"
             where += (f"; networks of your own go to the model class: vaelab.train(vaelab.{cls}(encoder=..., "
                       f"decoder=..., ...), ...) ({', '.join(MODELS[n][0].__name__ for n in NETWORK_OPTIONS)} take them)")

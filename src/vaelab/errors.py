@@ -1,8 +1,16 @@
 """The one exception type users see: a one-line message that names the problem and the fix."""
+import numbers
 
 
 class VaelabError(Exception):
     """Bad input or a failed step. The CLI prints ``vaelab: error: <message>`` and exits 2."""
+
+
+def positive_int(name: str, value, what: str) -> int:
+    """value as an int (a numpy integer too), or a VaelabError naming the argument `name` and what it counts."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+        raise VaelabError(f"{name} must be a positive integer ({what}), got {value!r}")
+    return int(value)
 
 
 def first_line(e: BaseException, limit: int = 200) -> str:

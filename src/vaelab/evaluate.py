@@ -17,13 +17,12 @@ noise from each rank's own stream). One process: exactly the same as without it.
 from __future__ import annotations
 
 import math
-import numbers
 import warnings
 
 import torch
 
 from . import distributed
-from .errors import VaelabError, first_line
+from .errors import first_line, positive_int
 from .models.base import IWAE_ROWS_PER_PASS, iwae_per_example, iwae_rows_per_pass
 from .progress import progress_bar
 
@@ -37,20 +36,13 @@ def _share(x: torch.Tensor, y: torch.Tensor | None, across_ranks: bool):
     return x[mine], None if y is None else y[mine]
 
 
-def _check_count(name: str, value, what: str) -> int:
-    """The count as an int (a numpy integer too); a VaelabError naming the argument if it is not a positive one."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
-        raise VaelabError(f"{name} must be a positive integer ({what}), got {value!r}")
-    return int(value)
-
-
 @torch.inference_mode()
 def evaluate_elbo(model, x: torch.Tensor, repeats: int = 10, batch_size: int = 2000, y: torch.Tensor | None = None,
                   across_ranks: bool = False) -> dict:
     """Mean NELBO and its terms (model.ELBO_TERMS) over all of x, averaged over `repeats` Monte Carlo passes
     (one pass for deterministic models); `<first term>_mc_se` is the standard error over passes (None for one pass)."""
-    repeats = _check_count("repeats", repeats, "Monte Carlo passes over x")
-    batch_size = _check_count("batch_size", batch_size, "examples per forward pass")
+    repeats = positive_int("repeats", repeats, "Monte Carlo passes over x")
+    batch_size = positive_int("batch_size", batch_size, "examples per forward pass")
     model.eval()
     names = model.ELBO_TERMS
     if model.deterministic:
@@ -83,9 +75,9 @@ def evaluate_iwae(model, x: torch.Tensor, k: int, progress: bool = True, y: torc
     compile of some seconds; the elementwise work between the matrix products fused into single loops).
     The same random draws as without it, so the same bound up to float32 rounding; where this machine
     cannot compile (no C++ compiler) a warning says so and evaluation goes on uncompiled."""
-    k = _check_count("k", k, "importance samples per example")
+    k = positive_int("k", k, "importance samples per example")
     if rows_per_pass is not None:
-        rows_per_pass = _check_count("rows_per_pass", rows_per_pass, "decoder rows per pass")
+        rows_per_pass = positive_int("rows_per_pass", rows_per_pass, "decoder rows per pass")
     model.eval()
     weights = CompiledWeights(model) if compile else None
     n = len(x)

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from .data.toy import is_toy
 from .models import model_class
 from .runs import atomic_write_bytes, read_json
 
@@ -99,7 +100,7 @@ def write_report(run_dir: Path) -> Path:
         f", KL warm-up over {cfg['warmup']:g} epochs" if cfg.get("warmup") else "")
     lr_schedule = f", lr schedule {cfg['lr_schedule']}" if cfg.get("lr_schedule", "constant") != "constant" else ""
     stops = _stops(run_dir, cfg, metrics)
-    images = not metrics["test_set"].endswith(" points")   # 2D points' test set reads "N points"
+    images = not is_toy(cfg["dataset"])   # the 2D toy sets are points, the rest images
     resize = f", images resized to {cfg['resize']}x{cfg['resize']}" if cfg.get("resize") else ""
     procs = metrics.get("processes", 1)
     batch = f"{cfg['batch_size']} ({procs} processes x {cfg['batch_size'] // procs}, DDP)" if procs > 1 else cfg["batch_size"]

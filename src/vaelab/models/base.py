@@ -30,7 +30,7 @@ import torch
 from torch import nn
 
 from ..densities import log_mean_exp
-from ..errors import VaelabError
+from ..errors import VaelabError, positive_int
 
 # Rows of the decoder input per forward pass when evaluating IWAE bounds. On a CPU, small enough that each
 # pass's (rows, 784) tensors stay in cache, which there is faster than larger passes; on a GPU, large enough
@@ -327,8 +327,7 @@ class Model(nn.Module):
 
         k = 1 is the ELBO; the bound tightens as k grows (Burda et al. 2016). An evaluation, computed
         without gradients in passes of about 1,000 decoder rows (100,000 on a GPU), so any k fits in memory."""
-        if isinstance(k, bool) or not isinstance(k, int) or k < 1:
-            raise VaelabError(f"k must be a positive integer (importance samples per example), got {k!r}")
+        k = positive_int("k", k, "importance samples per example")
         if not self.has_iwae:
             self.log_importance_weights(x, k)   # raises the one-line error
         x = self._inputs(x)
