@@ -38,6 +38,7 @@ from common import RESULTS, save
 from likelihood_race import cpu_model
 
 import vaelab
+from vaelab.densities import log_bernoulli_with_logits
 from vaelab.evaluate import evaluate_iwae
 from vaelab.models import build_model
 from vaelab.models.base import iwae_rows_per_pass
@@ -71,7 +72,8 @@ MODELS = {"vae": ({}, ("dec",)), "vamp": ({"z_dim": 40, "k": 500}, ("dec",)),
 
 def floor_per_pass(model, rows: int, per_sample: tuple[str, ...], device: torch.device) -> dict:
     """Seconds per pass of `rows` sample rows: each product of the per-sample networks, the Bernoulli
-    log-likelihood's elementwise pass (x * logits - softplus(logits), summed over pixels), and for a
+    log-likelihood's elementwise passes (x * logits - softplus(logits), summed over pixels, as
+    vaelab.densities computes it), and for a
     mixture prior its density's products and log-sum-exp over the components."""
     parts = {}
     for name in per_sample:
@@ -81,7 +83,7 @@ def floor_per_pass(model, rows: int, per_sample: tuple[str, ...], device: torch.
             parts[key] = parts.get(key, 0.0) + best_time(lambda: F.linear(h, lin.weight, lin.bias))
     logits = torch.randn(rows, model.x_dim, device=device)
     x = torch.bernoulli(torch.rand(1, model.x_dim, device=device))
-    parts["Bernoulli log-likelihood"] = best_time(lambda: (x * logits - F.softplus(logits)).sum(-1))
+    parts["Bernoulli log-likelihood"] = best_time(lambda: log_bernoulli_with_logits(x, logits))   # the library's form
     if isinstance(model, VampVAE):   # the VampPrior: log (1/K) sum_k N(z; m_k, v_k) per sample
         z, a = torch.randn(rows, model.z_dim, device=device), torch.randn(model.k, model.z_dim, device=device)
         parts[f"prior products {model.z_dim}x{model.k} (two)"] = 2 * best_time(lambda: z @ a.t())
