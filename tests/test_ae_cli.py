@@ -99,7 +99,7 @@ def test_one_dimensional_latents_and_conditional_models_get_the_figures_they_can
     cvae = tmp_path / "cvae"
     assert main(["train", "cvae", "--net", "mlp", "--z-dim", "2", "--iwae-k", "1", "--out", str(cvae), *QUICK]) == 0
     assert main(["plot", str(cvae), "interpolate", "--threads", "1"]) == 2
-    assert "interpolate: cvae is conditional" in capsys.readouterr().err
+    assert "interpolate: CVAE is conditional" in capsys.readouterr().err
     assert main(["score", str(cvae), "--threads", "1"]) == 2
     assert "score: cvae is conditional (its bound needs each image's label y)" in capsys.readouterr().err
 

@@ -99,7 +99,7 @@ def test_figures_are_returned_and_optionally_saved(run, tmp_path):
     (lambda run, x, y: vaelab.plots.interpolation(run.model(), x, y, pairs=[(3, 12)]), r"no image of class 12 in y"),
     (lambda run, x, y: vaelab.plots.curves(5), r"^run must be a Run, a run folder or a dict"),
     (lambda run, x, y: vaelab.plots.interpolation(vaelab.CVAE(net="mlp", z_dim=2), x, y),
-     r"^interpolation: CVAE is conditional"),
+     r"^interpolate: CVAE is conditional"),
     (lambda run, x, y: vaelab.plots.manifold(vaelab.VAE(z_dim=1), x, y), r"^the manifold figure draws a plane"),
 ])
 def test_figure_mistakes_get_one_line_errors(run, draw, message):

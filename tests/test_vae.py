@@ -200,6 +200,32 @@ def test_compiled_evaluation_falls_back_once_with_a_warning(monkeypatch):
     assert str(compiled.value) == str(own.value)
 
 
+def test_long_evaluations_compile_by_default_and_short_ones_do_not(monkeypatch):
+    """compile=None compiles a CPU evaluation of COMPILE_AUTO_ROWS sample rows or more (len(x) * k), not a
+    shorter one; compile=False never, compile=True always."""
+    import vaelab.evaluate as ev
+
+    made = []
+
+    class Spy(ev.CompiledWeights):
+        def __init__(self, model, auto=False):
+            made.append(auto)
+            super().__init__(model, auto)
+    monkeypatch.setattr(ev, "CompiledWeights", Spy)
+    monkeypatch.setattr(ev, "COMPILE_AUTO_ROWS", 150)
+    torch.manual_seed(0)
+    model = build_model("vae", 20, z_dim=2, hidden="8").eval()
+    x = torch.bernoulli(torch.rand(3, 20))
+    evaluate_iwae(model, x, 49, progress=False)                  # 147 rows: below
+    assert made == []
+    evaluate_iwae(model, x, 49, progress=False, compile=True)
+    evaluate_iwae(model, x, 50, progress=False, compile=False)   # 150 rows, told not to
+    evaluate_iwae(model, x, 50, progress=False)                  # 150 rows: compiled, as the default's choice
+    assert made == [False, True]
+    with pytest.raises(VaelabError, match=r"^compile = 'yes': give True, False or None"):
+        evaluate_iwae(model, x, 50, progress=False, compile="yes")
+
+
 @pytest.mark.parametrize("call, message", [
     (lambda m, x: evaluate_elbo(m, x, repeats=0), r"^repeats must be a positive integer .*, got 0$"),
     (lambda m, x: evaluate_elbo(m, x, batch_size=2.5), r"^batch_size must be a positive integer .*, got 2.5$"),

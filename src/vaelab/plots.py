@@ -121,11 +121,23 @@ LATENT_FIGURES = ("manifold", "scatter", "recon", "interpolate", "samples")
 PLANE_FIGURES = ("manifold", "scatter")   # they draw a plane of the latent space: z_dim >= 2
 
 
-def check_plane(model, figure: str) -> None:
-    """Refuse a plane figure for a model with a 1-dimensional latent space, naming the fix."""
-    if model.z_dim < 2:
-        raise VaelabError(f"the {figure} figure draws a plane of the latent space, and {type(model).__name__}'s has "
-                          f"z_dim = {model.z_dim}; train with z_dim >= 2 for it (recon, interpolate and samples work)")
+def figure_unavailable(model, figure: str) -> str | None:
+    """Why the latent figure `figure` (one of LATENT_FIGURES) cannot be drawn for `model`, naming the fix; None
+    when it can. The one rule that the run's figures, `vaelab plot` and the notebook functions follow."""
+    if figure in PLANE_FIGURES and model.z_dim < 2:
+        return (f"the {figure} figure draws a plane of the latent space, and {type(model).__name__}'s has "
+                f"z_dim = {model.z_dim}; train with z_dim >= 2 for it (recon, interpolate and samples work)")
+    if figure == "interpolate" and model.conditional:
+        return (f"interpolate: {type(model).__name__} is conditional, and a path between two test images of "
+                f"different classes has no one label to decode with; draw another figure, or an unconditional model")
+    return None
+
+
+def require_figure(model, figure: str) -> None:
+    """Raise VaelabError with figure_unavailable's reason when `figure` cannot be drawn for `model`."""
+    reason = figure_unavailable(model, figure)
+    if reason:
+        raise VaelabError(reason)
 
 
 @torch.inference_mode()
@@ -151,7 +163,7 @@ def plot_manifold(path, model, test_x, test_y, shape, n: int = 20, span: float =
 def manifold_images(model, test_x, test_y, n: int = 20, span: float = 2.0, label: int = 0):
     """(images, plane): decode an n x n grid over [-span, span]^2: the latent plane itself for 2D latents,
     else the plane through the test posterior means' centre along their two leading principal directions."""
-    check_plane(model, "manifold")
+    require_figure(model, "manifold")
     ticks = torch.linspace(-span, span, n, device=test_x.device)
     a, b = torch.meshgrid(ticks, -ticks, indexing="xy")   # rows top to bottom: second coordinate decreasing
     grid = torch.stack([a.reshape(-1), b.reshape(-1)], dim=1)
@@ -172,7 +184,7 @@ def plot_scatter(path, model, test_x, test_y, tsne: bool = False) -> Path:
 @torch.inference_mode()
 def scatter_figure(model, test_x, test_y, tsne: bool = False, max_points: int = 10_000, tsne_points: int = 2000) -> Figure:
     """Test-set posterior means coloured by class: directly for 2D latents, else PCA (and t-SNE)."""
-    check_plane(model, "scatter")
+    require_figure(model, "scatter")
     z = posterior_means(model, test_x[:max_points], test_y[:max_points]).cpu()
     labels = test_y[:max_points].cpu().numpy()
     panels = []
@@ -213,9 +225,7 @@ def plot_interpolation(path, model, test_x, test_y, shape, pairs=INTERPOLATION_P
 @torch.inference_mode()
 def interpolation_images(model, test_x, test_y, pairs=INTERPOLATION_PAIRS, steps: int = 10) -> torch.Tensor:
     """Linear paths between the posterior means of the first test image of each class in a pair, a row each."""
-    if model.conditional:
-        raise VaelabError(f"interpolation: {type(model).__name__} is conditional, and a path between images of two "
-                          f"classes has no one label to decode with; draw it for an unconditional model")
+    require_figure(model, "interpolate")
     rows = []
     for a, b in pairs:
         missing = [c for c in (a, b) if not (test_y == c).any()]
@@ -235,8 +245,8 @@ def make_latent_figures(run_dir: Path, model, data, which=LATENT_FIGURES, tsne: 
     made = []
     for kind in which:
         path = Path(run_dir) / f"{kind}.png"
-        if kind in PLANE_FIGURES and model.z_dim < 2:
-            continue   # a 1-dimensional latent space has no plane to draw (plot_run refuses it by name)
+        if figure_unavailable(model, kind):
+            continue   # e.g. no plane in a 1-dimensional latent space (plot_run refuses it with the reason)
         if kind == "manifold":
             plot_manifold(path, model, x, y, shape)
         elif kind == "scatter":
@@ -244,8 +254,6 @@ def make_latent_figures(run_dir: Path, model, data, which=LATENT_FIGURES, tsne: 
         elif kind == "recon":
             plot_recon(path, model, x, y, shape)
         elif kind == "interpolate":
-            if model.conditional:
-                continue   # a path between two classes has no single label to decode with
             plot_interpolation(path, model, x, y, shape)
         elif kind == "samples":
             path = Path(run_dir) / "samples-5x5.png"

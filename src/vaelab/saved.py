@@ -16,7 +16,7 @@ import torch
 from .errors import VaelabError
 from .evaluate import evaluate_elbo, evaluate_iwae
 from .models import model_class
-from .plots import LATENT_FIGURES, PLANE_FIGURES, check_plane, make_latent_figures, save_curves, save_grid
+from .plots import LATENT_FIGURES, make_latent_figures, require_figure, save_curves, save_grid
 from .report import write_report
 from .run import Run
 from .runs import atomic_write_bytes, lock_run_dir, read_json, summarise, write_json
@@ -38,7 +38,7 @@ def _open(run, run_seed=None, what: str = "--run-seed") -> tuple[Run, int]:
 
 
 def evaluate_run(run: Path, iwae_k=None, repeats: int | None = None, data_dir=None, device="auto",
-                 threads=None, progress=True, run_seeds=None, compile: bool = False) -> Path:
+                 threads=None, progress=True, run_seeds=None, compile: bool | None = None) -> Path:
     """Add IWAE-k bounds (and optionally fresh NELBO/KL/Rec) for every seed (or the run_seeds given); rewrite
     metrics and report. A metric enters the mean ± SE once every seed has it, so a long evaluation can be
     done one seed per call. Only finished seeds (listed in metrics.json) are evaluated. iwae_k: default 5000
@@ -77,7 +77,7 @@ def evaluate_run(run: Path, iwae_k=None, repeats: int | None = None, data_dir=No
         return write_report(r.path)
 
 
-def _evaluate_seed(model, seed: int, m: dict, data, iwae_k, repeats, progress, compile: bool) -> None:
+def _evaluate_seed(model, seed: int, m: dict, data, iwae_k, repeats, progress, compile: bool | None) -> None:
     torch.manual_seed(20_000 + seed)
     if repeats:
         m.update(evaluate_elbo(model, data.test_x, repeats, y=data.test_y))
@@ -109,11 +109,7 @@ def plot_run(run: Path, kind: str, run_seed=None, tsne=False, data_dir=None, dev
         if data.image_shape is None:
             raise VaelabError(f"{r.path} holds 2D points ({r.config.dataset}): its figures (samples.png, "
                               f"reconstruction.png) are drawn at training time; `vaelab plot` draws image runs' figures")
-        if kind in PLANE_FIGURES:
-            check_plane(model, kind)
-        if kind == "interpolate" and model.conditional:
-            raise VaelabError(f"interpolate: {r.config.model} is conditional, and a path between two test images of "
-                              f"different classes has no one label to decode with; plot another figure")
+        require_figure(model, kind)
         torch.manual_seed(0)
         return make_latent_figures(r.path, model, data, which=(kind,), tsne=tsne)
 
