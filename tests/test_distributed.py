@@ -64,7 +64,8 @@ def _files(run: Path) -> set[str]:
 
 
 def _close(a: dict, b: dict, rel: float) -> None:
-    """Every non-timing number of two per-seed metric dicts agrees to `rel` (NaN == NaN, None == None)."""
+    """Every non-timing number of two per-seed metric dicts agrees to `rel`, the judge's sample metrics to 5%
+    (NaN == NaN, None == None)."""
     assert a.keys() == b.keys()
     for k in a:
         if k in TIMING:
@@ -73,6 +74,8 @@ def _close(a: dict, b: dict, rel: float) -> None:
             assert b[k] is None, k
         elif isinstance(a[k], float) and math.isnan(a[k]):
             assert math.isnan(b[k]), k
+        elif k.startswith("sample_"):   # the judge's class of a sample near a class boundary flips between two
+            assert b[k] == pytest.approx(a[k], rel=0.05), k   # nearly equal models: a few percent apart
         else:
             assert b[k] == pytest.approx(a[k], rel=rel), k
 
@@ -102,12 +105,18 @@ def test_two_processes_train_an_autoencoder_like_one_process_and_only_rank_0_wri
     assert h1["val_iteration"] == h2["val_iteration"]
     # The AE is deterministic: the two processes see the two halves of each global batch and DDP
     # averages their gradients, the gradient of the mean loss over the whole batch; only the order of
-    # floating-point sums differs (measured: 2e-7 relative after 300 iterations). An implementation
-    # that did not average (each rank training its own model on its half) is off by percents.
-    for key in ("loss", "rec", "mse", "val_loss"):
-        assert h2[key] == pytest.approx(h1[key], rel=1e-3), key
+    # floating-point sums differs, and training amplifies that difference: 2e-7 relative after 300
+    # iterations on an AMD EPYC (AVX2), but on an Intel Xeon (AVX-512) 1e-7 at iteration 50, 4e-5 at 110,
+    # 1.1e-4 at 150 and 1.9e-3 at 200. So the first 15 logged points (to iteration 150) must agree to 1e-3,
+    # the rest to 1e-2. An implementation that did not average (each rank training its own model on its
+    # half) is off by percents from the first steps.
+    for key in ("loss", "rec", "mse"):
+        assert h2[key][:15] == pytest.approx(h1[key][:15], rel=1e-3), key
+        assert h2[key] == pytest.approx(h1[key], rel=1e-2), key
+    assert h2["val_loss"][:2] == pytest.approx(h1["val_loss"][:2], rel=1e-3)   # iterations 50 and 100
+    assert h2["val_loss"] == pytest.approx(h1["val_loss"], rel=1e-2)
     m1, m2 = _metrics(one), _metrics(two)
-    _close(m1["per_seed"]["0"], m2["per_seed"]["0"], rel=1e-3)
+    _close(m1["per_seed"]["0"], m2["per_seed"]["0"], rel=1e-2)
     assert (m1["processes"], m2["processes"]) == (1, 2)
     assert "2 processes x 1 thread(s)" in m2["machine"]
     assert "batch 100 (2 processes x 50, DDP)" in (two / "report.md").read_text()
