@@ -79,6 +79,11 @@ def test_one_class_training_and_score(tmp_path, capsys):
     lines = (out / "scores-mnist-5k-seed0.csv").read_text().splitlines()
     assert lines[0] == "index,label,anomaly,score" and len(lines) == 1001
     assert "ROC AUC" in capsys.readouterr().out
+    # other normal classes: their own files, the run's own scoring kept
+    assert main(["score", str(out), "--normal-classes", "1", "7", "--threads", "1"]) == 0
+    other = json.loads((out / "scores-mnist-5k-seed0-normal1-7.json").read_text())
+    assert other["normal_classes"] == [1, 7] and other["auc"] != s["auc"]
+    assert json.loads((out / "scores-mnist-5k-seed0.json").read_text()) == s
     assert main(["score", str(out), "--dataset", "swiss-roll"]) == 2                # wrong shape: error
     # a run of a class subset: its test data, evaluation and figures as for any run
     assert main(["eval", str(out), "--eval-repeats", "1", "--no-progress", "--threads", "1"]) == 0

@@ -164,7 +164,8 @@ def score_run(run: Path, dataset: str | None = None, normal_classes=None, run_se
     Score: reconstruction MSE for autoencoders, NELBO (mean of `repeats` Monte Carlo passes) for VAEs;
     higher = more anomalous. Images whose class is not in `normal_classes` (default: the run's
     training classes, if it was trained on a subset and the data set is its own) are the anomalies, and the ROC AUC of the
-    scores for finding them is reported. Writes OUT.csv (index, label, anomaly, score) and OUT.json.
+    scores for finding them is reported. Writes OUT.csv (index, label, anomaly, score) and OUT.json (default
+    OUT: RUN/scores-DATASET-seedS, with -normalA-B... added for normal_classes given here).
     """
     from .evaluate import anomaly_scores, roc_auc
 
@@ -196,7 +197,9 @@ def score_run(run: Path, dataset: str | None = None, normal_classes=None, run_se
         anomaly = (~torch.isin(labels, torch.tensor(normal))).long()
         if 0 < anomaly.sum() < len(anomaly):
             summary["auc"] = roc_auc(scores, anomaly)
-    out = Path(out) if out else r.path / f"scores-{scored}-seed{run_seed}"
+    # normal classes chosen here name the file, so that scoring again with others keeps the earlier AUC
+    chosen = "" if normal_classes is None else "-normal" + "-".join(map(str, normal))
+    out = Path(out) if out else r.path / f"scores-{scored}-seed{run_seed}{chosen}"
     if not out.parent.exists():
         raise VaelabError(f"--out {out}: folder {out.parent} does not exist; create it first")
     if out.is_dir():
