@@ -5,6 +5,7 @@ import argparse
 import signal
 import sys
 import threading
+import warnings
 from pathlib import Path
 
 from . import distributed
@@ -244,6 +245,9 @@ def main(argv: list[str] | None = None) -> int:
     commands = {"train": cmd_train, "eval": cmd_eval, "sample": cmd_sample, "plot": cmd_plot, "score": cmd_score,
                 "datasets": cmd_datasets, "reproduce": cmd_reproduce,
                 "explore": cmd_explore}
+    caught = warnings.catch_warnings()   # restores the caller's warning display after the command
+    caught.__enter__()
+    warnings.showwarning = _show_warning
     try:
         if distributed.launched() and args.command != "train":
             raise distributed.SharedError(f"only `vaelab train` runs as several processes; run `vaelab "
@@ -263,8 +267,15 @@ def main(argv: list[str] | None = None) -> int:
                   f"are complete (checkpoints are written atomically){again}", file=sys.stderr)
         return 143 if isinstance(e, Terminated) else 130
     finally:
+        caught.__exit__(None, None, None)
         if main_thread:
             signal.signal(signal.SIGTERM, previous)
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """A warning from the library as the command line's one line, without the Python source location."""
+    if distributed.is_main():
+        print(f"vaelab: warning: {message}", file=sys.stderr)
 
 
 class Terminated(KeyboardInterrupt):
