@@ -117,8 +117,3 @@ def test_denoising_ae_learns_real_fashion_mnist(tmp_path):
     assert m["n_test"] == 10_000
     assert m["psnr_denoised"] > m["psnr_corrupted"] + 3, m     # measured +3.9 dB after 300 iterations
 
-
-def test_the_command_line_shows_a_library_warning_as_one_line(tmp_path, capsys):
-    assert main(["train", "ae", "--dataset", "moons", "--out", str(tmp_path / "r"), *QUICK]) == 0
-    warned = [line for line in capsys.readouterr().err.splitlines() if "z_dim = 16 >= x_dim = 2" in line]
-    assert len(warned) == 1 and warned[0].startswith("vaelab: warning: AE: z_dim = 16 >= x_dim = 2")

@@ -204,16 +204,3 @@ def test_denoise_takes_what_encode_takes_and_autoencoders_default_to_mnist_size(
     with pytest.raises(VaelabError, match="x must have shape"):
         dae.denoise(x[:, :100])
 
-
-def test_a_plain_autoencoder_whose_code_is_no_narrower_than_its_input_is_warned_about():
-    """z_dim >= x_dim lets the plain AE copy its input (the default z_dim = 16 on 2-D points); the regularised
-    autoencoders (sparse, contractive, denoising) and a bottleneck are not warned about."""
-    import warnings
-
-    with pytest.warns(UserWarning, match=r"^AE: z_dim = 16 >= x_dim = 2: a plain autoencoder can pass its input"):
-        build_model("ae", 2)
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")
-        build_model("ae", 2, z_dim=1)
-        for name in ("sae", "cae", "dae"):
-            build_model(name, 2)

@@ -74,6 +74,21 @@ def test_eval_adds_iwae_bounds_and_updates_report(quick_run, capsys):
     assert f"niwae_20 {iwae['mean']:.4g} ± {iwae['se']:.2g}" in capsys.readouterr().out.splitlines()[-1]
 
 
+def test_the_command_line_shows_a_vaelab_warning_as_one_line(quick_run, capsys, monkeypatch):
+    import vaelab.evaluate as ev
+
+    def broken(fn, **kwargs):
+        def call(*args):
+            raise RuntimeError("no C++ compiler (simulated)\nsecond line")
+        return call
+    monkeypatch.setattr(ev.torch, "compile", broken)
+    assert main(["eval", str(quick_run), "--iwae-k", "9", "--run-seeds", "0", "--compile", "--no-progress",
+                 "--threads", "1"]) == 0
+    err = capsys.readouterr().err.splitlines()
+    assert err == ["vaelab: warning: compile=True: torch.compile failed here (no C++ compiler (simulated)); "
+                   "evaluating uncompiled"]
+
+
 def test_eval_compile_gives_the_same_bounds(quick_run):
     def bound():
         return json.loads((quick_run / "metrics.json").read_text())["per_seed"]["0"]["niwae_9"]

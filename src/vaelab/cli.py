@@ -245,9 +245,13 @@ def main(argv: list[str] | None = None) -> int:
     commands = {"train": cmd_train, "eval": cmd_eval, "sample": cmd_sample, "plot": cmd_plot, "score": cmd_score,
                 "datasets": cmd_datasets, "reproduce": cmd_reproduce,
                 "explore": cmd_explore}
-    caught = warnings.catch_warnings()   # restores the caller's warning display after the command
-    caught.__enter__()
-    warnings.showwarning = _show_warning
+    with warnings.catch_warnings():   # the caller's warning display comes back after the command
+        warnings.showwarning = _show_warning(warnings.showwarning)
+        return _run(args, commands, previous, main_thread)
+
+
+def _run(args, commands, previous, main_thread: bool) -> int:
+    """The command, its errors as one line and exit status 2, Ctrl-C / SIGTERM as 130 / 143."""
     try:
         if distributed.launched() and args.command != "train":
             raise distributed.SharedError(f"only `vaelab train` runs as several processes; run `vaelab "
@@ -267,15 +271,21 @@ def main(argv: list[str] | None = None) -> int:
                   f"are complete (checkpoints are written atomically){again}", file=sys.stderr)
         return 143 if isinstance(e, Terminated) else 130
     finally:
-        caught.__exit__(None, None, None)
         if main_thread:
             signal.signal(signal.SIGTERM, previous)
 
 
-def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
-    """A warning from the library as the command line's one line, without the Python source location."""
-    if distributed.is_main():
-        print(f"vaelab: warning: {message}", file=sys.stderr)
+def _show_warning(show):
+    """A warning from vaelab's own code as the command line's one line (no Python source location), shown by
+    rank 0 alone; any other warning (torch's) as `show`, Python's display, shows it."""
+    package = str(Path(__file__).parent)
+
+    def show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+        if not str(filename).startswith(package):
+            show(message, category, filename, lineno, file, line)
+        elif distributed.is_main():
+            print(f"vaelab: warning: {(str(message).strip().splitlines() or [''])[0]}", file=sys.stderr)
+    return show_warning
 
 
 class Terminated(KeyboardInterrupt):

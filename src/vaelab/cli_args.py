@@ -309,7 +309,8 @@ def _add_saved_run_commands(sub) -> None:
     sc.add_argument("--normal-classes", type=_nonneg_int, nargs="+",
                     help="classes that are normal; the others are anomalies (default: the run's --classes, on its own data set)")
     sc.add_argument("--run-seed", type=_seed, help="which training seed's model (default: the first)")
-    sc.add_argument("--out", type=Path, help="output path prefix for .csv and .json (default: RUN/scores-DATASET-seedS)")
+    sc.add_argument("--out", type=Path, help="output path prefix for .csv and .json (default: RUN/scores-DATASET-seedS, "
+                    "with -normalA-B... added for --normal-classes)")
     sc.add_argument("--eval-repeats", type=_positive_int, default=10, help="Monte Carlo passes for VAE NELBO scores")
     _add_runtime_args(sc)
 

@@ -35,27 +35,31 @@ from .progress import progress_bar
 # Blocks up to _MMAP_THRESHOLD come from the heap instead, and up to _TRIM_THRESHOLD of free heap is kept.
 _MMAP_THRESHOLD = 32 << 20    # glibc's own upper limit for its adaptive threshold
 _TRIM_THRESHOLD = 64 << 20
-_heap_held = False
+_heap_held: bool | None = None   # None: not tried yet in this process
 
 
 def hold_freed_memory() -> bool:
     """Keep freed tensor memory in the process for reuse (glibc's malloc on Linux; nothing elsewhere):
     blocks of up to 32 MiB come from the heap, and up to 64 MiB of free heap stays in the process, instead
     of going back to the kernel to be faulted in again by the next evaluation pass. Process-wide and
-    lasting; evaluate_iwae and evaluate_elbo call it on a CPU. VAELAB_HOLD_MEMORY=0 in the environment
-    turns it off. Returns whether the thresholds are set."""
+    lasting; evaluate_iwae and evaluate_elbo call it on a CPU (tried once per process). VAELAB_HOLD_MEMORY=0
+    in the environment turns it off. Returns whether glibc took the thresholds (under a preloaded other
+    allocator, e.g. jemalloc, glibc takes them without effect)."""
     global _heap_held
-    if _heap_held:
-        return True
+    if _heap_held is None:
+        _heap_held = _set_malloc_thresholds()
+    return _heap_held
+
+
+def _set_malloc_thresholds() -> bool:
     if not sys.platform.startswith("linux") or os.environ.get("VAELAB_HOLD_MEMORY", "1") == "0":
         return False
     try:
         mallopt = ctypes.CDLL(None).mallopt   # glibc's, already loaded in this process
     except (OSError, AttributeError):   # another C library (e.g. musl has no mallopt)
         return False
-    m_trim_threshold, m_mmap_threshold = -1, -3   # <malloc.h>
-    _heap_held = bool(mallopt(m_mmap_threshold, _MMAP_THRESHOLD)) and bool(mallopt(m_trim_threshold, _TRIM_THRESHOLD))
-    return _heap_held
+    m_trim_threshold, m_mmap_threshold = -1, -3   # <malloc.h>; mallopt returns 1 on success
+    return bool(mallopt(m_mmap_threshold, _MMAP_THRESHOLD)) and bool(mallopt(m_trim_threshold, _TRIM_THRESHOLD))
 
 
 def _share(x: torch.Tensor, y: torch.Tensor | None, across_ranks: bool):

@@ -198,7 +198,7 @@ def score_run(run: Path, dataset: str | None = None, normal_classes=None, run_se
         if 0 < anomaly.sum() < len(anomaly):
             summary["auc"] = roc_auc(scores, anomaly)
     # normal classes chosen here name the file, so that scoring again with others keeps the earlier AUC
-    chosen = "" if normal_classes is None else "-normal" + "-".join(map(str, normal))
+    chosen = "" if normal_classes is None else "-normal" + "-".join(map(str, sorted(set(normal))))
     out = Path(out) if out else r.path / f"scores-{scored}-seed{run_seed}{chosen}"
     if not out.parent.exists():
         raise VaelabError(f"--out {out}: folder {out.parent} does not exist; create it first")

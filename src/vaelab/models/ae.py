@@ -9,8 +9,6 @@ back, L = 16, ReLU, trained with AdamW.
 """
 from __future__ import annotations
 
-import warnings
-
 import torch
 import torch.nn.functional as F
 
@@ -60,10 +58,6 @@ class AE(Model):
         self.likelihood = "bernoulli" if loss == "bce" else "gaussian"   # which data it can model
         self.enc = mlp([x_dim, *hidden, z_dim], activation)
         self.dec = mlp([z_dim, *reversed(hidden), x_dim], activation)
-        if type(self) is AE and z_dim >= x_dim:   # the sparse, contractive and denoising AEs are regularised
-            warnings.warn(f"AE: z_dim = {z_dim} >= x_dim = {x_dim}: a plain autoencoder can pass its input through "
-                          f"the code unchanged and learn nothing about the data; give z_dim < x_dim (e.g. z_dim=1, "
-                          f"--z-dim 1), or use the sparse, contractive or denoising autoencoder", stacklevel=2)
 
     # -- the model ----------------------------------------------------------------------
     def posterior_mean(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
