@@ -26,7 +26,7 @@ import torch
 
 from . import distributed
 from .errors import VaelabError, first_line, positive_int
-from .models.base import IWAE_ROWS_PER_PASS, iwae_per_example, iwae_rows_per_pass
+from .models.base import IWAE_ROWS_PER_PASS, Model, iwae_per_example, iwae_rows_per_pass
 from .progress import progress_bar
 
 # glibc's malloc thresholds while evaluating on a CPU (bytes). By default glibc hands a freed block of a few
@@ -62,6 +62,18 @@ def _set_malloc_thresholds() -> bool:
     return bool(mallopt(m_mmap_threshold, _MMAP_THRESHOLD)) and bool(mallopt(m_trim_threshold, _TRIM_THRESHOLD))
 
 
+def _checked(model, x, y) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """(x, y) as the model takes them, or a VaelabError naming what is wrong: the model's own checks of x (shape,
+    pixel range) and, for a conditional model, of its labels y (an unconditional model ignores y)."""
+    if not isinstance(model, Model):
+        hint = "; for a loaded run pass run.model()" if type(model).__name__ == "Run" else ""
+        raise VaelabError(f"model must be a vaelab model (vaelab.Model), got {type(model).__name__}{hint}")
+    x = model._inputs(x)
+    if len(x) == 0:
+        raise VaelabError("x holds no examples; pass at least one")
+    return x, model._labels(y, len(x)) if model.conditional else None
+
+
 def _share(x: torch.Tensor, y: torch.Tensor | None, across_ranks: bool):
     """This rank's contiguous share of (x, y) under torchrun with across_ranks; else (x, y)."""
     if not across_ranks:
@@ -74,9 +86,11 @@ def _share(x: torch.Tensor, y: torch.Tensor | None, across_ranks: bool):
 def evaluate_elbo(model, x: torch.Tensor, repeats: int = 10, batch_size: int = 2000, y: torch.Tensor | None = None,
                   across_ranks: bool = False) -> dict:
     """Mean NELBO and its terms (model.ELBO_TERMS) over all of x, averaged over `repeats` Monte Carlo passes
-    (one pass for deterministic models); `<first term>_mc_se` is the standard error over passes (None for one pass)."""
+    (one pass for deterministic models); `<first term>_mc_se` is the standard error over passes (None for one pass).
+    y: class labels, needed by conditional models (ignored by the others)."""
     repeats = positive_int("repeats", repeats, "Monte Carlo passes over x")
     batch_size = positive_int("batch_size", batch_size, "examples per forward pass")
+    x, y = _checked(model, x, y)
     model.eval()
     if x.device.type == "cpu":
         hold_freed_memory()
@@ -118,8 +132,10 @@ def evaluate_iwae(model, x: torch.Tensor, k: int, progress: bool = True, y: torc
     The same random draws as without it, so the same bound up to float32 rounding; where this machine
     cannot compile (no C++ compiler) a warning says so and evaluation goes on uncompiled. compile=None (the
     default): compiled on a CPU when the evaluation has COMPILE_AUTO_ROWS (10 million) sample rows or more,
-    len(x) * k, where the compile pays for itself; compile=False never compiles."""
+    len(x) * k, where the compile pays for itself; compile=False never compiles. y: class labels, needed by
+    conditional models (ignored by the others)."""
     k = positive_int("k", k, "importance samples per example")
+    x, y = _checked(model, x, y)
     if rows_per_pass is not None:
         rows_per_pass = positive_int("rows_per_pass", rows_per_pass, "decoder rows per pass")
     if compile is not None and not isinstance(compile, bool):
