@@ -101,6 +101,12 @@ def test_figures_are_returned_and_optionally_saved(run, tmp_path):
     (lambda run, x, y: vaelab.plots.interpolation(vaelab.CVAE(net="mlp", z_dim=2), x, y),
      r"^interpolate: CVAE is conditional"),
     (lambda run, x, y: vaelab.plots.manifold(vaelab.VAE(z_dim=1), x, y), r"^the manifold figure draws a plane"),
+    (lambda run, x, y: vaelab.plots.samples(run.model(), rows="3"), r"^rows must be a positive integer \(grid rows\)"),
+    (lambda run, x, y: vaelab.plots.reconstructions(run.model(), x, n=0), r"^n must be a positive integer"),
+    (lambda run, x, y: vaelab.plots.manifold(run.model(), x, y, span=-1), r"^span must be positive"),
+    (lambda run, x, y: vaelab.plots.interpolation(run.model(), x, y, steps=1), r"^steps must be at least 2"),
+    (lambda run, x, y: vaelab.plots.interpolation(run.model(), x, y, pairs=[3]), r"^pairs must be pairs of classes"),
+    (lambda run, x, y: vaelab.evaluate_iwae(run, x, 10), r"got a Run .*: pass run.model\(\)"),
 ])
 def test_figure_mistakes_get_one_line_errors(run, draw, message):
     x, y = run.test_data()

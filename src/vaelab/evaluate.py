@@ -26,7 +26,7 @@ import torch
 
 from . import distributed
 from .errors import VaelabError, first_line, positive_int
-from .models.base import IWAE_ROWS_PER_PASS, Model, iwae_per_example, iwae_rows_per_pass
+from .models.base import IWAE_ROWS_PER_PASS, checked_model, iwae_per_example, iwae_rows_per_pass
 from .progress import progress_bar
 
 # glibc's malloc thresholds while evaluating on a CPU (bytes). By default glibc hands a freed block of a few
@@ -65,10 +65,7 @@ def _set_malloc_thresholds() -> bool:
 def _checked(model, x, y) -> tuple[torch.Tensor, torch.Tensor | None]:
     """(x, y) as the model takes them, or a VaelabError naming what is wrong: the model's own checks of x (shape,
     pixel range) and, for a conditional model, of its labels y (an unconditional model ignores y)."""
-    if not isinstance(model, Model):
-        hint = "; for a loaded run pass run.model()" if type(model).__name__ == "Run" else ""
-        raise VaelabError(f"model must be a vaelab model (vaelab.Model), got {type(model).__name__}{hint}")
-    x = model._inputs(x)
+    x = checked_model(model)._inputs(x)
     if len(x) == 0:
         raise VaelabError("x holds no examples; pass at least one")
     return x, model._labels(y, len(x)) if model.conditional else None

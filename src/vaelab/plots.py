@@ -23,7 +23,7 @@ import matplotlib.image
 import numpy as np
 import torch
 
-from .errors import VaelabError
+from .errors import VaelabError, positive_int
 from .runs import atomic_write_bytes
 
 
@@ -281,17 +281,10 @@ def _shape(model_or_dim, shape):
 
 
 def _model(model):
-    """The model a figure draws from, checked: a Run holds one per seed, so it is refused with the fix."""
-    from .models import Model
-    from .run import Run
+    """The model a figure draws from, checked (models.base.checked_model), in evaluation mode."""
+    from .models.base import checked_model
 
-    if isinstance(model, Run):
-        raise VaelabError("model must be a vaelab model, got a Run (one model per seed): pass run.model() "
-                          "(or run.model(seed))")
-    if not isinstance(model, Model):
-        raise VaelabError(f"model must be a vaelab model (e.g. run.model()), got {type(model).__name__}")
-    model.eval()
-    return model
+    return checked_model(model).eval()
 
 
 def _done(fig: Figure, save) -> Figure:
@@ -321,6 +314,7 @@ def grid(images: torch.Tensor, rows: int, cols: int, shape=None, title: str | No
 def samples(model, rows: int = 10, cols: int = 20, y=None, binary: bool = False, shape=None, save=None) -> Figure:
     """rows x cols draws from the model's p(x) (conditional models: a row per class unless y is given)."""
     model = _model(model)
+    rows, cols = positive_int("rows", rows, "grid rows"), positive_int("cols", cols, "images per row")
     with torch.inference_mode():
         if model.conditional and y is None:
             rows = model.n_classes
@@ -333,6 +327,7 @@ def samples(model, rows: int = 10, cols: int = 20, y=None, binary: bool = False,
 def reconstructions(model, x: torch.Tensor, y=None, n: int = 10, shape=None, save=None) -> Figure:
     """The first n images of x (top row) over their reconstructions (bottom row)."""
     model = _model(model)
+    n = positive_int("n", n, "images reconstructed")
     with torch.inference_mode():
         xs = model._inputs(x[:n])
         images = torch.cat([xs, model.reconstruct(xs, None if y is None else y[:n])])
@@ -344,6 +339,9 @@ def manifold(model, x: torch.Tensor, y=None, n: int = 20, span: float = 2.0, lab
     """Images decoded over an n x n grid of the latent plane (2D latents) or of the plane of the two leading
     principal directions of x's codes (x, y: e.g. the test set)."""
     model = _model(model)
+    n = positive_int("n", n, "images per side of the grid")
+    if isinstance(span, bool) or not isinstance(span, (int, float)) or not span > 0:
+        raise VaelabError(f"span must be positive (the grid covers [-span, span] on both axes), got {span!r}")
     y = torch.zeros(len(x), dtype=torch.long, device=x.device) if y is None else y
     images, how = manifold_images(model, x, y, n, span, label)
     return grid(images, n, n, _shape(model, shape), title=how, save=save)
@@ -359,6 +357,10 @@ def interpolation(model, x: torch.Tensor, y: torch.Tensor, pairs=INTERPOLATION_P
                   save=None) -> Figure:
     """For each pair of classes (a, b), the decoded straight line between the codes of x's first a and first b."""
     model = _model(model)
+    if positive_int("steps", steps, "images per path") < 2:
+        raise VaelabError(f"steps must be at least 2 (a path from one code to the other), got {steps}")
+    if not all(isinstance(p, (tuple, list)) and len(p) == 2 for p in pairs):
+        raise VaelabError(f"pairs must be pairs of classes such as ((2, 7), (0, 1)), got {pairs!r}")
     images = interpolation_images(model, x, y, pairs, steps)
     return grid(images, len(pairs), steps, _shape(model, shape), save=save)
 

@@ -62,6 +62,18 @@ def iwae_per_example(model, x: torch.Tensor, k: int, y: torch.Tensor | None = No
     return torch.cat(out)
 
 
+def checked_model(model) -> "Model":
+    """model itself if it is a vaelab Model, else a VaelabError with the fix (a Run holds one model per seed)."""
+    from ..run import Run   # here, not at the top: run.py imports the models
+
+    if isinstance(model, Run):
+        raise VaelabError("model must be a vaelab model, got a Run (one model per seed): pass run.model() "
+                          "(or run.model(seed))")
+    if not isinstance(model, Model):
+        raise VaelabError(f"model must be a vaelab model (e.g. run.model()), got {type(model).__name__}")
+    return model
+
+
 def import_path(cls: type) -> str:
     """module:QualName of a class, the form `resolve` imports again."""
     return f"{cls.__module__}:{cls.__qualname__}"
