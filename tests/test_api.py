@@ -126,6 +126,8 @@ def test_options_list_models_and_their_options():
 
 @pytest.mark.parametrize("kwargs, message", [
     (dict(iters=0), r"^iters must be a positive integer, got 0$"),
+    (dict(progress="no"), r"^progress must be True or False, got 'no'$"),
+    (dict(resize=2000), r"^resize 2000: give a side from 4 to 256 pixels"),
     (dict(betta=3.0), r"unknown option\(s\) 'betta' \(did you mean 'beta'\?\)"),
     (dict(batch_size=100_000), r"^batch_size 100000 is larger than the training set"),
     (dict(binarize="sometimes"), r"^binarize must be one of"),

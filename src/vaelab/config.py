@@ -7,7 +7,7 @@ optimizer) and raises a one-line `VaelabError` for a bad value. The messages nam
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 
 import torch
 
@@ -21,6 +21,7 @@ from .schedules import parse_duration, parse_schedule
 OPTIMIZERS = ("auto", "adam", "adamw")
 PRECISIONS = ("fp32", "bf16")
 MAX_STEPS = 10**9   # iterations or epochs: far beyond any real run
+MAX_RESIZE = 256     # image side for --resize: 2,000 would need 64 GB for MNIST
 MAX_SEED = 2**32 - 1
 RUNTIME_OPTIONS = ("data_dir", "device", "threads", "progress")   # what may change when a run is resumed
 # What a resume may also change to extend the run: a longer budget continues the seeds the old one stopped.
@@ -181,6 +182,12 @@ class TrainConfig:
             value = getattr(self, name)
             if value is not None and not _positive_int(value):
                 raise VaelabError(f"--{name} must be a positive integer, got {value!r}")
+        if self.resize is not None and not 4 <= self.resize <= MAX_RESIZE:   # 2,000 asked for 64 GB
+            raise VaelabError(f"--resize {self.resize}: give a side from 4 to {MAX_RESIZE} pixels (32: the conv "
+                              f"nets' 32x32 form)")
+        for f in fields(self):   # a string such as progress="no" would be taken as True
+            if f.type == "bool" and not isinstance(getattr(self, f.name), bool):
+                raise VaelabError(f"{f.name} must be True or False, got {getattr(self, f.name)!r}")
         if self.patience is not None and self.epochs is None:
             raise VaelabError("--patience needs --epochs: early stopping checks the validation loss once per epoch")
         for name in ("iters", "batch_size", "eval_every", "log_every", "checkpoint_every", "eval_repeats"):
