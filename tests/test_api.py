@@ -117,6 +117,7 @@ def test_figure_mistakes_get_one_line_errors(run, draw, message):
 
 def test_options_list_models_and_their_options():
     assert "gmvae" in str(vaelab.options())
+    assert all(text.endswith(".") for _, _, text in vaelab.options())   # each model's whole summary sentence
     rows = {name: default for name, default, _ in vaelab.options("gmvae")}
     assert rows["k"] == "500" and rows["beta"] == "1.0"
     assert "<table>" in vaelab.options("vae")._repr_html_()

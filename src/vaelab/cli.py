@@ -81,7 +81,8 @@ def headline(run_dir: Path) -> str:
     from .runs import read_json
 
     mean_se = read_json(Path(run_dir) / "metrics.json").get("mean_se", {})
-    keys = [k for k in mean_se if k in HEADLINE or k.startswith("niwae_")]
+    keys = [k for k in mean_se if k in HEADLINE] + sorted((k for k in mean_se if k.startswith("niwae_")),
+                                                           key=lambda k: int(k.split("_")[1]))   # by k
     parts = [f"{k} {v['mean']:.4g}" + (f" ± {v['se']:.2g}" if v.get("n", 1) > 1 else "")
              for k, v in ((k, mean_se[k]) for k in keys)]
     n = max((mean_se[k].get("n", 1) for k in keys), default=0)

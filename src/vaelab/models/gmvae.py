@@ -56,8 +56,9 @@ class MixturePrior:
 
 
 class GMVAE(MixturePrior, VAE):
-    """VAE with a learnable mixture-of-Gaussians prior (Monte Carlo KL). encoder, decoder: networks of
-    your own, as vaelab.VAE takes them."""
+    """VAE with a learnable mixture-of-Gaussians prior (Monte Carlo KL).
+
+    encoder, decoder: networks of your own, as vaelab.VAE takes them."""
 
     def __init__(self, x_dim: int = 784, z_dim: int = 10, hidden="300,300", k: int = 500, beta: float = 1.0,
                  iw_k: int = 1, encoder: nn.Module | str | None = None, decoder: nn.Module | str | None = None):
@@ -74,8 +75,9 @@ class GMVAE(MixturePrior, VAE):
 
 
 class VampVAE(MixturePrior, VAE):
-    """VAE with the VampPrior: a mixture of the encoder's posteriors at K learned pseudo-inputs. encoder,
-    decoder: networks of your own, as vaelab.VAE takes them (the encoder also maps the pseudo-inputs)."""
+    """VAE with the VampPrior: a mixture of the encoder's posteriors at K learned pseudo-inputs.
+
+    encoder, decoder: networks of your own, as vaelab.VAE takes them (the encoder also maps the pseudo-inputs)."""
 
     def __init__(self, x_dim: int = 784, z_dim: int = 40, hidden="300,300", k: int = 500, iw_k: int = 1,
                  encoder: nn.Module | str | None = None, decoder: nn.Module | str | None = None):
