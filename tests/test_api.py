@@ -107,6 +107,7 @@ def test_figures_are_returned_and_optionally_saved(run, tmp_path):
     (lambda run, x, y: vaelab.plots.interpolation(run.model(), x, y, steps=1), r"^steps must be at least 2"),
     (lambda run, x, y: vaelab.plots.interpolation(run.model(), x, y, pairs=[3]), r"^pairs must be pairs of classes"),
     (lambda run, x, y: vaelab.evaluate_iwae(run, x, 10), r"got a Run .*: pass run.model\(\)"),
+    (lambda run, x, y: vaelab.plots.scatter(run.model(), x, None), r"^y must hold one class label per image of x"),
 ])
 def test_figure_mistakes_get_one_line_errors(run, draw, message):
     x, y = run.test_data()

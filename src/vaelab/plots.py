@@ -350,6 +350,10 @@ def manifold(model, x: torch.Tensor, y=None, n: int = 20, span: float = 2.0, lab
 def scatter(model, x: torch.Tensor, y: torch.Tensor, tsne: bool = False, save=None) -> Figure:
     """The codes of x coloured by class y: directly for 2D latents, else their first two principal components."""
     model = _model(model)
+    if y is None or len(y) != len(x):
+        got = "none" if y is None else f"{len(y)} for {len(x)} images"
+        raise VaelabError(f"y must hold one class label per image of x (the scatter colours the codes by class), "
+                          f"got {got}")
     return _done(scatter_figure(model, x, y, tsne), save)
 
 
