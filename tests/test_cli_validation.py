@@ -142,6 +142,7 @@ def test_resume_misuse_check_leaves_other_command_lines_alone(argv):
 @pytest.mark.parametrize("classes, fragments", [
     (["11"], ["--normal-classes 11: mnist-5k has no such class", "its classes are 0..9"]),
     (["3", "10", "12"], ["--normal-classes 10 12: mnist-5k has no such class"]),
+    (["1", "1"], ["--normal-classes 1 1: a class is given twice; name each normal class once"]),
     ([str(c) for c in range(10)], ["--normal-classes 0 1 2 3 4 5 6 7 8 9: that is every class of mnist-5k",
                                    "no test image is an anomaly"]),
 ])

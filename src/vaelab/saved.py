@@ -223,6 +223,8 @@ def check_normal_classes(normal_classes, labels: torch.Tensor, dataset: str) -> 
     if unknown:
         raise VaelabError(f"--normal-classes {' '.join(map(str, unknown))}: {dataset} has no such class (its classes "
                           f"are {present[0]}..{present[-1]}); choose the normal classes among them")
+    if len(set(normal_classes)) < len(normal_classes):
+        raise VaelabError(f"--normal-classes {given}: a class is given twice; name each normal class once")
     if set(normal_classes) >= set(present):
         raise VaelabError(f"--normal-classes {given}: that is every class of {dataset}, so no test image is an "
                           f"anomaly and there is nothing to find; leave out the classes that are the anomalies")
