@@ -185,7 +185,9 @@ class TrainConfig:
         if self.resize is not None and not 4 <= self.resize <= MAX_RESIZE:   # 2,000 asked for 64 GB
             raise VaelabError(f"--resize {self.resize}: give a side from 4 to {MAX_RESIZE} pixels (32: the conv "
                               f"nets' 32x32 form)")
-        for f in fields(self):   # a string such as progress="no" would be taken as True
+        # a string such as progress="no" would be taken as True; f.type is the annotation's text here (from
+        # __future__ import annotations)
+        for f in fields(self):
             if f.type == "bool" and not isinstance(getattr(self, f.name), bool):
                 raise VaelabError(f"{f.name} must be True or False, got {getattr(self, f.name)!r}")
         if self.patience is not None and self.epochs is None:

@@ -64,10 +64,13 @@ def _set_malloc_thresholds() -> bool:
 
 def _checked(model, x, y) -> tuple[torch.Tensor, torch.Tensor | None]:
     """(x, y) as the model takes them, or a VaelabError naming what is wrong: the model's own checks of x (shape,
-    pixel range) and, for a conditional model, of its labels y (an unconditional model ignores y)."""
+    pixel range) and, for a conditional model, of its labels y (an unconditional model ignores y). On a CPU,
+    freed memory is held from here on (hold_freed_memory)."""
     x = checked_model(model)._inputs(x)
     if len(x) == 0:
         raise VaelabError("x holds no examples; pass at least one")
+    if x.device.type == "cpu":
+        hold_freed_memory()
     return x, model._labels(y, len(x)) if model.conditional else None
 
 
@@ -89,8 +92,6 @@ def evaluate_elbo(model, x: torch.Tensor, repeats: int = 10, batch_size: int = 2
     batch_size = positive_int("batch_size", batch_size, "examples per forward pass")
     x, y = _checked(model, x, y)
     model.eval()
-    if x.device.type == "cpu":
-        hold_freed_memory()
     names = model.ELBO_TERMS
     if model.deterministic:
         repeats = 1
@@ -112,8 +113,8 @@ def evaluate_elbo(model, x: torch.Tensor, repeats: int = 10, batch_size: int = 2
 
 
 # Sample rows (images x k) from which evaluate_iwae compiles its passes on a CPU unless told otherwise: the
-# one-off compile (4-10 s) costs less than it saves there (IWAE-5000 of the default VAE: 18% less time per
-# pass, about 0.9 s per million rows at 2 threads; docs/runtime.md). IWAE-1000 and up on a 10,000-image test set.
+# one-off compile (4-11 s) costs less than it saves there (IWAE-5000 of the default VAE: 18% less time per
+# pass, about 0.9 s per million rows at 2 threads: benchmarks/results/iwae-floor.md and iwae-floor-compiled.md). IWAE-1000 and up on a 10,000-image test set.
 COMPILE_AUTO_ROWS = 10_000_000
 
 
@@ -138,8 +139,6 @@ def evaluate_iwae(model, x: torch.Tensor, k: int, progress: bool = True, y: torc
     if compile is not None and not isinstance(compile, bool):
         raise VaelabError(f"compile = {compile!r}: give True, False or None (compile long evaluations on a CPU)")
     model.eval()
-    if x.device.type == "cpu":
-        hold_freed_memory()
     auto = compile is None
     if auto:
         compile = x.device.type == "cpu" and len(x) * k >= COMPILE_AUTO_ROWS
