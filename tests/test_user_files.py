@@ -101,3 +101,109 @@ def test_a_diverged_run_ends_with_a_warning(capsys):
     assert "training diverged; try a lower --lr than 10.0" in capsys.readouterr().err
     _warn_if_worse({"loss": [540.0, 100.0]}, TrainConfig(), main=True)
     assert capsys.readouterr().err == ""
+
+
+# --- overwrite=True removes a run's own files and nothing else ---
+
+PY_QUICK = dict(iters=40, eval_every=20, log_every=10, checkpoint_every=20, iwae_k=[1], eval_repeats=1,
+                progress=False, z_dim=2, hidden="16")
+
+
+def _tree(folder):
+    """Every file under folder with its bytes: what must be unchanged after a refused overwrite."""
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+@pytest.mark.parametrize("config", ['{"name": "my project"}', "{}", "not json at all", None])
+def test_overwrite_refuses_a_project_folder_and_deletes_nothing(tmp_path, config):
+    import vaelab
+
+    project = tmp_path / "project"
+    (project / "src").mkdir(parents=True)
+    (project / "data").mkdir()
+    (project / "src" / "main.py").write_text("print('mine')\n")
+    (project / "data" / "results.csv").write_text("a,b\n1,2\n")
+    (project / "thesis.tex").write_text("\\documentclass{article}\n")
+    if config is not None:
+        (project / "config.json").write_text(config)
+    before = _tree(project)
+    with pytest.raises(VaelabError, match=r"is not a vaelab run; overwrite replaces only a vaelab run folder") as e:
+        vaelab.train("vae", out=project, overwrite=True, **PY_QUICK)
+    assert "\n" not in str(e.value) and "out " in str(e.value) and "--out" not in str(e.value)
+    assert _tree(project) == before and sorted(os.listdir(project)) == sorted(
+        ["src", "data", "thesis.tex"] + (["config.json"] if config is not None else []))
+
+
+def test_overwrite_keeps_a_users_file_in_a_run_folder(done, tmp_path):
+    import shutil
+
+    import vaelab
+
+    out = tmp_path / "run"
+    shutil.copytree(done, out)
+    (out / "my_analysis.ipynb").write_text("{}")
+    (out / "seed-0" / "notes.txt").write_text("mine")
+    before = _tree(out)
+    with pytest.raises(VaelabError, match=r"also holds files vaelab did not write \(my_analysis.ipynb, "
+                                          r"seed-0/notes.txt\); move them elsewhere first"):
+        vaelab.train("vae", out=out, overwrite=True, **PY_QUICK)
+    assert _tree(out) == before
+
+
+def test_overwrite_respects_the_lock_of_a_running_run(done, tmp_path):
+    import shutil
+
+    import vaelab
+
+    out = tmp_path / "run"
+    shutil.copytree(done, out)
+    before = _tree(out)
+    with lock_run_dir(out):   # as a `vaelab train` still writing this folder holds it
+        with pytest.raises(VaelabError, match=r"is in use by another vaelab process \(pid \d+\)"):
+            vaelab.train("vae", out=out, overwrite=True, **PY_QUICK)
+        assert {k: v for k, v in _tree(out).items() if k != ".lock"} == \
+            {k: v for k, v in before.items() if k != ".lock"}
+
+
+def test_every_file_vaelab_writes_is_its_own_and_overwrite_replaces_them(done, tmp_path, capsys):
+    """A run folder after train, sample, score and plot holds only files foreign_files knows as vaelab's;
+    overwrite=True then replaces the run (the folder stays, nothing of the old run is left)."""
+    import shutil
+
+    import vaelab
+    from vaelab.report import FIGURES
+    from vaelab.runs import RUN_FILES, _ours, foreign_files
+
+    assert all(_ours(name, RUN_FILES) for name, *_ in FIGURES)   # a new report figure must be listed as vaelab's
+    out = tmp_path / "run"
+    shutil.copytree(done, out)
+    for args in (["sample", str(out), "--rows", "2", "--cols", "3"], ["score", str(out), "--no-progress"],
+                 ["score", str(out), "--normal-classes", "1", "2", "--no-progress"], ["plot", str(out), "recon"],
+                 ["plot", str(out), "curves"]):
+        assert main(args) == 0, capsys.readouterr().err
+    (out / ".metrics.json.abcd1234.tmp").write_text("{")   # a write cut short by a kill
+    (out / "seed-0" / ".checkpoint.pt.abcd1234.tmp").write_bytes(b"")
+    names = set(os.listdir(out))
+    assert {"samples-2x3-seed0.png", "recon.png", "scores-mnist-5k-seed0.csv",
+            "scores-mnist-5k-seed0-normal1-2.json"} <= names, names
+    assert foreign_files(out) == []
+    run = vaelab.train("vae", out=out, overwrite=True, **{**PY_QUICK, "iters": 20, "eval_every": 10,
+                                                          "checkpoint_every": 10})
+    assert run.config.iters == 20 and len(run.history(0)["iteration"]) == 2
+    assert not any(n.startswith(("scores-", "samples-2x3", ".metrics")) for n in os.listdir(out))
+    assert not (out / "seed-0" / ".checkpoint.pt.abcd1234.tmp").exists()
+
+
+def test_a_run_killed_before_its_config_was_renamed_can_start_again(tmp_path, capsys):
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / ".lock").write_text("12345\n")
+    (out / ".config.json.k1ll3d00.tmp").write_text('{"model": "va')
+    assert main(["train", "vae", "--out", str(out), *QUICK]) == 0, capsys.readouterr().err
+    assert not list(out.glob(".config.json.*.tmp")) and read_json(out / "config.json")["model"] == "vae"
+    from vaelab.runs import check_replaceable
+
+    left = tmp_path / "left"   # what a run refused after taking its lock leaves: overwrite may use it
+    left.mkdir()
+    (left / ".lock").write_text("")
+    check_replaceable(left)

@@ -14,7 +14,6 @@ import difflib
 import html
 import os
 import re
-import shutil
 from pathlib import Path
 
 import torch
@@ -23,6 +22,7 @@ from .config import TrainConfig
 from .errors import VaelabError
 from .models import MODELS, NETWORK_OPTIONS, Model, with_defaults
 from .run import Run
+from .runs import is_run_dir
 
 _TRAIN_FIELDS = [f.name for f in dataclasses.fields(TrainConfig) if f.name not in ("model", "model_options")]
 # CLI flags whose Python argument has another name
@@ -69,7 +69,9 @@ def train(model: str | Model | None = None, dataset: str | None = None, *, seeds
         dataset: a data set name (`vaelab.datasets()`); the default `mnist-5k` is embedded and works offline.
         seeds: one training run per seed (default [0]).
         out: the run folder (default: runs/MODEL-DATASET-TIMESTAMP, new on every call).
-        overwrite: replace `out` if it already holds a vaelab run (never a folder of other files).
+        overwrite: replace the vaelab run in `out`: only the files vaelab wrote there are removed, after the
+            options and data are checked and while no other process is writing the run; a folder that
+            is not a vaelab run, or also holds files of yours, is refused and left as it is.
         resume: continue the run in `out` where it stopped (or start it, if `out` holds none yet); the
             arguments given must agree with its saved configuration, so the same cell can run again, and
             a complete run is returned as it is. A longer `time_budget` extends it: the seeds the old
@@ -97,15 +99,12 @@ def train(model: str | Model | None = None, dataset: str | None = None, *, seeds
                               f"is embedded and reads no files; pass dataset='mnist' (or another data set in that "
                               f"folder: vaelab.datasets(data_dir))")
         cfg, instance = _config(model or "vae", dataset or "mnist-5k", [0] if seeds is None else seeds, out, options)
-        if out is not None and Path(out, "config.json").exists():
-            if not overwrite:
-                raise VaelabError(f"out={str(out)!r} already holds a run; pass overwrite=True to replace it, "
-                                  f"resume=True to continue it, or another out")
-            cfg.validate()   # a bad value stops before the old run is gone
-            shutil.rmtree(out)   # a vaelab run folder (it has config.json), as asked
+        if out is not None and not overwrite and is_run_dir(Path(out)):
+            raise VaelabError(f"out={str(out)!r} already holds a run; pass overwrite=True to replace it, "
+                              f"resume=True to continue it, or another out")
         from .pipeline import train_run
 
-        return Run(train_run(cfg, model=instance), model=instance)
+        return Run(train_run(cfg, model=instance, overwrite=overwrite), model=instance)
     except VaelabError as e:
         raise VaelabError(python_message(str(e))) from None
     finally:
@@ -121,7 +120,7 @@ def _resume(model, dataset, seeds, out, options) -> Run:
 
     if out is None:
         raise VaelabError("resume=True continues the run folder out: pass out='runs/...'")
-    if not Path(out, "config.json").exists():   # nothing to continue yet: start it
+    if not is_run_dir(Path(out)):   # nothing to continue yet: start it (a folder of other files is refused)
         return train(model, dataset, seeds=seeds, out=out, **options)
     run = Run(out)
     saved = dataclasses.asdict(run.config)

@@ -30,19 +30,22 @@ from .evaluate import evaluate_model
 from .judge import run_judge, sample_quality
 from .models import Model, build_model
 from .schedules import parse_duration
-from .runs import atomic_write_bytes, check_new_run_dir, load_checkpoint, lock_run_dir, prepare_run_dir, read_json, summarise, write_json
+from .runs import (atomic_write_bytes, check_new_run_dir, check_replaceable, clear_run_dir, load_checkpoint, lock_run_dir,
+                   prepare_run_dir, read_json, summarise, write_json)
 from .trainer import fit, flush_denormal
 
 SAMPLE_ROWS, SAMPLE_COLS = 10, 20   # the sample grid every image run writes
 _NOT_COMPARED = RUNTIME_OPTIONS + EXTENDABLE + ("out",)   # a run folder may be moved, its budget extended
 
 
-def train_run(cfg: TrainConfig, resume: bool = False, model: Model | None = None) -> Path:
+def train_run(cfg: TrainConfig, resume: bool = False, model: Model | None = None, overwrite: bool = False) -> Path:
     """Train every seed of cfg, evaluate on the full test set, and write the run folder; returns its path.
 
     resume=True continues the run folder cfg.out (see resume_run): finished seeds are kept,
     an interrupted seed continues from its last checkpoint. model: an instance to train instead of
-    building cfg.model from cfg.model_options (each seed trains a copy, freshly initialised)."""
+    building cfg.model from cfg.model_options (each seed trains a copy, freshly initialised).
+    overwrite=True replaces the vaelab run in cfg.out: only its own files are removed, once its lock is
+    held and the data and options have been checked; a folder with anything else in it is refused."""
     with distributed.same_on_every_rank():   # bad options fail before the processes connect
         cfg.validate()
         device = resolve_device(cfg.device)
@@ -51,7 +54,7 @@ def train_run(cfg: TrainConfig, resume: bool = False, model: Model | None = None
         cfg.out = str(Path("runs") / f"{cfg.model}-{cfg.dataset}-{datetime.now():%Y%m%d-%H%M%S}")
     with flush_denormal(), distributed.process_group(device):
         cfg.out = distributed.on_main(lambda: cfg.out)   # one folder for all ranks: rank 0's (a default name has the time)
-        return _train_run(cfg, device, resume, model)
+        return _train_run(cfg, device, resume, model, overwrite)
 
 
 def resume_run(run, **runtime) -> Path:
@@ -124,7 +127,8 @@ def _prepare(cfg: TrainConfig, device: torch.device, template: Model | None = No
     return data
 
 
-def _train_run(cfg: TrainConfig, device: torch.device, resume: bool = False, template: Model | None = None) -> Path:
+def _train_run(cfg: TrainConfig, device: torch.device, resume: bool = False, template: Model | None = None,
+               overwrite: bool = False) -> Path:
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     data = _prepare(cfg, device, template)
@@ -136,9 +140,13 @@ def _train_run(cfg: TrainConfig, device: torch.device, resume: bool = False, tem
         def open_run():   # rank 0: lock the folder (held until the run is written), judge, config or progress
             if run_dir.exists() and not run_dir.is_dir():
                 raise VaelabError(f"--out {run_dir}: exists and is not a folder; choose another --out")
-            if not resume:   # before the lock file: a folder of the user's own is never touched
+            if overwrite:   # before the lock file: a folder of the user's own is never touched
+                check_replaceable(run_dir)
+            elif not resume:
                 check_new_run_dir(run_dir, dataclasses.asdict(cfg))
             held.enter_context(lock_run_dir(run_dir))   # a second writer is refused
+            if overwrite:   # under the lock: never the folder of a run still training
+                clear_run_dir(run_dir)
             judge.extend(j for j in [run_judge(cfg, device)] if j is not None)
             if resume:
                 return _resume_progress(run_dir, cfg)
