@@ -94,7 +94,7 @@ def test_figures_are_returned_and_optionally_saved(run, tmp_path):
 
 
 @pytest.mark.parametrize("draw, message", [
-    (lambda run, x, y: vaelab.plots.samples(run), r"got a Run .*: pass run.model\(\)"),
+    (lambda run, x, y: vaelab.plots.samples(run), r"got Run: pass a model such as run.model\(\)"),
     (lambda run, x, y: vaelab.plots.samples(run.model(), shape=(20, 20)), r"^shape=\(20, 20\): give \(height, width\)"),
     (lambda run, x, y: vaelab.plots.interpolation(run.model(), x, y, pairs=[(3, 12)]), r"no image of class 12 in y"),
     (lambda run, x, y: vaelab.plots.curves(5), r"^run must be a Run, a run folder or a dict"),
@@ -106,7 +106,7 @@ def test_figures_are_returned_and_optionally_saved(run, tmp_path):
     (lambda run, x, y: vaelab.plots.manifold(run.model(), x, y, span=-1), r"^span must be positive"),
     (lambda run, x, y: vaelab.plots.interpolation(run.model(), x, y, steps=1), r"^steps must be at least 2"),
     (lambda run, x, y: vaelab.plots.interpolation(run.model(), x, y, pairs=[3]), r"^pairs must be pairs of classes"),
-    (lambda run, x, y: vaelab.evaluate_iwae(run, x, 10), r"got a Run .*: pass run.model\(\)"),
+    (lambda run, x, y: vaelab.evaluate_iwae(run, x, 10), r"got Run: pass a model such as run.model\(\)"),
     (lambda run, x, y: vaelab.plots.scatter(run.model(), x, None), r"^y must hold one class label per image of x"),
 ])
 def test_figure_mistakes_get_one_line_errors(run, draw, message):
@@ -420,3 +420,19 @@ def test_model_options_as_one_dict_or_one_by_one():
         vaelab.api._config("ssvae", "mnist-5k", [0], None, {"iw_k": 5})
     with pytest.raises(vaelab.VaelabError, match="^model_options must be a dict"):
         vaelab.api._config("vae", "mnist-5k", [0], None, {"model_options": "z_dim=3"})
+
+
+@pytest.mark.parametrize("name", list(vaelab.MODELS))
+def test_every_option_default_is_the_constructors_default(name):
+    """A model's defaults are written twice, in its OPTIONS table (vaelab.options, the CLI flags) and in
+    its constructor; the class that first names an option in its __init__ (a subclass may pass the rest
+    on as **options) must give it the table's default."""
+    import inspect
+
+    cls, table = vaelab.MODELS[name]
+    for option, (_, default, _) in table.items():
+        owner = next((c for c in cls.__mro__ if "__init__" in c.__dict__
+                      and option in inspect.signature(inspect.unwrap(c.__init__)).parameters), None)
+        assert owner is not None, f"{name}: option {option} is taken by no constructor"
+        given = inspect.signature(inspect.unwrap(owner.__init__)).parameters[option].default
+        assert given == default, f"{name}.{option}: OPTIONS says {default!r}, {owner.__name__}.__init__ {given!r}"

@@ -252,7 +252,7 @@ def test_evaluation_checks_its_data_before_computing_anything(name, bad, message
 
 
 def test_evaluation_refuses_what_is_not_a_model():
-    with pytest.raises(VaelabError, match=r"^model must be a vaelab model \(e.g. run.model\(\)\), got object$"):
+    with pytest.raises(VaelabError, match=r"^model must be a vaelab model, got object: pass a model such as run.model\(\)"):
         evaluate_iwae(object(), torch.rand(2, 784), 5, progress=False)
 
 

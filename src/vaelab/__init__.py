@@ -10,8 +10,7 @@ The pieces: `train`, `load_run` and `Run` (runs), `options` and the model classe
 `load_dataset` and `datasets` (data), `evaluate_elbo` / `evaluate_iwae` (evaluation),
 `vaelab.plots` (figures). docs/python-api.md walks through them.
 """
-__version__ = "0.1.0"
-
+from ._version import __version__
 from . import plots  # noqa: E402
 from .api import datasets, load_run, options, train  # noqa: E402
 from .config import TrainConfig  # noqa: E402
@@ -31,6 +30,6 @@ from .models.ssvae import SSVAE  # noqa: E402
 from .models.vae import VAE  # noqa: E402
 from .run import MetricsTable, Run  # noqa: E402
 
-__all__ = ["AE", "CVAE", "ContractiveAE", "DenoisingAE", "GMVAE", "HVAE", "M1M2", "MODELS", "MetricsTable", "Model", "Run",
+__all__ = ["__version__", "AE", "CVAE", "ContractiveAE", "DenoisingAE", "GMVAE", "HVAE", "M1M2", "MODELS", "MetricsTable", "Model", "Run",
            "SSVAE", "SparseAE", "TrainConfig", "VAE", "VaelabError", "VampVAE", "build_model", "datasets", "evaluate_elbo",
            "evaluate_iwae", "load_dataset", "load_run", "options", "plots", "train"]

@@ -18,10 +18,13 @@ from pathlib import Path
 
 import torch
 
-from .config import TrainConfig
+from .config import EXTENDABLE, RUNTIME_OPTIONS, TrainConfig
+from .data import dataset_status
 from .errors import VaelabError
 from .models import MODELS, NETWORK_OPTIONS, Model, with_defaults
+from .pipeline import resume_run, train_run
 from .run import Run
+from .run import load_run as _load
 from .runs import is_run_dir
 
 _TRAIN_FIELDS = [f.name for f in dataclasses.fields(TrainConfig) if f.name not in ("model", "model_options")]
@@ -102,8 +105,6 @@ def train(model: str | Model | None = None, dataset: str | None = None, *, seeds
         if out is not None and not overwrite and is_run_dir(Path(out)):
             raise VaelabError(f"out={str(out)!r} already holds a run; pass overwrite=True to replace it, "
                               f"resume=True to continue it, or another out")
-        from .pipeline import train_run
-
         return Run(train_run(cfg, model=instance, overwrite=overwrite), model=instance)
     except VaelabError as e:
         raise VaelabError(python_message(str(e))) from None
@@ -115,9 +116,6 @@ def _resume(model, dataset, seeds, out, options) -> Run:
     """resume=True: continue the run in `out`; the arguments given must agree with its saved configuration
     (so the same cell can be run again), except the runtime options, which may change, and the time
     budget, whose longer value extends the run."""
-    from .config import EXTENDABLE, RUNTIME_OPTIONS
-    from .pipeline import resume_run
-
     if out is None:
         raise VaelabError("resume=True continues the run folder out: pass out='runs/...'")
     if not is_run_dir(Path(out)):   # nothing to continue yet: start it (a folder of other files is refused)
@@ -221,8 +219,6 @@ def load_run(path, model: Model | None = None) -> Run:
 
     model: for a run trained on your own networks that cannot be imported again by name, the model
     built the same way; its weights are replaced by the run's."""
-    from .run import load_run as _load
-
     return _load(path, model)
 
 
@@ -239,8 +235,6 @@ def options(model: str | None = None) -> "OptionsTable":
 
 def datasets(data_dir=None) -> "OptionsTable":
     """The data sets vaelab knows, whether each was found, and where."""
-    from .data import dataset_status
-
     rows = [(r["name"], r["where"] if r["found"] else "not found", r["description"]) for r in dataset_status(data_dir)]
     return OptionsTable(rows, "data sets", ("name", "where", "what"))
 

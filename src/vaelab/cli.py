@@ -10,7 +10,15 @@ from pathlib import Path
 
 from . import distributed
 from .cli_args import build_parser
+from .config import EXTENDABLE, RUNTIME_OPTIONS, TrainConfig
+from .data import dataset_status
 from .errors import VaelabError
+from .explorer import serve
+from .models import MODELS
+from .pipeline import resume_run, train_run
+from .recipes import RECIPES, run_recipe
+from .runs import read_json
+from .saved import evaluate_run, plot_run, sample_run, score_run
 
 
 def _explicit_options(argv: list[str]) -> dict:
@@ -28,9 +36,6 @@ def _explicit_options(argv: list[str]) -> dict:
 
 
 def cmd_train(args) -> int:
-    from .config import EXTENDABLE, RUNTIME_OPTIONS, TrainConfig
-    from .pipeline import resume_run, train_run
-
     given = _explicit_options(args.argv)
     runtime = {}   # typed runtime (and extendable) options, after MODEL or before it
     for k in (*RUNTIME_OPTIONS, *EXTENDABLE):
@@ -48,7 +53,6 @@ def cmd_train(args) -> int:
         return 0
     with distributed.same_on_every_rank():
         if args.model is None:
-            from .models import MODELS
             raise VaelabError(f"vaelab train needs a MODEL ({', '.join(MODELS)}) or --resume RUN; "
                               f"e.g. `vaelab train vae --iters 5000`")
         if args.iters is not None and args.epochs is not None:
@@ -78,8 +82,6 @@ HEADLINE = ("nelbo", "loss", "mse", "accuracy")   # with the IWAE bounds: what a
 
 def headline(run_dir: Path) -> str:
     """The run's main test metrics on one line (mean ± SE over its finished seeds)."""
-    from .runs import read_json
-
     mean_se = read_json(Path(run_dir) / "metrics.json").get("mean_se", {})
     keys = [k for k in mean_se if k in HEADLINE] + sorted((k for k in mean_se if k.startswith("niwae_")),
                                                            key=lambda k: int(k.split("_")[1]))   # by k
@@ -91,9 +93,6 @@ def headline(run_dir: Path) -> str:
 
 def _check_resume_options(run: Path, args, given: dict) -> None:
     """`vaelab train MODEL ... --resume RUN`: typed options must agree with the run's saved configuration."""
-    from .runs import read_json
-    from .config import EXTENDABLE, RUNTIME_OPTIONS
-
     if args.model is None or not (Path(run) / "config.json").is_file():
         return   # nothing typed to compare (a missing config.json is reported by resume_run)
     saved = read_json(Path(run) / "config.json")
@@ -114,8 +113,6 @@ def _check_resume_options(run: Path, args, given: dict) -> None:
 
 
 def cmd_eval(args) -> int:
-    from .saved import evaluate_run
-
     path = evaluate_run(args.run, iwae_k=args.iwae_k, repeats=args.eval_repeats, data_dir=args.data_dir,
                         device=args.device, threads=args.threads, progress=args.progress, run_seeds=args.run_seeds,
                         compile=args.compile)
@@ -124,8 +121,6 @@ def cmd_eval(args) -> int:
 
 
 def cmd_sample(args) -> int:
-    from .saved import sample_run
-
     path = sample_run(args.run, rows=args.rows, cols=args.cols, seed=args.seed, run_seed=args.run_seed,
                       out=args.out, device=args.device, label=args.label, threads=args.threads)
     print(path)
@@ -133,8 +128,6 @@ def cmd_sample(args) -> int:
 
 
 def cmd_plot(args) -> int:
-    from .saved import plot_run
-
     for path in plot_run(args.run, args.figure, run_seed=args.run_seed, tsne=args.tsne, data_dir=args.data_dir,
                          device=args.device, threads=args.threads):
         print(path)
@@ -142,8 +135,6 @@ def cmd_plot(args) -> int:
 
 
 def cmd_score(args) -> int:
-    from .saved import score_run
-
     s = score_run(args.run, dataset=args.dataset, normal_classes=args.normal_classes, run_seed=args.run_seed,
                   out=args.out, data_dir=args.data_dir, device=args.device, threads=args.threads,
                   repeats=args.eval_repeats)
@@ -154,8 +145,6 @@ def cmd_score(args) -> int:
 
 
 def cmd_reproduce(args) -> int:
-    from .recipes import RECIPES, run_recipe
-
     if args.list:
         width = max(map(len, RECIPES))
         for name, r in RECIPES.items():
@@ -173,8 +162,6 @@ def cmd_reproduce(args) -> int:
 def cmd_explore(args) -> int:
     import torch
 
-    from .explorer import serve
-
     torch.set_num_threads(args.threads)
     try:
         serve(args.run, host=args.host, port=args.port, open_browser=args.browser, run_seed=args.run_seed,
@@ -185,8 +172,6 @@ def cmd_explore(args) -> int:
 
 
 def cmd_datasets(args) -> int:
-    from .data import dataset_status
-
     rows = dataset_status(args.data_dir)
     width = max(len(r["name"]) for r in rows)
     for r in rows:
@@ -204,8 +189,6 @@ def _resume_misuse(argv: list[str]) -> str | None:
     which argparse would misreport as "argument MODEL: invalid choice: '0.01'"; None for any other command line."""
     if argv[:1] != ["train"] or "-h" in argv or "--help" in argv:
         return None
-    from .models import MODELS
-
     extra, resume, i = [], None, 1
     while i < len(argv):
         token = argv[i]

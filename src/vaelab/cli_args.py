@@ -8,7 +8,9 @@ import re
 import sys
 from pathlib import Path
 
-from .config import MAX_SEED, kl_annealing_models, option_rule
+from .config import MAX_SEED, OPTIMIZERS, PRECISIONS, TrainConfig, kl_annealing_models, option_rule
+from .data import BINARIZE_MODES
+from .models import MODELS
 
 
 class Parser(argparse.ArgumentParser):
@@ -77,8 +79,6 @@ class Parser(argparse.ArgumentParser):
 def _commands(progs: list[str], asked: str) -> str:
     """The commands that take a flag, as "`vaelab eval`, `vaelab train gmvae`"; more than three models of
     train as "`vaelab train` for vae, gmvae, vamp, hvae, cvae" (or "for every model")."""
-    from .models import MODELS
-
     is_model = lambda p: len(p.split()) == 3 and p.split()[1] == "train"  # noqa: E731
     models = [p.split()[2] for p in progs if is_model(p) and p != asked]
     group = ("every model" if len(models) == len(MODELS) else ", ".join(models)) if len(models) > 3 else None
@@ -92,6 +92,7 @@ def _commands(progs: list[str], asked: str) -> str:
 
 def _checked(convert, ok, what: str):
     """An argparse type: convert the text, then check the value; one-line message either way."""
+
     def parse(s: str):
         try:
             v = convert(s)
@@ -161,8 +162,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _add_train(sub) -> None:
     """`vaelab train MODEL [options]` and `vaelab train --resume RUN`."""
-    from .models import MODELS
-
     train = sub.add_parser("train", help="train a model (one run folder, one or more seeds), or resume one",
                            usage="vaelab train MODEL [options]  |  vaelab train --resume RUN [runtime options]")
     train.add_argument("--resume", dest="top_resume", metavar="RUN", type=Path,
@@ -180,8 +179,6 @@ def _add_train(sub) -> None:
 
 def _add_model_parser(models, name: str, cls, options: dict) -> None:
     """`vaelab train NAME`: the training options (TrainConfig's fields, in three groups) and the model's own."""
-    from .config import TrainConfig
-
     d = TrainConfig()
     p = models.add_parser(name, help=(cls.__doc__ or name).strip().splitlines()[0],
                           formatter_class=DefaultsFormatter)
@@ -197,8 +194,6 @@ def _add_model_parser(models, name: str, cls, options: dict) -> None:
 
 def _add_data_args(g, d) -> None:
     """Which data, and how they are prepared."""
-    from .data import BINARIZE_MODES
-
     g.add_argument("--dataset", default=d.dataset, help="data set name (see `vaelab datasets`)")
     g.add_argument("--resize", type=_positive_int, help="resize images to N x N first (e.g. 32: the 32x32 "
                    "form of the conv nets)")
@@ -215,8 +210,6 @@ def _add_data_args(g, d) -> None:
 
 def _add_optimisation_args(g, d, cls) -> None:
     """Seeds, length, optimizer, schedules and precision of the training."""
-    from .config import OPTIMIZERS, PRECISIONS
-
     g.add_argument("--seeds", type=_seed, nargs="+", default=d.seeds, help="one training run per seed")
     g.add_argument("--seed", type=_seed, dest="seeds", nargs=1, help="a single seed (same as --seeds S)")
     g.add_argument("--iters", type=_positive_int, default=d.iters,

@@ -155,8 +155,6 @@ class TrainConfig:
     def _check_model_options(self) -> None:
         """Each registered option's value against its type and range (option_rule): the CLI's argparse types
         check the same, so a value that a flag would refuse fails here too, before anything is written."""
-        from .models import MODELS
-
         known = MODELS[self.model][1] if self.model in MODELS else {}
         for name, value in self.model_options.items():
             default = known.get(name, (None, None))[1]

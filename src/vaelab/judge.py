@@ -19,6 +19,7 @@ import torch
 import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 
+from .batches import load_images
 from .data import user_cache_dir
 from .nets import Classifier
 from .runs import atomic_write_bytes
@@ -97,8 +98,6 @@ def sample_quality(model, judge, n_classes: int = 10, per_class: int = 100) -> d
 def run_judge(cfg, device):
     """(judge, its real test accuracy, its accuracy per class name) for a run's data set; None for data
     that are not images of at least two classes. Trained once per data set and image size, then cached."""
-    from .batches import load_images
-
     ds = load_images(cfg)
     if ds.image_shape is None or len(ds.classes) < 2:   # 2D toy data: no images to judge
         return None

@@ -29,9 +29,13 @@ from .errors import VaelabError
 from .evaluate import evaluate_model
 from .judge import run_judge, sample_quality
 from .models import Model, build_model
+from .plots import make_latent_figures, save_curves, save_grid
+from .report import write_report
 from .schedules import parse_duration
+from .run import config_of
 from .runs import (atomic_write_bytes, check_new_run_dir, check_replaceable, clear_run_dir, load_checkpoint, lock_run_dir,
                    prepare_run_dir, read_json, summarise, write_json)
+from .run_figures import model_figures, save_samples_2d
 from .trainer import fit, flush_denormal
 
 SAMPLE_ROWS, SAMPLE_COLS = 10, 20   # the sample grid every image run writes
@@ -80,15 +84,6 @@ def resume_run(run, **runtime) -> Path:
             setattr(cfg, k, v)
     cfg.out = str(run)
     return train_run(cfg, resume=True)
-
-
-def config_of(run: Path) -> TrainConfig:
-    """The TrainConfig saved in RUN/config.json (VaelabError if it is not one)."""
-    path = Path(run) / "config.json"
-    try:
-        return TrainConfig(**read_json(path))
-    except TypeError as e:
-        raise VaelabError(f"{path}: not a configuration this vaelab can read ({e}); start a new run") from None
 
 
 def new_model(cfg: TrainConfig, x_dim: int, template: Model | None = None) -> Model:
@@ -202,10 +197,6 @@ def _train_seed(cfg: TrainConfig, data: DeviceData, device, seed_dir: Path, seed
 
 def _write_seed_outputs(cfg, data: DeviceData, device, run_dir: Path, seed: int, model, per_seed, histories) -> None:
     """A finished seed's figures, then metrics.json (last: it lists complete seeds) and the report."""
-    from .plots import make_latent_figures, save_curves, save_grid
-    from .run_figures import model_figures, save_samples_2d
-    from .report import write_report   # figures and report come last in the flow
-
     seed_dir = run_dir / f"seed-{seed}"
     model.eval()
     with torch.inference_mode():   # conditional models: one row per class
@@ -241,8 +232,6 @@ def _resume_progress(run_dir: Path, cfg: TrainConfig) -> tuple[dict, dict] | Non
                     continue   # a longer budget than the one that stopped it: train on
                 per_seed[str(seed)], histories[str(seed)] = done[str(seed)], hist
     if len(per_seed) == len(cfg.seeds) and not (run_dir / "report.md").exists():
-        from .report import write_report   # killed between metrics.json and the report: rebuild what is missing
-
         write_report(run_dir)
         return None
     if len(per_seed) == len(cfg.seeds):

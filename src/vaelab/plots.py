@@ -24,6 +24,9 @@ import numpy as np
 import torch
 
 from .errors import VaelabError, positive_int
+from .models import model_class
+from .models.base import checked_model
+from .run import Run
 from .runs import atomic_write_bytes
 
 
@@ -282,8 +285,6 @@ def _shape(model_or_dim, shape):
 
 def _model(model):
     """The model a figure draws from, checked (models.base.checked_model), in evaluation mode."""
-    from .models.base import checked_model
-
     return checked_model(model).eval()
 
 
@@ -371,9 +372,6 @@ def interpolation(model, x: torch.Tensor, y: torch.Tensor, pairs=INTERPOLATION_P
 
 def curves(run, save=None) -> Figure:
     """The training curves of every finished seed of a Run, or of a run folder, or of a dict seed -> history."""
-    from .models import model_class
-    from .run import Run
-
     if isinstance(run, (str, os.PathLike)):
         run = Run(run)
     if not isinstance(run, (Run, dict)):

@@ -22,7 +22,15 @@ from .config import TrainConfig, resolve_device
 from .errors import VaelabError
 from .models import Model, load_model
 from .runs import load_checkpoint, read_json
-from .pipeline import config_of
+
+
+def config_of(run: Path) -> TrainConfig:
+    """The TrainConfig saved in RUN/config.json (VaelabError if it is not one)."""
+    path = Path(run) / "config.json"
+    try:
+        return TrainConfig(**read_json(path))
+    except TypeError as e:
+        raise VaelabError(f"{path}: not a configuration this vaelab can read ({e}); start a new run") from None
 
 
 class Run:

@@ -14,18 +14,19 @@ from pathlib import Path
 import torch
 
 from .errors import VaelabError
-from .evaluate import evaluate_elbo, evaluate_iwae
+from .evaluate import anomaly_scores, evaluate_elbo, evaluate_iwae, roc_auc
 from .models import model_class
 from .plots import LATENT_FIGURES, make_latent_figures, require_figure, save_curves, save_grid
 from .report import write_report
 from .run import Run
-from .runs import atomic_write_bytes, lock_run_dir, read_json, summarise, write_json
+from .run_figures import save_samples_2d
+from .runs import atomic_write_bytes, load_checkpoint, lock_run_dir, read_json, summarise, write_json
 from .trainer import flush_denormal
 
 MAX_GRID = 10_000   # images in one sample grid (a 100x100 grid is a 6,000-pixel square PNG)
 
 
-def _open(run, run_seed=None, what: str = "--run-seed") -> tuple[Run, int]:
+def open_run(run, run_seed=None, what: str = "--run-seed") -> tuple[Run, int]:
     """(Run, the chosen training seed), warning on stderr when that seed is unfinished."""
     r = Run(run)
     if run_seed is not None and run_seed not in r.seeds:
@@ -96,7 +97,7 @@ def plot_run(run: Path, kind: str, run_seed=None, tsne=False, data_dir=None, dev
         raise VaelabError(f"--tsne adds a panel to the scatter figure; drop it for {kind}, or plot scatter")
     if threads:
         torch.set_num_threads(threads)
-    r, seed = _open(run, run_seed)
+    r, seed = open_run(run, run_seed)
     with lock_run_dir(r.path):   # it writes into the run folder
         if kind == "curves":
             hists = {str(s): r.history(s) for s in r.finished_seeds}
@@ -123,7 +124,7 @@ def sample_run(run: Path, rows=10, cols=20, seed=0, run_seed=None, out=None, dev
                           f"draw several smaller grids (--seed)")
     if threads:
         torch.set_num_threads(threads)
-    r, run_seed = _open(run, run_seed)
+    r, run_seed = open_run(run, run_seed)
     model = r.model(run_seed, device)
     if label is not None:
         if not model.conditional:
@@ -144,15 +145,11 @@ def sample_run(run: Path, rows=10, cols=20, seed=0, run_seed=None, out=None, dev
     with lock_run_dir(r.path) if inside else contextlib.nullcontext():   # writing into the run folder: not beside a trainer
         shape = _image_shape(r, run_seed)
         if shape is None:   # 2D points: a scatter over the test data
-            from .run_figures import save_samples_2d
-
             return save_samples_2d(out, r.data("cpu").test_x, images)
         return save_grid(out, images, rows, cols, shape)
 
 
 def _image_shape(r: Run, seed: int):
-    from .runs import load_checkpoint
-
     shape = load_checkpoint(r.checkpoint_path(seed), "cpu")["image_shape"]
     return None if shape is None else tuple(shape)
 
@@ -167,9 +164,7 @@ def score_run(run: Path, dataset: str | None = None, normal_classes=None, run_se
     scores for finding them is reported. Writes OUT.csv (index, label, anomaly, score) and OUT.json (default
     OUT: RUN/scores-DATASET-seedS, with -normalA-B... added for normal_classes given here).
     """
-    from .evaluate import anomaly_scores, roc_auc
-
-    r, run_seed = _open(run, run_seed)
+    r, run_seed = open_run(run, run_seed)
     trained_on = r.config.train_classes
     if threads:
         torch.set_num_threads(threads)

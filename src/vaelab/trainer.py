@@ -25,7 +25,8 @@ from pathlib import Path
 
 import torch
 
-from . import __version__, distributed
+from . import distributed
+from ._version import __version__
 from .batches import BATCH_STREAM, LABELLED_STREAM, Batches, DeviceData
 from .config import TrainConfig
 from .data import labelled_subset

@@ -33,6 +33,8 @@ from urllib.parse import parse_qs, urlsplit
 import torch
 
 from ..errors import VaelabError
+from ..plots import principal_directions
+from ..saved import open_run
 
 MAX_SCATTER = 2000
 MAX_QUERY = 8192                 # characters of a query string
@@ -70,10 +72,7 @@ class Explorer:
     """One trained image model and its test set, with the computations behind the API."""
 
     def __init__(self, run, run_seed=None, data_dir=None, device="cpu"):
-        from ..plots import principal_directions
-        from ..saved import _open
-
-        r, run_seed = _open(run, run_seed)   # says so on stderr when the seed is unfinished
+        r, run_seed = open_run(run, run_seed)   # says so on stderr when the seed is unfinished
         self.run = r.path
         model = r.model(run_seed, device)
         self.device = next(model.parameters()).device

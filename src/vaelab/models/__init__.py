@@ -26,6 +26,8 @@ MODELS = {
     "cae": (cae.ContractiveAE, cae.OPTIONS),
     "dae": (dae.DenoisingAE, dae.OPTIONS),
 }
+for _name, (_cls, _) in MODELS.items():   # Model.registry_name reads it: the models know no registry
+    _cls.registered_name = _name
 # Constructor arguments beyond the CLI's OPTIONS that a saved run may record: networks of the user's own.
 NETWORK_OPTIONS = {"vae": {"encoder", "decoder", "n_classes"}, "cvae": {"encoder", "decoder"},
                    "gmvae": {"encoder", "decoder"}, "vamp": {"encoder", "decoder"}}

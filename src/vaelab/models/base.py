@@ -64,13 +64,9 @@ def iwae_per_example(model, x: torch.Tensor, k: int, y: torch.Tensor | None = No
 
 def checked_model(model) -> "Model":
     """model itself if it is a vaelab Model, else a VaelabError with the fix (a Run holds one model per seed)."""
-    from ..run import Run   # here, not at the top: run.py imports the models
-
-    if isinstance(model, Run):
-        raise VaelabError("model must be a vaelab model, got a Run (one model per seed): pass run.model() "
-                          "(or run.model(seed))")
     if not isinstance(model, Model):
-        raise VaelabError(f"model must be a vaelab model (e.g. run.model()), got {type(model).__name__}")
+        raise VaelabError(f"model must be a vaelab model, got {type(model).__name__}: pass a model such as "
+                          f"run.model() (a Run holds one model per seed: run.model(seed))")
     return model
 
 
@@ -122,6 +118,7 @@ class Model(nn.Module):
     # Options that only choose first weights (e.g. M1M2's m1_run): a saved model is rebuilt without them,
     # its checkpoint holding every weight, so the run opens even where their source is gone.
     WEIGHT_OPTIONS: ClassVar[tuple[str, ...]] = ()
+    registered_name: ClassVar[str | None] = None   # set on the registry's own classes (models/__init__.py)
     kl_weight: float = 1.0                        # the trainer's warm-up weight of the KL term, 0..1 (a 0-dim
                                                   # device tensor while a --cuda-graph run warms up)
     z_dim: int
@@ -165,12 +162,7 @@ class Model(nn.Module):
     def registry_name(self) -> str:
         """The name a run records for this model: its registry name (vae, gmvae, ...), or for a class of
         your own the import path module:Class that builds it again."""
-        from . import MODELS
-
-        for name, (cls, _) in MODELS.items():
-            if type(self) is cls:
-                return name
-        return import_path(type(self))
+        return type(self).__dict__.get("registered_name") or import_path(type(self))   # not a subclass's
 
     def saved_options(self) -> dict:
         """options() as a run's config.json records them: networks by the import path of their class

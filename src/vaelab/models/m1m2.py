@@ -31,17 +31,21 @@ where NELBO_M2(z1) = KL_y + KL_z2 - sum_y q(y|z1) log p(z1 | y, z2_y) >= -log p(
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from safetensors.torch import load_file as load_safetensors
 from torch import nn
 
 from .. import distributed
-from ..errors import VaelabError
+from ..errors import VaelabError, first_line
+from ..runs import read_json
 from ..densities import gaussian_log_likelihood, kl_normal, log_normal, sample_gaussian
 from .ssvae import SSVAE
 from .ssvae import OPTIONS as SSVAE_OPTIONS
 from ..nets import Decoder
+from .vae import OPTIONS as VAE_OPTIONS
 from .vae import VAE, parse_hidden
 
 OPTIONS = {
@@ -208,31 +212,39 @@ class M1M2(SSVAE):
 
 
 def _trained_m1(path: str, seed: int, x_dim: int, z1_dim: int, m1_hidden) -> VAE:
-    """The VAE of a finished `vae` run, checked to be the M1 that (x_dim, z1_dim, m1_hidden) describe."""
-    from ..run import Run   # here: run.py imports the model registry
-
+    """The VAE of a finished `vae` run, checked to be the M1 that (x_dim, z1_dim, m1_hidden) describe. Read
+    from the folder's files (config.json, metrics.json, seed-S/model.safetensors: the weights the seed's
+    results come from): a model opens no Run."""
+    folder = Path(path)
+    if not folder.is_dir():
+        raise ValueError(f"m1_run = {path!r}: {folder.resolve()}: no such folder; give a finished `vae` run folder")
     try:
-        run = Run(path)
+        cfg = read_json(folder / "config.json")
+        done = read_json(folder / "metrics.json").get("per_seed", {}) if (folder / "metrics.json").exists() else {}
     except VaelabError as e:
         raise ValueError(f"m1_run = {path!r}: {e}") from None
-    cfg = run.config
-    if cfg.model != "vae":
-        raise ValueError(f"m1_run = {path!r} holds a run of {cfg.model}; M1 is a VAE: give a finished `vae` run")
-    if seed not in run.seeds:
-        raise ValueError(f"m1_seed = {seed}: m1_run = {path!r} has seeds {run.seeds}; choose m1_seed among them")
-    if seed not in run.finished_seeds:
+    if not isinstance(cfg, dict) or cfg.get("model") != "vae":
+        model = cfg.get("model") if isinstance(cfg, dict) else None
+        raise ValueError(f"m1_run = {path!r} holds a run of {model}; M1 is a VAE: give a finished `vae` run")
+    seeds, finished = cfg.get("seeds", []), [int(s) for s in done]
+    if seed not in seeds:
+        raise ValueError(f"m1_seed = {seed}: m1_run = {path!r} has seeds {seeds}; choose m1_seed among them")
+    weights = folder / f"seed-{seed}" / "model.safetensors"
+    if seed not in finished or not weights.is_file():
         raise ValueError(f"m1_run = {path!r}: seed {seed} has not finished training (finished: "
-                         f"{run.finished_seeds or 'none'}); resume that run or choose m1_seed among the finished")
-    m1 = run.model(seed)
-    opts = m1.options()   # every constructor argument, defaults included
+                         f"{finished or 'none'}); resume that run or choose m1_seed among the finished")
+    opts = {**{k: default for k, (_, default, _) in VAE_OPTIONS.items()}, **cfg.get("model_options", {})}
     if (any(opts.get(k) for k in ("encoder", "decoder", "n_classes")) or opts["net"] != "mlp"
             or opts["likelihood"] != "bernoulli"):
         raise ValueError(f"m1_run = {path!r}: M1 is the Bernoulli VAE with dense layers; that run's options "
-                         f"{cfg.model_options} build another network")
-    if (m1.z_dim, parse_hidden(opts["hidden"])) != (z1_dim, parse_hidden(m1_hidden)):
-        raise ValueError(f"m1_run = {path!r} has z_dim {m1.z_dim} and hidden {opts['hidden']!r}; pass "
-                         f"z1_dim={m1.z_dim} and m1_hidden={opts['hidden']!r} (--z1-dim, --m1-hidden)")
-    if m1.x_dim != x_dim:
-        raise ValueError(f"m1_run = {path!r} models {m1.x_dim} values per example, this data set {x_dim}; "
-                         f"train M1 on the same data set")
+                         f"{cfg.get('model_options')} build another network")
+    if (opts["z_dim"], parse_hidden(str(opts["hidden"]))) != (z1_dim, parse_hidden(m1_hidden)):
+        raise ValueError(f"m1_run = {path!r} has z_dim {opts['z_dim']} and hidden {opts['hidden']!r}; pass "
+                         f"z1_dim={opts['z_dim']} and m1_hidden={opts['hidden']!r} (--z1-dim, --m1-hidden)")
+    m1 = VAE(x_dim, z1_dim, m1_hidden)
+    try:
+        m1.load_state_dict(load_safetensors(weights))
+    except (RuntimeError, OSError, ValueError) as e:   # a size mismatch: another data set's images
+        raise ValueError(f"m1_run = {path!r}: its weights do not fit an M1 of {x_dim} values per example "
+                         f"({first_line(e)[:120]}); train M1 on the same data set") from None
     return m1

@@ -26,7 +26,7 @@ from ..errors import VaelabError
 from ..densities import (gaussian_log_likelihood, kl_normal, log_bernoulli_with_logits, log_normal,
                          sample_gaussian)
 from ..nets import ConvDecoder, ConvEncoder, Decoder, Encoder, UserDecoder, UserEncoder, check_networks
-from .base import Model
+from .base import Model, resolve
 
 # Command-line options of this model: name -> (type, default, help). `vaelab train vae --help` shows them.
 OPTIONS = {
@@ -67,8 +67,6 @@ def parse_hidden(hidden, what: str = "hidden sizes", example: str = "300,300") -
 def _network(net, what: str) -> nn.Module:
     """A user network: the module itself, or built from the import path module:Class (no arguments)."""
     if isinstance(net, str):
-        from .base import resolve
-
         cls = resolve(net, what)
         try:
             net = cls()

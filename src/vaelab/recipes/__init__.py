@@ -17,6 +17,8 @@ from pathlib import Path
 
 import torch
 
+from ..data import find_dataset, get_spec, load_dataset
+from ..data.toy import is_toy
 from ..errors import VaelabError
 from .experiments import RECIPES, Context, Recipe
 from .report import Figure, Section, Table, write_report
@@ -31,9 +33,6 @@ MNIST_5K_NOTE = " on small data (the embedded mnist-5k set, 4,000 training / 1,0
 
 def check_data(name: str, quick: bool = False, data_dir=None) -> None:
     """Fail before training when a data set the recipe needs cannot be found (or downloaded)."""
-    from ..data import find_dataset, get_spec, load_dataset
-    from ..data.toy import is_toy
-
     recipe = RECIPES[name]
     for ds in recipe.quick_data if quick else recipe.data:
         if is_toy(ds) or get_spec(ds).embedded or find_dataset(ds, data_dir) is not None:

@@ -12,6 +12,10 @@ from ..run import Run
 from ..config import TrainConfig
 from ..batches import prepare_data
 from ..pipeline import train_run
+from ..plots import save_figure, save_grid
+from ..run_figures import (draw_interpolation_2d, draw_reconstruction_2d, draw_samples_2d, interpolation_endpoints,
+                           interpolation_path, reconstruct)
+from ..saved import score_run
 
 # Swiss roll: a 1D latent for the 1D manifold (with z_dim = 2 and sigma0 = 0.1 the decoded prior
 # fills the inside of the roll). Three hidden layers of 256 and ~25k iterations: with 128,128 and 10k
@@ -43,8 +47,6 @@ def one_class_aucs(out: Path, dataset: str, classes, model: str = "ae", options:
     """One-class anomaly detection: for each class c, train on class c only (run folder out/class-c),
     score every test image (reconstruction MSE for autoencoders, NELBO for VAEs) and return the ROC AUC
     of finding the other classes, per class."""
-    from ..saved import score_run
-
     aucs = {}
     for c in classes:
         cfg = TrainConfig(model=model, dataset=dataset, data_dir=data_dir, out=str(Path(out) / f"class-{c}"),
@@ -64,11 +66,7 @@ def swiss_roll_figure(runs: dict[str, Path], path: Path) -> dict[str, dict[str, 
     z ~ N(0, I), latent interpolation between the leftmost and rightmost test points. Returns, per
     model, the test MSE of reconstructions at the code (posterior mean for the VAE) and the share
     of 2,000 decoded prior samples lying on the data (share_on_data)."""
-    import matplotlib.pyplot as plt
-
-    from ..plots import save_figure
-    from ..run_figures import (draw_interpolation_2d, draw_reconstruction_2d, draw_samples_2d,
-                               interpolation_endpoints, interpolation_path, reconstruct)
+    import matplotlib.pyplot as plt   # pyplot only here: importing it chooses a display backend
 
     data = prepare_data(TrainConfig(dataset="swiss-roll").validate(), torch.device("cpu"))
     x = data.test_x
@@ -97,8 +95,6 @@ def swiss_roll_figure(runs: dict[str, Path], path: Path) -> dict[str, dict[str, 
 def denoising_triplets(runs: dict[str, Path], path: Path, n: int = 12, data_dir=None) -> Path:
     """(original, corrupted, denoised) rows of the first n test images for each denoising run
     ({noise type: run}), corrupted at the middle of the run's training level range (seed 0)."""
-    from ..plots import save_grid
-
     rows, data = [], None
     for run in runs.values():
         data = data or Run(run).data("cpu", data_dir=data_dir)

@@ -14,6 +14,7 @@ from typing import Callable
 from ..report import by_class_table
 from ..config import TrainConfig
 from ..pipeline import train_run
+from ..run import Run
 from .blocks import (DAE_NOISES, ON_DATA_DISTANCE, SWISS_ROLL_VAE_ITERS, SWISS_ROLL_VAE_OPTIONS, denoising_triplets, first_seed_metrics, metrics_of,
                      one_class_aucs, swiss_roll_figure)
 from .report import Figure, Section, Table
@@ -287,7 +288,6 @@ def convvae_bce_vs_mse(ctx: Context) -> list[Section]:
 
 
 def metrics_hist(run: Path) -> dict:
-    from ..run import Run
     return Run(run).history(0)
 
 
