@@ -13,7 +13,7 @@ import time
 from common import DEFAULT_DATA, save
 
 from vaelab.config import TrainConfig
-from vaelab.pipeline import train_run
+from vaelab.runs.train import train_run
 
 
 def main():

@@ -15,9 +15,9 @@ import torch
 from common import DEFAULT_DATA, RESULTS, save
 
 from vaelab.data.corruption import gaussian_noise
-from vaelab.run import Run
+from vaelab.runs.run import Run
 from vaelab.config import TrainConfig
-from vaelab.pipeline import train_run
+from vaelab.runs.train import train_run
 
 EPS = [0.0, 0.05, 0.1, 0.2, 0.3, 0.5]
 

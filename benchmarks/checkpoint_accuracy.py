@@ -20,7 +20,7 @@ import torch
 import vaelab
 from vaelab.errors import VaelabError
 from vaelab.models import load_model
-from vaelab.runs import load_checkpoint
+from vaelab.storage import load_checkpoint
 
 
 def main() -> None:

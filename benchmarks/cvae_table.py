@@ -18,8 +18,8 @@ from pathlib import Path
 import torch
 from common import DEFAULT_DATA, save, train_command
 
-from vaelab.runs import read_json
-from vaelab.run import Run
+from vaelab.storage import read_json
+from vaelab.runs.run import Run
 from vaelab.config import TrainConfig
 from vaelab.batches import load_images
 

@@ -14,7 +14,7 @@ from common import DEFAULT_DATA, RESULTS, save
 
 from vaelab.recipes.blocks import DAE_NOISES, denoising_triplets
 from vaelab.config import TrainConfig
-from vaelab.pipeline import train_run
+from vaelab.runs.train import train_run
 
 NOISES = dict(DAE_NOISES)   # mask: p ~ U[0.3, 0.7] as in the course text
 

@@ -17,8 +17,9 @@ import torch
 from common import DEFAULT_DATA, save
 
 from vaelab.evaluate import evaluate_iwae
-from vaelab.runs import mean_se, read_json
-from vaelab.run import Run
+from vaelab.runs.folder import mean_se
+from vaelab.storage import read_json
+from vaelab.runs.run import Run
 from vaelab.trainer import flush_denormal
 
 

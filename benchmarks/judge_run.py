@@ -16,7 +16,7 @@ import torch
 from common import DEFAULT_DATA, save
 
 from vaelab.judge import sample_quality
-from vaelab.run import Run
+from vaelab.runs.run import Run
 from vaelab.judge import run_judge
 
 

@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from common import DEFAULT_DATA, save
 
 from vaelab.nets import Classifier
-from vaelab.run import Run
+from vaelab.runs.run import Run
 from vaelab.judge import run_judge
 from vaelab.batches import load_images
 

@@ -106,7 +106,7 @@ REFERENCE_GFLOPS = 135   # the 2-thread product rate the issue's budgets were se
 
 def table(results: dict, k: int) -> str:
     """One row per run, then the mean ± SE over seeds of each configuration and budget."""
-    from vaelab.runs import mean_se
+    from vaelab.runs.folder import mean_se
 
     rows = sorted(results.values(), key=lambda r: (r["config"], r["minutes"], r["seed"]))
     lines = [f"| configuration | budget here (min) | = min at {REFERENCE_GFLOPS} GFLOP/s | seed | epochs | train s | "
@@ -231,7 +231,7 @@ def figure(results: dict, k: int, path: Path) -> None:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    from vaelab.runs import mean_se
+    from vaelab.runs.folder import mean_se
 
     fig, ax = plt.subplots(figsize=(6.4, 4.2), dpi=110)
     for config in sorted({r["config"] for r in results.values()}):

@@ -49,7 +49,7 @@ from likelihood_race import cpu_model, matmul_gflops
 
 import vaelab
 from vaelab.data import labelled_subset
-from vaelab.runs import mean_se
+from vaelab.runs.folder import mean_se
 
 NAME = "m1m2-long"
 NETS = dict(z_dim=50, hidden="600,600")   # Kingma et al.'s M1 networks

@@ -18,10 +18,10 @@ from pathlib import Path
 from common import DEFAULT_DATA, model_options, save
 
 from vaelab.models import MODELS
-from vaelab.report import metrics_table
-from vaelab.runs import write_json
+from vaelab.runs.report import metrics_table
+from vaelab.storage import write_json
 from vaelab.config import TrainConfig
-from vaelab.pipeline import train_run
+from vaelab.runs.train import train_run
 
 
 def _speed_over_training(run, seeds) -> str:

@@ -5,7 +5,7 @@
     python benchmarks/one_class.py --dataset mnist --model vae --opt likelihood=bernoulli --iters 2000
 
 Writes benchmarks/results/one-class-DATASET-MODEL.{json,md} (or --name). Scores: reconstruction
-MSE for autoencoders, NELBO for VAEs (vaelab.saved.score_run, the code behind `vaelab score`).
+MSE for autoencoders, NELBO for VAEs (vaelab.runs.commands.score_run, the code behind `vaelab score`).
 References (MNIST, mean AUC over the 10 classes, Ruff et al. 2018): convolutional AE 0.92, Deep SVDD 0.95.
 """
 from __future__ import annotations

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from common import save, train_command
 
-from vaelab.runs import read_json
+from vaelab.storage import read_json
 
 
 def main():

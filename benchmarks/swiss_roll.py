@@ -17,7 +17,7 @@ from common import RESULTS, save
 from vaelab.recipes.blocks import ON_DATA_DISTANCE, SWISS_ROLL_VAE_ITERS, swiss_roll_figure
 from vaelab.recipes.blocks import SWISS_ROLL_VAE_OPTIONS as VAE_OPTIONS
 from vaelab.config import TrainConfig
-from vaelab.pipeline import train_run
+from vaelab.runs.train import train_run
 
 
 def main():

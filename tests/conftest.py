@@ -46,7 +46,7 @@ def killed_then_resumed(monkeypatch, cfg: dict, out, iteration: int, **runtime):
     import vaelab
     import vaelab.trainer as trainer_mod
     from vaelab.config import TrainConfig
-    from vaelab.pipeline import resume_run, train_run
+    from vaelab.runs.train import resume_run, train_run
 
     real_save = trainer_mod.save_checkpoint
 

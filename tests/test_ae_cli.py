@@ -6,7 +6,7 @@ import pytest
 from conftest import REAL_DATA, requires_real
 from vaelab.cli import main
 from vaelab.config import TrainConfig
-from vaelab.pipeline import train_run
+from vaelab.runs.train import train_run
 
 QUICK = ["--iters", "40", "--eval-every", "20", "--checkpoint-every", "40", "--eval-repeats", "2",
          "--no-progress", "--threads", "1"]

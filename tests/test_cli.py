@@ -13,11 +13,11 @@ import torch
 from conftest import REAL_DATA
 from vaelab.cli import main
 from vaelab.errors import VaelabError
-from vaelab.runs import load_checkpoint
+from vaelab.storage import load_checkpoint
 from vaelab.config import TrainConfig
 from vaelab.trainer import fit
 from vaelab.batches import prepare_data
-from vaelab.pipeline import train_run
+from vaelab.runs.train import train_run
 
 QUICK = ["--iters", "60", "--eval-every", "30", "--checkpoint-every", "30", "--iwae-k", "1", "5",
          "--eval-repeats", "2", "--no-progress", "--threads", "1"]

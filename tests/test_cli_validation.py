@@ -168,7 +168,7 @@ def test_score_with_some_normal_classes_reports_an_auc(tiny_run, tmp_path, capsy
 
 
 def test_eval_of_a_run_in_use_does_not_suggest_out(tiny_run, capsys):
-    from vaelab.runs import lock_run_dir
+    from vaelab.runs.folder import lock_run_dir
     with lock_run_dir(tiny_run):
         err = _one_line_error(["eval", str(tiny_run), "--iwae-k", "1", "--no-progress", "--threads", "1"], capsys)
     assert "is in use by another vaelab process" in err and "--out" not in err, err

@@ -18,7 +18,7 @@ from vaelab.errors import VaelabError
 from vaelab.explorer import Explorer, make_server
 from vaelab.explorer.server import png_bytes, url_of
 from vaelab.config import TrainConfig
-from vaelab.pipeline import train_run
+from vaelab.runs.train import train_run
 
 
 def _tiny_run(path, model="vae", dataset="mnist-5k", **options):

@@ -14,8 +14,8 @@ from vaelab.data.idx import IDX_DTYPES, parse_idx, read_idx, write_idx
 from vaelab.data.registry import get_spec
 from vaelab.errors import VaelabError
 from vaelab.models import build_model
-from vaelab.runs import load_checkpoint, save_checkpoint
-from vaelab.saved import sample_run
+from vaelab.storage import load_checkpoint, save_checkpoint
+from vaelab.runs.commands import sample_run
 from vaelab.config import TrainConfig
 from vaelab.models import load_model
 

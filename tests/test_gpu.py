@@ -14,7 +14,7 @@ from vaelab.batches import prepare_data
 from vaelab.config import TrainConfig
 from vaelab.evaluate import evaluate_elbo, evaluate_iwae
 from vaelab.models import MODELS, build_model
-from vaelab.pipeline import train_run
+from vaelab.runs.train import train_run
 from vaelab.trainer import fit
 
 pytestmark = [pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA GPU is visible to PyTorch"),

@@ -3,7 +3,7 @@ import json
 
 from conftest import REAL_DATA, requires_real
 from vaelab.config import TrainConfig
-from vaelab.pipeline import train_run
+from vaelab.runs.train import train_run
 
 
 @requires_real("mnist")

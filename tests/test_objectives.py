@@ -13,7 +13,7 @@ from vaelab.densities import log_mean_exp
 from vaelab.errors import VaelabError
 from vaelab.models import build_model
 from vaelab.nets import Tanh
-from vaelab.pipeline import resume_run, train_run
+from vaelab.runs.train import resume_run, train_run
 from vaelab.schedules import IWAE_EPOCHS, lr_factor, parse_duration, parse_schedule, warmup_weight
 
 x8 = torch.bernoulli(torch.rand(8, 784, generator=torch.Generator().manual_seed(0)))

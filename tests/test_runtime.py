@@ -14,12 +14,13 @@ import torch
 
 from vaelab.cli import main
 from vaelab.errors import VaelabError
-from vaelab.runs import load_checkpoint, lock_run_dir
+from vaelab.runs.folder import lock_run_dir
+from vaelab.storage import load_checkpoint
 from vaelab.config import TrainConfig
 from vaelab.trainer import fit
 from vaelab.batches import prepare_data
-from vaelab.pipeline import resume_run, train_run
-import vaelab.pipeline as pipeline_mod
+from vaelab.runs.train import resume_run, train_run
+import vaelab.runs.train as pipeline_mod
 import vaelab.trainer as trainer_mod
 
 SRC = Path(__file__).resolve().parents[1] / "src"

@@ -6,7 +6,8 @@ import torch
 
 from vaelab.cli import main
 from vaelab.errors import VaelabError
-from vaelab.runs import lock_run_dir, read_json
+from vaelab.runs.folder import lock_run_dir
+from vaelab.storage import read_json
 
 QUICK = ["--iters", "40", "--eval-every", "20", "--log-every", "10", "--checkpoint-every", "20", "--iwae-k", "1",
          "--eval-repeats", "1", "--no-progress", "--z-dim", "2", "--hidden", "16"]
@@ -40,7 +41,7 @@ def test_a_late_check_leaves_no_folder_behind(tmp_path, capsys):
 
 
 def test_score_uses_the_best_epoch_not_the_last_checkpoint(tmp_path, capsys):
-    from vaelab.saved import score_run
+    from vaelab.runs.commands import score_run
 
     out = tmp_path / "es"
     assert main(["train", "vae", "--out", str(out), "--epochs", "3", "--patience", "1", "--iwae-k", "1",
@@ -56,7 +57,7 @@ def test_score_uses_the_best_epoch_not_the_last_checkpoint(tmp_path, capsys):
 def test_commands_on_an_unfinished_run_say_so_and_respect_the_lock(done, tmp_path, capsys):
     import shutil
 
-    from vaelab.saved import sample_run
+    from vaelab.runs.commands import sample_run
 
     run = tmp_path / "unfinished"
     shutil.copytree(done, run)
@@ -171,8 +172,8 @@ def test_every_file_vaelab_writes_is_its_own_and_overwrite_replaces_them(done, t
     import shutil
 
     import vaelab
-    from vaelab.report import FIGURES
-    from vaelab.runs import RUN_FILES, _ours, foreign_files
+    from vaelab.runs.report import FIGURES
+    from vaelab.runs.folder import RUN_FILES, _ours, foreign_files
 
     assert all(_ours(name, RUN_FILES) for name, *_ in FIGURES)   # a new report figure must be listed as vaelab's
     out = tmp_path / "run"
@@ -201,7 +202,7 @@ def test_a_run_killed_before_its_config_was_renamed_can_start_again(tmp_path, ca
     (out / ".config.json.k1ll3d00.tmp").write_text('{"model": "va')
     assert main(["train", "vae", "--out", str(out), *QUICK]) == 0, capsys.readouterr().err
     assert not list(out.glob(".config.json.*.tmp")) and read_json(out / "config.json")["model"] == "vae"
-    from vaelab.runs import check_replaceable
+    from vaelab.runs.folder import check_replaceable
 
     left = tmp_path / "left"   # what a run refused after taking its lock leaves: overwrite may use it
     left.mkdir()

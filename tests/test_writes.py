@@ -9,7 +9,7 @@ import pytest
 
 from vaelab.cli import main
 from vaelab.errors import VaelabError
-from vaelab.runs import atomic_write_bytes, load_checkpoint, save_checkpoint, write_json
+from vaelab.storage import atomic_write_bytes, load_checkpoint, save_checkpoint, write_json
 
 QUICK = ["--iters", "60", "--checkpoint-every", "30", "--eval-every", "30", "--iwae-k", "1", "--eval-repeats", "1",
          "--val-size", "100", "--no-progress", "--threads", "1"]

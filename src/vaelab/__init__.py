@@ -28,7 +28,7 @@ from .models.m1m2 import M1M2  # noqa: E402
 from .models.sae import SparseAE  # noqa: E402
 from .models.ssvae import SSVAE  # noqa: E402
 from .models.vae import VAE  # noqa: E402
-from .run import MetricsTable, Run  # noqa: E402
+from .runs.run import MetricsTable, Run  # noqa: E402
 
 __all__ = ["__version__", "AE", "CVAE", "ContractiveAE", "DenoisingAE", "GMVAE", "HVAE", "M1M2", "MODELS", "MetricsTable", "Model", "Run",
            "SSVAE", "SparseAE", "TrainConfig", "VAE", "VaelabError", "VampVAE", "build_model", "datasets", "evaluate_elbo",

@@ -22,10 +22,10 @@ from .config import EXTENDABLE, RUNTIME_OPTIONS, TrainConfig
 from .data import dataset_status
 from .errors import VaelabError
 from .models import MODELS, NETWORK_OPTIONS, Model, with_defaults
-from .pipeline import resume_run, train_run
-from .run import Run
-from .run import load_run as _load
-from .runs import is_run_dir
+from .runs.train import resume_run, train_run
+from .runs.run import Run
+from .runs.run import load_run as _load
+from .runs.folder import is_run_dir
 
 _TRAIN_FIELDS = [f.name for f in dataclasses.fields(TrainConfig) if f.name not in ("model", "model_options")]
 # CLI flags whose Python argument has another name

@@ -15,10 +15,10 @@ from .data import dataset_status
 from .errors import VaelabError
 from .explorer import serve
 from .models import MODELS
-from .pipeline import resume_run, train_run
+from .runs.train import resume_run, train_run
 from .recipes import RECIPES, run_recipe
-from .runs import read_json
-from .saved import evaluate_run, plot_run, sample_run, score_run
+from .storage import read_json
+from .runs.commands import evaluate_run, plot_run, sample_run, score_run
 
 
 def _explicit_options(argv: list[str]) -> dict:

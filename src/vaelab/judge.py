@@ -22,7 +22,7 @@ from safetensors.torch import load_file, save_file
 from .batches import load_images
 from .data import user_cache_dir
 from .nets import Classifier
-from .runs import atomic_write_bytes
+from .storage import atomic_write_bytes
 
 JUDGE_ITERS = 3000
 JUDGE_VERSION = 1

@@ -10,7 +10,7 @@ Two kinds of function:
 Figures are built as `matplotlib.figure.Figure` objects, never through pyplot's global state, so
 importing vaelab leaves matplotlib's backend alone (the `vaelab` command chooses Agg for itself).
 
-The model-specific figures of a run (2D points, autoencoders) are in run_figures.py.
+The model-specific figures of a run (2D points, autoencoders) are in runs/figures.py.
 """
 from __future__ import annotations
 
@@ -26,8 +26,8 @@ import torch
 from .errors import VaelabError, positive_int
 from .models import model_class
 from .models.base import checked_model
-from .run import Run
-from .runs import atomic_write_bytes
+from .runs.run import Run
+from .storage import atomic_write_bytes
 
 
 class Figure(matplotlib.figure.Figure):

@@ -34,7 +34,7 @@ from .errors import VaelabError
 from .evaluate import evaluate_elbo
 from .graphs import GraphedStep, capturable_adam, lr_to_device, set_lr
 from .progress import progress_bar
-from .runs import load_checkpoint, save_checkpoint
+from .storage import load_checkpoint, save_checkpoint
 from .schedules import lr_factor, parse_duration, parse_schedule, warmup_weight
 
 

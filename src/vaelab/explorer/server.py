@@ -34,7 +34,7 @@ import torch
 
 from ..errors import VaelabError
 from ..plots import principal_directions
-from ..saved import open_run
+from ..runs.commands import open_run
 
 MAX_SCATTER = 2000
 MAX_QUERY = 8192                 # characters of a query string

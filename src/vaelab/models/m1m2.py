@@ -40,7 +40,7 @@ from torch import nn
 
 from .. import distributed
 from ..errors import VaelabError, first_line
-from ..runs import read_json
+from ..storage import read_json
 from ..densities import gaussian_log_likelihood, kl_normal, log_normal, sample_gaussian
 from .ssvae import SSVAE
 from .ssvae import OPTIONS as SSVAE_OPTIONS

@@ -8,14 +8,14 @@ from pathlib import Path
 
 import torch
 
-from ..run import Run
+from ..runs.run import Run
 from ..config import TrainConfig
 from ..batches import prepare_data
-from ..pipeline import train_run
+from ..runs.train import train_run
 from ..plots import save_figure, save_grid
-from ..run_figures import (draw_interpolation_2d, draw_reconstruction_2d, draw_samples_2d, interpolation_endpoints,
+from ..runs.figures import (draw_interpolation_2d, draw_reconstruction_2d, draw_samples_2d, interpolation_endpoints,
                            interpolation_path, reconstruct)
-from ..saved import score_run
+from ..runs.commands import score_run
 
 # Swiss roll: a 1D latent for the 1D manifold (with z_dim = 2 and sigma0 = 0.1 the decoded prior
 # fills the inside of the roll). Three hidden layers of 256 and ~25k iterations: with 128,128 and 10k

@@ -11,10 +11,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from ..report import by_class_table
+from ..runs.report import by_class_table
 from ..config import TrainConfig
-from ..pipeline import train_run
-from ..run import Run
+from ..runs.train import train_run
+from ..runs.run import Run
 from .blocks import (DAE_NOISES, ON_DATA_DISTANCE, SWISS_ROLL_VAE_ITERS, SWISS_ROLL_VAE_OPTIONS, denoising_triplets, first_seed_metrics, metrics_of,
                      one_class_aucs, swiss_roll_figure)
 from .report import Figure, Section, Table

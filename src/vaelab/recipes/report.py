@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..runs import atomic_write_bytes
+from ..storage import atomic_write_bytes
 
 
 @dataclass

@@ -21,22 +21,22 @@ from pathlib import Path
 import torch
 from safetensors.torch import save as save_safetensors
 
-from . import distributed
-from .batches import DeviceData, check_split, prepare_data
-from .config import EXTENDABLE, RUNTIME_OPTIONS, TrainConfig, resolve_device, ungraphable
-from .data import STATIC_BINARIZATION_SEED
-from .errors import VaelabError
-from .evaluate import evaluate_model
-from .judge import run_judge, sample_quality
-from .models import Model, build_model
-from .plots import make_latent_figures, save_curves, save_grid
+from .. import distributed
+from ..batches import DeviceData, check_split, prepare_data
+from ..config import EXTENDABLE, RUNTIME_OPTIONS, TrainConfig, resolve_device, ungraphable
+from ..data import STATIC_BINARIZATION_SEED
+from ..errors import VaelabError
+from ..evaluate import evaluate_model
+from ..judge import run_judge, sample_quality
+from ..models import Model, build_model
+from ..plots import make_latent_figures, save_curves, save_grid
 from .report import write_report
-from .schedules import parse_duration
+from ..schedules import parse_duration
 from .run import config_of
-from .runs import (atomic_write_bytes, check_new_run_dir, check_replaceable, clear_run_dir, load_checkpoint, lock_run_dir,
-                   prepare_run_dir, read_json, summarise, write_json)
-from .run_figures import model_figures, save_samples_2d
-from .trainer import fit, flush_denormal
+from .folder import check_new_run_dir, check_replaceable, clear_run_dir, lock_run_dir, prepare_run_dir, summarise
+from ..storage import atomic_write_bytes, load_checkpoint, read_json, write_json
+from .figures import model_figures, save_samples_2d
+from ..trainer import fit, flush_denormal
 
 SAMPLE_ROWS, SAMPLE_COLS = 10, 20   # the sample grid every image run writes
 _NOT_COMPARED = RUNTIME_OPTIONS + EXTENDABLE + ("out",)   # a run folder may be moved, its budget extended

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .plots import _subplots, save_figure, save_grid
+from ..plots import _subplots, save_figure, save_grid
 
 
 # ---------------------------------------------------------------------------------------

@@ -3,9 +3,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .data.toy import is_toy
-from .models import model_class
-from .runs import atomic_write_bytes, read_json
+from ..data.toy import is_toy
+from ..models import model_class
+from ..storage import atomic_write_bytes, read_json
 
 # Metric key -> column title, in display order. Keys a run does not have are skipped.
 ELBO_COLUMNS = {"nelbo": "NELBO", "loss": "loss", "kl": "KL", "kl_y": "KL_y", "kl_z": "KL_z", "kl_z2": "KL_z2", "rec": "Rec",

@@ -17,11 +17,11 @@ from pathlib import Path
 
 import torch
 
-from .batches import DeviceData, prepare_data
-from .config import TrainConfig, resolve_device
-from .errors import VaelabError
-from .models import Model, load_model
-from .runs import load_checkpoint, read_json
+from ..batches import DeviceData, prepare_data
+from ..config import TrainConfig, resolve_device
+from ..errors import VaelabError
+from ..models import Model, load_model
+from ..storage import load_checkpoint, read_json
 
 
 def config_of(run: Path) -> TrainConfig:

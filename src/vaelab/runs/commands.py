@@ -1,6 +1,6 @@
 """The CLI's commands on a saved run folder: evaluate it again, draw from it, plot it, score with it.
 
-Every function opens the folder through `vaelab.run.Run`, which picks the weights the results
+Every function opens the folder through `vaelab.runs.run.Run`, which picks the weights the results
 come from (best.pt under early stopping, else checkpoint.pt). A command on a run whose training
 is unfinished says so (which seed, which iteration); one that writes into the run folder holds
 its lock, so it never writes while a training process does.
@@ -13,15 +13,16 @@ from pathlib import Path
 
 import torch
 
-from .errors import VaelabError
-from .evaluate import anomaly_scores, evaluate_elbo, evaluate_iwae, roc_auc
-from .models import model_class
-from .plots import LATENT_FIGURES, make_latent_figures, require_figure, save_curves, save_grid
+from ..errors import VaelabError
+from ..evaluate import anomaly_scores, evaluate_elbo, evaluate_iwae, roc_auc
+from ..models import model_class
+from ..plots import LATENT_FIGURES, make_latent_figures, require_figure, save_curves, save_grid
 from .report import write_report
 from .run import Run
-from .run_figures import save_samples_2d
-from .runs import atomic_write_bytes, load_checkpoint, lock_run_dir, read_json, summarise, write_json
-from .trainer import flush_denormal
+from .figures import save_samples_2d
+from .folder import lock_run_dir, summarise
+from ..storage import atomic_write_bytes, load_checkpoint, read_json, write_json
+from ..trainer import flush_denormal
 
 MAX_GRID = 10_000   # images in one sample grid (a 100x100 grid is a 6,000-pixel square PNG)
 
