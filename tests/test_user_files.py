@@ -87,6 +87,7 @@ def test_resume_rebuilds_a_missing_report(done, tmp_path, capsys):
 @pytest.mark.parametrize("args, message", [
     (["--iters", "99999999999999999999999"], "--iters 99999999999999999999999 is more than 1,000,000,000"),
     (["--hidden", ","], "hidden sizes ',': no sizes given"),
+    (["--threads", "100000"], "--threads 100000: this process may run on"),   # OpenMP crashed with a segfault
 ])
 def test_absurd_values_are_refused(args, message, tmp_path, capsys):
     assert main(["train", "vae", "--out", str(tmp_path / "r"), *QUICK, *args]) == 2
@@ -208,3 +209,21 @@ def test_a_run_killed_before_its_config_was_renamed_can_start_again(tmp_path, ca
     left.mkdir()
     (left / ".lock").write_text("")
     check_replaceable(left)
+
+
+def test_more_threads_than_cpus_is_refused_everywhere(done, capsys):
+    """A thread count beyond the machine's CPUs crashed the OpenMP runtime (a segmentation fault that kills
+    a notebook's kernel), and `sample` then blamed a damaged checkpoint: it is one line naming the option."""
+    import vaelab
+    from vaelab.threads import available_cpus
+
+    too_many = available_cpus() + 1
+    for command in (["sample", str(done)], ["eval", str(done), "--iwae-k", "1"], ["plot", str(done), "curves"],
+                    ["score", str(done)]):
+        assert main([*command, "--threads", str(too_many)]) == 2
+        err = capsys.readouterr().err
+        assert f"--threads {too_many}: this process may run on {too_many - 1} CPU(s); give at most" in err, err
+        assert "damaged" not in err and err.count("\n") == 1
+    with pytest.raises(VaelabError, match=rf"^threads {too_many}: this process may run on"):
+        vaelab.train("vae", threads=too_many, iters=10)
+    assert main(["sample", str(done), "--threads", str(too_many - 1), "--rows", "1", "--cols", "1"]) == 0

@@ -18,6 +18,7 @@ from .models import MODELS
 from .runs.train import resume_run, train_run
 from .recipes import RECIPES, run_recipe
 from .storage import read_json
+from .threads import set_threads
 from .runs.commands import evaluate_run, plot_run, sample_run, score_run
 
 
@@ -160,9 +161,7 @@ def cmd_reproduce(args) -> int:
 
 
 def cmd_explore(args) -> int:
-    import torch
-
-    torch.set_num_threads(args.threads)
+    set_threads(args.threads)
     try:
         serve(args.run, host=args.host, port=args.port, open_browser=args.browser, run_seed=args.run_seed,
               data_dir=args.data_dir, device=args.device, verbose=args.verbose)

@@ -17,6 +17,7 @@ from .data.toy import is_toy
 from .errors import VaelabError
 from .models import MODELS, model_class
 from .schedules import parse_duration, parse_schedule
+from .threads import check_threads
 
 OPTIMIZERS = ("auto", "adam", "adamw")
 PRECISIONS = ("fp32", "bf16")
@@ -176,7 +177,8 @@ class TrainConfig:
                               "run it without torchrun, or without --cuda-graph")
 
     def _check_counts(self) -> None:
-        for name in ("epochs", "patience", "resize", "threads"):
+        check_threads(self.threads)   # a count beyond the machine's CPUs crashes OpenMP
+        for name in ("epochs", "patience", "resize"):
             value = getattr(self, name)
             if value is not None and not _positive_int(value):
                 raise VaelabError(f"--{name} must be a positive integer, got {value!r}")

@@ -20,6 +20,7 @@ import torch
 from ..data import find_dataset, get_spec, load_dataset
 from ..data.toy import is_toy
 from ..errors import VaelabError
+from ..threads import set_threads
 from .experiments import RECIPES, Context, Recipe
 from .report import Figure, Section, Table, write_report
 
@@ -62,8 +63,7 @@ def run_recipe(name: str, quick: bool = False, data_dir=None, out=None, threads=
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise VaelabError(f"--out {out}: already exists and is not an empty folder; choose a new --out")
     check_data(name, quick, data_dir)
-    if threads:
-        torch.set_num_threads(threads)
+    set_threads(threads)
     out.mkdir(parents=True, exist_ok=True)
     recipe = RECIPES[name]
     ctx = Context(name=name, out=out, quick=quick, data_dir=data_dir, threads=threads, progress=progress,

@@ -22,6 +22,7 @@ from .run import Run
 from .figures import save_samples_2d
 from .folder import lock_run_dir, summarise
 from ..storage import atomic_write_bytes, load_checkpoint, read_json, write_json
+from ..threads import set_threads
 from ..trainer import flush_denormal
 
 MAX_GRID = 10_000   # images in one sample grid (a 100x100 grid is a 6,000-pixel square PNG)
@@ -65,8 +66,7 @@ def evaluate_run(run: Path, iwae_k=None, repeats: int | None = None, data_dir=No
     if unfinished:
         raise VaelabError(f"--run-seeds {' '.join(map(str, unfinished))}: not finished training yet (finished: "
                           f"{r.finished_seeds}); resume the run first: vaelab train --resume {r.path}")
-    if threads:
-        torch.set_num_threads(threads)
+    set_threads(threads)
     data = r.data(device, data_dir=data_dir)
     with lock_run_dir(r.path):   # not while a training process (or another eval) writes this run
         metrics = read_json(r.path / "metrics.json")
@@ -96,8 +96,7 @@ def plot_run(run: Path, kind: str, run_seed=None, tsne=False, data_dir=None, dev
         raise VaelabError(f"unknown figure {kind!r}: choose one of curves, {', '.join(LATENT_FIGURES)}")
     if tsne and kind != "scatter":
         raise VaelabError(f"--tsne adds a panel to the scatter figure; drop it for {kind}, or plot scatter")
-    if threads:
-        torch.set_num_threads(threads)
+    set_threads(threads)
     r, seed = open_run(run, run_seed)
     with lock_run_dir(r.path):   # it writes into the run folder
         if kind == "curves":
@@ -123,8 +122,7 @@ def sample_run(run: Path, rows=10, cols=20, seed=0, run_seed=None, out=None, dev
     if rows * cols > MAX_GRID:
         raise VaelabError(f"--rows {rows} x --cols {cols} = {rows * cols} images: at most {MAX_GRID} per grid; "
                           f"draw several smaller grids (--seed)")
-    if threads:
-        torch.set_num_threads(threads)
+    set_threads(threads)
     r, run_seed = open_run(run, run_seed)
     model = r.model(run_seed, device)
     if label is not None:
@@ -167,8 +165,7 @@ def score_run(run: Path, dataset: str | None = None, normal_classes=None, run_se
     """
     r, run_seed = open_run(run, run_seed)
     trained_on = r.config.train_classes
-    if threads:
-        torch.set_num_threads(threads)
+    set_threads(threads)
     model = r.model(run_seed, device)   # the weights the run's results come from (best.pt under early stopping)
     if model.conditional:
         raise VaelabError(f"score: {r.config.model} is conditional (its bound needs each image's label y) and score "

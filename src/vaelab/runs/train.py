@@ -36,6 +36,7 @@ from .run import config_of
 from .folder import check_new_run_dir, check_replaceable, clear_run_dir, lock_run_dir, prepare_run_dir, summarise
 from ..storage import atomic_write_bytes, load_checkpoint, read_json, write_json
 from .figures import model_figures, save_samples_2d
+from ..threads import set_threads
 from ..trainer import fit, flush_denormal
 
 SAMPLE_ROWS, SAMPLE_COLS = 10, 20   # the sample grid every image run writes
@@ -124,8 +125,7 @@ def _prepare(cfg: TrainConfig, device: torch.device, template: Model | None = No
 
 def _train_run(cfg: TrainConfig, device: torch.device, resume: bool = False, template: Model | None = None,
                overwrite: bool = False) -> Path:
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
+    set_threads(cfg.threads)
     data = _prepare(cfg, device, template)
     main = distributed.is_main()   # under torchrun: rank 0 alone touches the run folder
     run_dir = Path(cfg.out)
