@@ -436,3 +436,28 @@ def test_every_option_default_is_the_constructors_default(name):
         assert owner is not None, f"{name}: option {option} is taken by no constructor"
         given = inspect.signature(inspect.unwrap(owner.__init__)).parameters[option].default
         assert given == default, f"{name}.{option}: OPTIONS says {default!r}, {owner.__name__}.__init__ {given!r}"
+
+
+class NaNInEvalDecoder(Decoder):   # a bug users meet: an eval-mode branch that divides by zero
+    def forward(self, z):
+        out = super().forward(z)
+        return out if self.training else out * float("nan")
+
+
+def test_nan_is_refused_as_input_and_never_reported_as_a_result(run, tmp_path):
+    """NaN inputs are refused by every verb and evaluator; a model that gives NaN only in evaluation mode
+    stops the run with the metric named, instead of finishing "complete" with NaN in metrics.json."""
+    x, _ = run.test_data()
+    x = x[:4].clone()
+    x[2, 5] = float("nan")
+    model = run.model()
+    for call in (lambda: model.encode(x), lambda: model.elbo(x), lambda: model.iwae(x, k=2),
+                 lambda: vaelab.evaluate_elbo(model, x), lambda: vaelab.evaluate_iwae(model, x, 2, progress=False)):
+        with pytest.raises(vaelab.VaelabError, match=r"^x holds NaN or infinite values \(1 example\(s\), the first "
+                                                     r"at row 2\); drop or repair them first$"):
+            call()
+    broken = vaelab.VAE(encoder=Encoder(), decoder=NaNInEvalDecoder(), z_dim=3)
+    with pytest.raises(vaelab.VaelabError, match=r"^seed 0: the test metrics nelbo = nan.* are not numbers: the model "
+                                                 r"gives non-finite values in evaluation mode"):
+        vaelab.train(broken, out=tmp_path / "nan", **{**QUICK, "val_size": 0})
+    assert not (tmp_path / "nan" / "metrics.json").exists()

@@ -133,3 +133,19 @@ def test_cvae_at_32x32_then_sample_one_class(tmp_path):
     assert main(["sample", str(out), "--class", "3", "--rows", "2", "--cols", "3", "--out", str(png)]) == 0
     assert mpimg.imread(png).shape[:2] == (2 * (2 * 34 + 2), 2 * (3 * 34 + 2))
     assert main(["sample", str(out), "--class", "10"]) == 2
+
+
+def test_a_judge_cache_with_nan_weights_is_retrained(tmp_path, monkeypatch):
+    """A damaged cache entry (NaN weights) would judge every sample alike and report NaN scores as fine."""
+    from safetensors.torch import save_file
+
+    from vaelab import judge as judge_module
+    monkeypatch.setattr(judge_module, "user_cache_dir", lambda: tmp_path)
+    torch.manual_seed(0)
+    x = torch.cat([torch.rand(100, 16) * 0.2, 0.8 + torch.rand(100, 16) * 0.2])
+    y = torch.cat([torch.zeros(100), torch.ones(100)]).long()
+    first, accuracy = judge_module.load_or_train_judge("toy", (x, y, x, y), n_classes=2)
+    weights, _ = judge_module._paths("toy")
+    save_file({k: torch.full_like(v, float("nan")) for k, v in first.state_dict().items()}, str(weights))
+    again, accuracy_again = judge_module.load_or_train_judge("toy", (x, y, x, y), n_classes=2)
+    assert all(torch.isfinite(v).all() for v in again.state_dict().values()) and accuracy_again == accuracy == 1.0

@@ -197,6 +197,19 @@ class CompiledWeights:
             return self.fn(x, k, y)
 
 
+def require_finite(metrics: dict, where: str) -> dict:
+    """metrics itself if every number in it is finite, else a VaelabError naming the metrics and `where`:
+    a NaN is never reported as a result (a model may give NaN in evaluation mode only, e.g. a network
+    whose eval-mode branch divides by zero)."""
+    bad = {k: v for k, v in metrics.items() if isinstance(v, float) and not math.isfinite(v)}
+    if bad:
+        listed = ", ".join(f"{k} = {v}" for k, v in bad.items())
+        raise VaelabError(f"{where}: the test metrics {listed} are not numbers: the model gives non-finite values "
+                          f"in evaluation mode (its encoder, decoder or prior); nothing is reported. Check its "
+                          f"networks in eval() mode, e.g. model.eval(); model.elbo(x)")
+    return metrics
+
+
 def evaluate_model(model, data, iwae_ks=(1, 10, 100), repeats: int = 10, progress: bool = True,
                    across_ranks: bool = False) -> dict:
     """Every test-set metric the model supports: NELBO terms, IWAE bounds, and model-specific

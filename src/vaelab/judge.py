@@ -60,8 +60,11 @@ def load_or_train_judge(dataset: str, data_grey, n_classes: int = 10):
     if weights.exists() and info.exists():
         try:
             judge.load_state_dict(load_file(str(weights), device=str(data_grey[0].device)))
-            return judge.eval(), json.loads(info.read_text())["test_accuracy"]
-        except Exception:   # a damaged cache entry is simply retrained
+            accuracy = json.loads(info.read_text())["test_accuracy"]
+            # NaN weights would judge every sample the same and report NaN scores as fine
+            if all(torch.isfinite(v).all() for v in judge.state_dict().values()) and 0 <= accuracy <= 1:
+                return judge.eval(), accuracy
+        except Exception:   # noqa: BLE001 -- a damaged cache entry (any way it fails to load) is retrained
             pass
     judge, acc = train_judge(*data_grey, n_classes)
     weights.parent.mkdir(parents=True, exist_ok=True)

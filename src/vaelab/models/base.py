@@ -263,6 +263,10 @@ class Model(nn.Module):
         if x.dim() != 2 or x.shape[1] != self.x_dim:
             raise VaelabError(f"x must have shape (batch, {self.x_dim}) (or images of {self.x_dim} pixels), got "
                               f"{tuple(x.shape)}")
+        bad = ~torch.isfinite(x).all(1)
+        if bad.any():   # a NaN would pass the range check below and come back as a NaN bound or code
+            raise VaelabError(f"x holds NaN or infinite values ({int(bad.sum())} example(s), the first at row "
+                              f"{int(bad.nonzero()[0])}); drop or repair them first")
         if self.likelihood == "bernoulli" and x.numel() and (x.min() < 0 or x.max() > 1):   # e.g. 0-255 pixels
             raise VaelabError(f"x must hold pixel values in [0, 1] for this Bernoulli model, got values from "
                               f"{x.min().item():g} to {x.max().item():g}; scale images first (e.g. x / 255)")

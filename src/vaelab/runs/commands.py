@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 
 from ..errors import VaelabError
-from ..evaluate import anomaly_scores, evaluate_elbo, evaluate_iwae, roc_auc
+from ..evaluate import anomaly_scores, evaluate_elbo, evaluate_iwae, require_finite, roc_auc
 from ..models import model_class
 from ..plots import LATENT_FIGURES, make_latent_figures, require_figure, save_curves, save_grid
 from .report import write_report
@@ -87,6 +87,7 @@ def _evaluate_seed(model, seed: int, m: dict, data, iwae_k, repeats, progress, c
         m[f"niwae_{k}"] = evaluate_iwae(model, data.test_x, k, progress, y=data.test_y, compile=compile)
         if progress:
             print(f"seed {seed}: IWAE-{k} = {m[f'niwae_{k}']:.3f}")
+    require_finite(m, f"seed {seed}")
 
 
 def plot_run(run: Path, kind: str, run_seed=None, tsne=False, data_dir=None, device="auto",

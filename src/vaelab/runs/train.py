@@ -26,7 +26,7 @@ from ..batches import DeviceData, check_split, prepare_data
 from ..config import EXTENDABLE, RUNTIME_OPTIONS, TrainConfig, resolve_device, ungraphable
 from ..data import STATIC_BINARIZATION_SEED
 from ..errors import VaelabError
-from ..evaluate import evaluate_model
+from ..evaluate import evaluate_model, require_finite
 from ..judge import run_judge, sample_quality
 from ..models import Model, build_model
 from ..plots import make_latent_figures, save_curves, save_grid
@@ -165,7 +165,7 @@ def _train_run(cfg: TrainConfig, device: torch.device, resume: bool = False, tem
                 classifier, accuracy, by_class = judge[0]
                 metrics.update(sample_quality(model, classifier), judge_test_accuracy=accuracy,
                                judge_test_accuracy_by_class=by_class)
-            per_seed[str(seed)], histories[str(seed)] = metrics, hist
+            per_seed[str(seed)], histories[str(seed)] = require_finite(metrics, f"seed {seed}"), hist
             _write_seed_outputs(cfg, data, device, run_dir, seed, model, per_seed, histories)
     return run_dir
 
