@@ -585,3 +585,24 @@ def test_file_operations_on_generated_or_embedded_sets_say_there_are_no_files(na
         verify_checksums(name)
     with pytest.raises(VaelabError, match="needs no download"):
         download_dataset(name)
+
+
+def test_a_header_claiming_too_many_images_is_refused_before_the_data_are_read(tmp_path, monkeypatch):
+    """An IDX header that declares 2.7 million images was inflated in full (gigabytes, half a minute) before
+    the count was refused, though the expected count is known: now the header alone decides."""
+    import gzip
+    import struct
+
+    from vaelab.data import idx
+
+    folder = make_fake_dataset(tmp_path / "mnist")
+    header = struct.pack(">BBBBIII", 0, 0, 0x08, 3, 2_700_000, 28, 28)
+    (folder / "train-images-idx3-ubyte.gz").write_bytes(gzip.compress(header + bytes(784 * 10)))
+    read = []
+    real_read = idx._read_up_to
+    monkeypatch.setattr(idx, "_read_up_to", lambda f, n: read.append(n) or real_read(f, n))
+    with pytest.raises(VaelabError) as excinfo:
+        load_dataset("mnist", data_dir=tmp_path, download=False)
+    assert_one_line_error(excinfo, folder / "train-images-idx3-ubyte.gz", "expected 60000 train images for mnist",
+                          "found 2700000 (its header says so)")
+    assert max(read) <= 12   # the magic number and the three sizes, nothing of the data

@@ -215,7 +215,7 @@ def test_more_threads_than_cpus_is_refused_everywhere(done, capsys):
     """A thread count beyond the machine's CPUs crashed the OpenMP runtime (a segmentation fault that kills
     a notebook's kernel), and `sample` then blamed a damaged checkpoint: it is one line naming the option."""
     import vaelab
-    from vaelab.threads import available_cpus
+    from vaelab.machine import available_cpus
 
     too_many = available_cpus() + 1
     for command in (["sample", str(done)], ["eval", str(done), "--iwae-k", "1"], ["plot", str(done), "curves"],

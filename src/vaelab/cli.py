@@ -18,7 +18,7 @@ from .models import MODELS
 from .runs.train import resume_run, train_run
 from .recipes import RECIPES, run_recipe
 from .storage import read_json
-from .threads import set_threads
+from .machine import set_threads
 from .runs.commands import evaluate_run, plot_run, sample_run, score_run
 
 

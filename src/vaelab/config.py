@@ -14,10 +14,12 @@ import torch
 from . import distributed
 from .data import BINARIZE_MODES
 from .data.toy import is_toy
-from .errors import VaelabError
+from .errors import VaelabError, at_most
+from .evaluate import EVAL_REPEATS_LIMIT, MAX_EVAL_REPEATS
 from .models import MODELS, model_class
+from .models.base import IWAE_K_LIMIT, MAX_IWAE_K
 from .schedules import parse_duration, parse_schedule
-from .threads import check_threads
+from .machine import check_threads
 
 OPTIMIZERS = ("auto", "adam", "adamw")
 PRECISIONS = ("fp32", "bf16")
@@ -202,6 +204,9 @@ class TrainConfig:
             raise VaelabError(f"--val-size must be a whole number >= 0, got {self.val_size!r}")
         if not isinstance(self.iwae_k, (list, tuple)) or any(not _positive_int(k) for k in self.iwae_k):
             raise VaelabError(f"--iwae-k values must be positive integers, got {self.iwae_k!r}")
+        for k in self.iwae_k:
+            at_most("--iwae-k", k, MAX_IWAE_K, IWAE_K_LIMIT)
+        at_most("--eval-repeats", self.eval_repeats, MAX_EVAL_REPEATS, EVAL_REPEATS_LIMIT)
 
     def _check_seeds(self) -> None:
         if not self.seeds:

@@ -13,6 +13,14 @@ def positive_int(name: str, value, what: str) -> int:
     return int(value)
 
 
+def at_most(name: str, value: int, limit: int, why: str) -> int:
+    """value itself if it is at most `limit`, else a VaelabError naming the argument, the limit and why there
+    is one (sizes that scale memory or time are bounded before any work)."""
+    if value > limit:
+        raise VaelabError(f"{name} {value:,} is more than {limit:,} ({why}); give at most {limit:,}")
+    return value
+
+
 def first_line(e: BaseException, limit: int = 200) -> str:
     """The first line of an exception's message (its type name if it has none), cut to `limit` characters:
     what a one-line VaelabError quotes of an error from deep inside torch."""

@@ -25,8 +25,9 @@ import warnings
 import torch
 
 from . import distributed
-from .errors import VaelabError, first_line, positive_int
-from .models.base import IWAE_ROWS_PER_PASS, checked_model, iwae_per_example, iwae_rows_per_pass
+from .errors import VaelabError, at_most, first_line, positive_int
+from .models.base import (IWAE_K_LIMIT, IWAE_ROWS_PER_PASS, MAX_IWAE_K, checked_model, iwae_per_example,
+                          iwae_rows_per_pass)
 from .progress import progress_bar
 
 # glibc's malloc thresholds while evaluating on a CPU (bytes). By default glibc hands a freed block of a few
@@ -36,6 +37,10 @@ from .progress import progress_bar
 _MMAP_THRESHOLD = 32 << 20    # glibc's own upper limit for its adaptive threshold
 _TRIM_THRESHOLD = 64 << 20
 _heap_held: bool | None = None   # None: not tried yet in this process
+# Monte Carlo passes over the test set, at most: the standard error of the NELBO shrinks as 1/sqrt(passes),
+# and every pass costs a whole test-set evaluation
+MAX_EVAL_REPEATS = 10_000
+EVAL_REPEATS_LIMIT = "each pass evaluates the whole data set; the standard error falls only as 1/sqrt(passes)"
 
 
 def hold_freed_memory() -> bool:
@@ -88,7 +93,8 @@ def evaluate_elbo(model, x: torch.Tensor, repeats: int = 10, batch_size: int = 2
     """Mean NELBO and its terms (model.ELBO_TERMS) over all of x, averaged over `repeats` Monte Carlo passes
     (one pass for deterministic models); `<first term>_mc_se` is the standard error over passes (None for one pass).
     y: class labels, needed by conditional models (ignored by the others)."""
-    repeats = positive_int("repeats", repeats, "Monte Carlo passes over x")
+    repeats = at_most("repeats", positive_int("repeats", repeats, "Monte Carlo passes over x"), MAX_EVAL_REPEATS,
+                      EVAL_REPEATS_LIMIT)
     batch_size = positive_int("batch_size", batch_size, "examples per forward pass")
     x, y = _checked(model, x, y)
     model.eval()
@@ -132,7 +138,7 @@ def evaluate_iwae(model, x: torch.Tensor, k: int, progress: bool = True, y: torc
     default): compiled on a CPU when the evaluation has COMPILE_AUTO_ROWS (10 million) sample rows or more,
     len(x) * k, where the compile pays for itself; compile=False never compiles. y: class labels, needed by
     conditional models (ignored by the others)."""
-    k = positive_int("k", k, "importance samples per example")
+    k = at_most("k", positive_int("k", k, "importance samples per example"), MAX_IWAE_K, IWAE_K_LIMIT)
     x, y = _checked(model, x, y)
     if rows_per_pass is not None:
         rows_per_pass = positive_int("rows_per_pass", rows_per_pass, "decoder rows per pass")
@@ -235,6 +241,8 @@ def evaluate_model(model, data, iwae_ks=(1, 10, 100), repeats: int = 10, progres
 def anomaly_scores(model, x: torch.Tensor, repeats: int = 10, batch_size: int = 2000) -> torch.Tensor:
     """Per-example anomaly score (higher = more anomalous), shape (N,): model.anomaly_score (autoencoders:
     reconstruction MSE; VAEs: the NELBO), averaged over `repeats` passes unless the model is deterministic."""
+    repeats = at_most("repeats", positive_int("repeats", repeats, "Monte Carlo passes over x"), MAX_EVAL_REPEATS,
+                      EVAL_REPEATS_LIMIT)
     model.eval()
     if model.deterministic:
         return torch.cat([model.anomaly_score(xb) for xb in x.split(batch_size)]).cpu()

@@ -120,6 +120,7 @@ def curves_figure(histories: dict[str, dict], title: str = "", keys=("nelbo", "k
 # Latent-space figures (image models with an encoder q(z|x) and a decoder E[x|z])
 # ---------------------------------------------------------------------------------------
 INTERPOLATION_PAIRS = ((2, 7), (0, 1), (1, 4), (4, 9), (9, 5))
+MAX_GRID = 10_000   # images in one grid (a 100x100 grid of digits is a 6,000-pixel square)
 LATENT_FIGURES = ("manifold", "scatter", "recon", "interpolate", "samples")
 PLANE_FIGURES = ("manifold", "scatter")   # they draw a plane of the latent space: z_dim >= 2
 
@@ -294,8 +295,16 @@ def _done(fig: Figure, save) -> Figure:
     return fig
 
 
+def check_grid(rows: int, cols: int, flags: tuple[str, str] = ("rows", "cols")) -> None:
+    """At most MAX_GRID images in one grid (VaelabError naming the two arguments, or flags)."""
+    if rows * cols > MAX_GRID:
+        raise VaelabError(f"{flags[0]} {rows} x {flags[1]} {cols} = {rows * cols:,} images: at most {MAX_GRID:,} per "
+                          f"grid; draw several smaller grids")
+
+
 def grid(images: torch.Tensor, rows: int, cols: int, shape=None, title: str | None = None, save=None) -> Figure:
     """rows x cols images (each a row of x_dim values in [0, 1]; a tensor or an array) as one grey picture."""
+    check_grid(rows, cols)
     images = torch.as_tensor(images)
     images = images.reshape(len(images), -1) if images.dim() > 2 else images
     if len(images) < rows * cols:
@@ -316,6 +325,7 @@ def samples(model, rows: int = 10, cols: int = 20, y=None, binary: bool = False,
     """rows x cols draws from the model's p(x) (conditional models: a row per class unless y is given)."""
     model = _model(model)
     rows, cols = positive_int("rows", rows, "grid rows"), positive_int("cols", cols, "images per row")
+    check_grid(rows, cols)
     with torch.inference_mode():
         if model.conditional and y is None:
             rows = model.n_classes

@@ -75,7 +75,9 @@ def _load_idx_dataset(spec: DatasetSpec, files: dict[str, Path]) -> Dataset:
     """Read, check and convert the four IDX files of ``spec``."""
     arrays, digests = {}, {}
     for role, path in files.items():
-        raw = read_idx_bytes(path)
+        split, kind = role.split("_")   # e.g. train_images
+        count = spec.n_train if split == "train" else spec.n_test
+        raw = read_idx_bytes(path, expect=(count, f"{split} {kind} for {spec.name}"))
         digests[role] = hashlib.sha256(raw).hexdigest()
         arrays[role] = parse_idx(raw, path)
         del raw

@@ -42,7 +42,7 @@ MAX_IDX_BYTES = 1 << 31
 MAX_TRAILING_BYTES = 1 << 16
 
 
-def read_idx_bytes(path: str | os.PathLike) -> bytes:
+def read_idx_bytes(path: str | os.PathLike, expect: tuple[int, str] | None = None) -> bytes:
     """Return the uncompressed contents of an IDX file, gunzipping it if needed.
 
     A file is treated as gzip when it starts with the gzip magic bytes ``1f 8b``; a file
@@ -52,7 +52,8 @@ def read_idx_bytes(path: str | os.PathLike) -> bytes:
     Memory stays bounded by what the header declares: the header is read and checked
     first, then at most the declared data plus :data:`MAX_TRAILING_BYTES` + 1, so a small
     gzip file that inflates to gigabytes (or a header claiming more than
-    :data:`MAX_IDX_BYTES`) is rejected without inflating it.
+    :data:`MAX_IDX_BYTES`) is rejected without inflating it. expect: (count, what), e.g. (60000, "train
+    images for mnist"): a header that declares more items than that is refused before the data are read.
     """
     path = Path(path)
     try:
@@ -62,7 +63,7 @@ def read_idx_bytes(path: str | os.PathLike) -> bytes:
             if is_gzip:
                 try:
                     with gzip.GzipFile(fileobj=f, mode="rb") as stream:
-                        return _read_bounded(stream, path)
+                        return _read_bounded(stream, path, expect)
                 except (OSError, EOFError, zlib.error) as e:
                     reason = " ".join(str(e).split()) or type(e).__name__
                     raise VaelabError(
@@ -73,7 +74,7 @@ def read_idx_bytes(path: str | os.PathLike) -> bytes:
                     f"{path}: not gzip (the name ends in .gz but the file does not start with the gzip "
                     f"magic bytes 1f 8b); re-download it, or rename it without .gz if it is an uncompressed IDX file"
                 )
-            return _read_bounded(f, path)
+            return _read_bounded(f, path, expect)
     except FileNotFoundError:
         raise VaelabError(f"{path}: no such file; check the path or data directory") from None
     except IsADirectoryError:
@@ -94,7 +95,7 @@ def _read_up_to(f: BinaryIO, n: int) -> bytes:
     return b"".join(chunks)
 
 
-def _read_bounded(f: BinaryIO, path: Path) -> bytes:
+def _read_bounded(f: BinaryIO, path: Path, expect: tuple[int, str] | None = None) -> bytes:
     """Read one IDX file from ``f``: the header, then no more than the header says (plus a little).
 
     Header errors are raised here (by :func:`_parse_header`); short data and a few trailing
@@ -104,6 +105,9 @@ def _read_bounded(f: BinaryIO, path: Path) -> bytes:
     if len(head) == 4 and 1 <= head[3] <= MAX_NDIM:
         head += _read_up_to(f, 4 * head[3])
     dtype, shape, header_size = _parse_header(head, path)
+    if expect is not None and shape[0] > expect[0]:   # fewer are cheap to read, and reported with more detail
+        raise VaelabError(f"{path}: expected {expect[0]} {expect[1]}, found {shape[0]} (its header says so); "
+                          f"re-download the file")
     declared = dtype.itemsize * math.prod(shape)
     if declared > MAX_IDX_BYTES:
         shape_text = "x".join(str(d) for d in shape)

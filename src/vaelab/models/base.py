@@ -30,12 +30,17 @@ import torch
 from torch import nn
 
 from ..densities import log_mean_exp
-from ..errors import VaelabError, positive_int
+from ..errors import VaelabError, at_most, positive_int
+from ..machine import check_memory
 
 # Rows of the decoder input per forward pass when evaluating IWAE bounds. On a CPU, small enough that each
 # pass's (rows, 784) tensors stay in cache, which there is faster than larger passes; on a GPU, large enough
 # that each kernel's work outruns its launch (a pass of 1,000 rows leaves an H200 idle between launches).
 IWAE_ROWS_PER_PASS = 1_000
+# Importance samples per example, at most: the bound barely tightens past a few thousand, and the time
+# grows with k (IWAE-5000 of a 10,000-image test set is 50 million decoder rows).
+MAX_IWAE_K = 1_000_000
+IWAE_K_LIMIT = "the time grows with k, and the bound barely tightens past a few thousand"
 IWAE_ROWS_PER_PASS_GPU = 100_000
 
 
@@ -307,6 +312,10 @@ class Model(nn.Module):
         if self.conditional and y is None:
             y = torch.randint(self.n_classes, (n,), device=self._device())
         y = self._labels(y, n)
+        # z, the decoder's output and its means: refused before allocating what the machine cannot hold (a
+        # minimal model of your own may leave x_dim out of the contract: then z alone is counted)
+        check_memory(4.0 * n * (self.z_dim + 2 * getattr(self, "x_dim", 0)), f"n = {n:,} samples",
+                     "draw them in batches (e.g. 10,000 at a time)", self._device())
         mean = self.mean_x_given_z(self.sample_z(n), y)
         return torch.bernoulli(mean) if binary else mean
 
@@ -335,7 +344,7 @@ class Model(nn.Module):
 
         k = 1 is the ELBO; the bound tightens as k grows (Burda et al. 2016). An evaluation, computed
         without gradients in passes of about 1,000 decoder rows (100,000 on a GPU), so any k fits in memory."""
-        k = positive_int("k", k, "importance samples per example")
+        k = at_most("k", positive_int("k", k, "importance samples per example"), MAX_IWAE_K, IWAE_K_LIMIT)
         if not self.has_iwae:
             self.log_importance_weights(x, k)   # raises the one-line error
         x = self._inputs(x)

@@ -17,6 +17,8 @@ from torch import nn
 from ..densities import gaussian_parameters, log_normal, log_normal_mixture, sample_gaussian
 from .vae import VAE
 
+MAX_COMPONENTS = 20_000   # mixture components, at most: a step evaluates batch x k Gaussians (500 by default)
+
 OPTIONS = {
     "z_dim": (int, 10, "latent dimension"),
     "hidden": (str, "300,300", "hidden layer sizes of encoder and decoder, comma separated"),
@@ -62,8 +64,9 @@ class GMVAE(MixturePrior, VAE):
 
     def __init__(self, x_dim: int = 784, z_dim: int = 10, hidden="300,300", k: int = 500, beta: float = 1.0,
                  iw_k: int = 1, encoder: nn.Module | str | None = None, decoder: nn.Module | str | None = None):
-        if k <= 0:
-            raise ValueError(f"k = {k}: the prior needs at least one mixture component")
+        if not 0 < k <= MAX_COMPONENTS:
+            raise ValueError(f"k = {k:,}: the prior needs from 1 to {MAX_COMPONENTS:,} mixture components (each "
+                             f"step evaluates every component for every code)")
         super().__init__(x_dim=x_dim, z_dim=z_dim, hidden=hidden, beta=beta, iw_k=iw_k, encoder=encoder,
                          decoder=decoder)
         self.k = k
@@ -81,8 +84,9 @@ class VampVAE(MixturePrior, VAE):
 
     def __init__(self, x_dim: int = 784, z_dim: int = 40, hidden="300,300", k: int = 500, iw_k: int = 1,
                  encoder: nn.Module | str | None = None, decoder: nn.Module | str | None = None):
-        if k <= 0:
-            raise ValueError(f"k = {k}: the VampPrior needs at least one pseudo-input")
+        if not 0 < k <= MAX_COMPONENTS:
+            raise ValueError(f"k = {k:,}: the VampPrior needs from 1 to {MAX_COMPONENTS:,} pseudo-inputs (each is an "
+                             f"image the encoder maps at every step)")
         super().__init__(x_dim=x_dim, z_dim=z_dim, hidden=hidden, iw_k=iw_k, encoder=encoder, decoder=decoder)
         self.k = k
         # Pseudo-inputs as pre-sigmoid pixels, starting near grey 0.5 with small noise (Tomczak & Welling

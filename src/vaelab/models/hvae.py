@@ -19,7 +19,7 @@ import torch
 from ..densities import log_bernoulli_with_logits, log_normal, sample_gaussian
 from ..nets import Decoder, Encoder
 from .base import Model
-from .vae import parse_hidden
+from .vae import check_samples_per_point, parse_hidden
 
 OPTIONS = {
     "z_dim": (int, 50, "top latent dimension z2"),
@@ -38,8 +38,7 @@ class HVAE(Model):
     def __init__(self, x_dim: int = 784, z_dim: int = 50, z1_dim: int = 100, hidden="200,200", hidden2="100,100",
                  iw_k: int = 1):
         super().__init__()
-        if isinstance(iw_k, bool) or not isinstance(iw_k, int) or iw_k < 1:
-            raise ValueError(f"iw_k = {iw_k!r}: the importance-weighted objective needs k >= 1 samples (1: the ELBO)")
+        check_samples_per_point(iw_k)
         if z_dim <= 0 or z1_dim <= 0:
             raise ValueError(f"z_dim = {z_dim}, z1_dim = {z1_dim}: both latent layers need at least one dimension")
         h1, h2 = parse_hidden(hidden), parse_hidden(hidden2, what="hidden2 sizes", example="100,100")

@@ -29,6 +29,23 @@ from ..nets import ConvDecoder, ConvEncoder, Decoder, Encoder, UserDecoder, User
 from .base import Model, resolve
 
 # Command-line options of this model: name -> (type, default, help). `vaelab train vae --help` shows them.
+# Samples per data point in a training step (iw_k, mc_samples), at most: a step holds batch x samples
+# decoder rows (100 x 1,000 rows of 784 pixels is 300 MB per tensor; the IWAE paper trains with k <= 50).
+MAX_SAMPLES_PER_POINT = 1_000
+
+
+def check_samples_per_point(iw_k, mc_samples: int = 1) -> None:
+    """iw_k and mc_samples: whole numbers from 1 to MAX_SAMPLES_PER_POINT (ValueError naming them)."""
+    if isinstance(iw_k, bool) or not isinstance(iw_k, int) or iw_k < 1:
+        raise ValueError(f"iw_k = {iw_k!r}: the importance-weighted objective needs k >= 1 samples (1: the ELBO)")
+    if mc_samples <= 0:
+        raise ValueError(f"mc_samples = {mc_samples}: needs at least one sample per data point")
+    for name, value in (("iw_k", iw_k), ("mc_samples", mc_samples)):
+        if value > MAX_SAMPLES_PER_POINT:
+            raise ValueError(f"{name} = {value:,}: at most {MAX_SAMPLES_PER_POINT:,} samples per data point (a "
+                             f"training step holds batch x {name} decoder rows in memory)")
+
+
 OPTIONS = {
     "z_dim": (int, 10, "latent dimension"),
     "hidden": (str, "300,300", "hidden layer sizes of encoder and decoder, comma separated"),
@@ -100,16 +117,13 @@ class VAE(Model):
             raise ValueError(f"unknown likelihood {likelihood!r}: use bernoulli or gaussian")
         if net not in ("mlp", "conv"):
             raise ValueError(f"unknown net {net!r}: use mlp or conv")
-        if mc_samples <= 0:
-            raise ValueError(f"mc_samples = {mc_samples}: needs at least one sample per data point")
+        check_samples_per_point(iw_k, mc_samples)
         if isinstance(z_dim, bool) or not isinstance(z_dim, numbers.Integral) or z_dim <= 0:
             raise ValueError(f"z_dim = {z_dim!r}: the latent space needs a positive whole number of dimensions")
         z_dim = int(z_dim)   # a numpy integer too
         self.x_dim, self.z_dim, self.beta, self.likelihood = x_dim, z_dim, float(beta), likelihood
         self.n_classes, self.conditional = n_classes, n_classes > 0   # the label y: one-hot into both networks
         self.mc_samples = mc_samples
-        if isinstance(iw_k, bool) or not isinstance(iw_k, int) or iw_k < 1:
-            raise ValueError(f"iw_k = {iw_k!r}: the importance-weighted objective needs k >= 1 samples (1: the ELBO)")
         if iw_k > 1 and (beta != 1.0 or mc_samples != 1):
             raise ValueError(f"iw_k = {iw_k} trains on the IWAE bound, which has no beta or mc_samples; leave them "
                              f"at 1 (or use iw_k = 1)")

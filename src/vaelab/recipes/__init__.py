@@ -20,7 +20,7 @@ import torch
 from ..data import find_dataset, get_spec, load_dataset
 from ..data.toy import is_toy
 from ..errors import VaelabError
-from ..threads import set_threads
+from ..machine import set_threads
 from .experiments import RECIPES, Context, Recipe
 from .report import Figure, Section, Table, write_report
 

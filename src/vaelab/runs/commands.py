@@ -13,19 +13,19 @@ from pathlib import Path
 
 import torch
 
-from ..errors import VaelabError
-from ..evaluate import anomaly_scores, evaluate_elbo, evaluate_iwae, require_finite, roc_auc
+from ..errors import VaelabError, at_most
+from ..evaluate import EVAL_REPEATS_LIMIT, MAX_EVAL_REPEATS, anomaly_scores, evaluate_elbo, evaluate_iwae, require_finite, roc_auc
 from ..models import model_class
-from ..plots import LATENT_FIGURES, make_latent_figures, require_figure, save_curves, save_grid
+from ..models.base import IWAE_K_LIMIT, MAX_IWAE_K
+from ..plots import LATENT_FIGURES, check_grid, make_latent_figures, require_figure, save_curves, save_grid
 from .report import write_report
 from .run import Run
 from .figures import save_samples_2d
 from .folder import lock_run_dir, summarise
 from ..storage import atomic_write_bytes, load_checkpoint, read_json, write_json
-from ..threads import set_threads
+from ..machine import set_threads
 from ..trainer import flush_denormal
 
-MAX_GRID = 10_000   # images in one sample grid (a 100x100 grid is a 6,000-pixel square PNG)
 
 
 def open_run(run, run_seed=None, what: str = "--run-seed") -> tuple[Run, int]:
@@ -55,6 +55,10 @@ def evaluate_run(run: Path, iwae_k=None, repeats: int | None = None, data_dir=No
         iwae_k = ()
     elif iwae_k is None:
         iwae_k = (5000,)
+    for k in iwae_k:   # before any work, named as the flags
+        at_most("--iwae-k", k, MAX_IWAE_K, IWAE_K_LIMIT)
+    if repeats:
+        at_most("--eval-repeats", repeats, MAX_EVAL_REPEATS, EVAL_REPEATS_LIMIT)
     if not r.finished_seeds:
         raise VaelabError(f"{r.path}: no seed has finished training yet (no metrics.json); resume it first: "
                           f"vaelab train --resume {r.path}")
@@ -120,9 +124,7 @@ def sample_run(run: Path, rows=10, cols=20, seed=0, run_seed=None, out=None, dev
                threads: int | None = None) -> Path:
     """Draw rows*cols images from p(x) (or p(x | y = label) for conditional models) of one seed's
     model and save them as one grid PNG."""
-    if rows * cols > MAX_GRID:
-        raise VaelabError(f"--rows {rows} x --cols {cols} = {rows * cols} images: at most {MAX_GRID} per grid; "
-                          f"draw several smaller grids (--seed)")
+    check_grid(rows, cols, ("--rows", "--cols"))
     set_threads(threads)
     r, run_seed = open_run(run, run_seed)
     model = r.model(run_seed, device)
@@ -164,6 +166,7 @@ def score_run(run: Path, dataset: str | None = None, normal_classes=None, run_se
     scores for finding them is reported. Writes OUT.csv (index, label, anomaly, score) and OUT.json (default
     OUT: RUN/scores-DATASET-seedS, with -normalA-B... added for normal_classes given here).
     """
+    at_most("--eval-repeats", repeats, MAX_EVAL_REPEATS, EVAL_REPEATS_LIMIT)
     r, run_seed = open_run(run, run_seed)
     trained_on = r.config.train_classes
     set_threads(threads)

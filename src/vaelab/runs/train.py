@@ -36,7 +36,7 @@ from .run import config_of
 from .folder import check_new_run_dir, check_replaceable, clear_run_dir, lock_run_dir, prepare_run_dir, summarise
 from ..storage import atomic_write_bytes, load_checkpoint, read_json, write_json
 from .figures import model_figures, save_samples_2d
-from ..threads import set_threads
+from ..machine import set_threads
 from ..trainer import fit, flush_denormal
 
 SAMPLE_ROWS, SAMPLE_COLS = 10, 20   # the sample grid every image run writes
