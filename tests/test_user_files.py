@@ -227,3 +227,72 @@ def test_more_threads_than_cpus_is_refused_everywhere(done, capsys):
     with pytest.raises(VaelabError, match=rf"^threads {too_many}: this process may run on"):
         vaelab.train("vae", threads=too_many, iters=10)
     assert main(["sample", str(done), "--threads", str(too_many - 1), "--rows", "1", "--cols", "1"]) == 0
+
+
+# --- kills at the end of a run, and run folders edited by hand ---
+
+def _copy(done, to):
+    import shutil
+
+    shutil.copytree(done, to)
+    return to
+
+
+def test_a_kill_during_evaluation_resumes_with_the_whole_history(done, tmp_path):
+    """Killed after training, during the evaluation: the resumed seed's history keeps its best validation
+    iteration and value (they were lost), and its metrics are the uninterrupted run's."""
+    run = _copy(done, tmp_path / "killed")
+    (run / "metrics.json").unlink()
+    (run / "report.md").unlink()
+    assert main(["train", "--resume", str(run)]) == 0
+    before, after = read_json(done / "seed-0" / "history.json"), read_json(run / "seed-0" / "history.json")
+    assert after["best_iteration"] == before["best_iteration"] > 0 and after["best_val"] == before["best_val"]
+    assert after["iteration"] == before["iteration"] and after["val_nelbo"] == before["val_nelbo"]
+    assert read_json(run / "metrics.json")["per_seed"]["0"]["nelbo"] == read_json(done / "metrics.json")["per_seed"]["0"]["nelbo"]
+
+
+def test_a_stale_report_is_rebuilt_on_resume(done, tmp_path, capsys):
+    """Killed between metrics.json and report.md: the report left is older than the metrics (it showed the
+    seeds finished before); --resume rebuilds it instead of calling the run complete."""
+    run = _copy(done, tmp_path / "stale")
+    (run / "report.md").write_text("an earlier report\n")
+    metrics_time = os.stat(run / "metrics.json").st_mtime
+    os.utime(run / "report.md", (metrics_time - 60, metrics_time - 60))
+    assert main(["train", "--resume", str(run)]) == 0
+    assert (run / "report.md").read_text() == (done / "report.md").read_text()
+    assert main(["train", "--resume", str(run)]) == 2
+    assert "already complete" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("iteration", [10**9, -5])
+def test_an_edited_checkpoint_iteration_is_refused(done, tmp_path, iteration, capsys):
+    from vaelab.storage import load_checkpoint, save_checkpoint
+
+    run = _copy(done, tmp_path / "edited")
+    (run / "metrics.json").unlink()
+    state = load_checkpoint(run / "seed-0" / "checkpoint.pt")
+    save_checkpoint(run / "seed-0" / "checkpoint.pt", {**state, "iteration": iteration})
+    assert main(["train", "--resume", str(run)]) == 2
+    err = capsys.readouterr().err
+    assert f"iteration {iteration} is outside this run's 0..40; the checkpoint was edited or damaged" in err, err
+    assert not (run / "metrics.json").exists()
+
+
+@pytest.mark.parametrize("field, value, shown", [
+    ("dataset", "fashion-mnist", "metrics.json (dataset='mnist-5k')"),
+    ("model_options", {"z_dim": 3}, "seed-0/checkpoint.pt (model_options={'z_dim': 2, 'hidden': '16', "),
+])
+def test_a_config_json_edited_by_hand_is_not_used_silently(done, tmp_path, field, value, shown, capsys):
+    """eval evaluated an MNIST model on Fashion-MNIST after config.json's dataset was edited, and merged that
+    into metrics.json: the checkpoint's own configuration is compared first."""
+    import json
+
+    run = _copy(done, tmp_path / "edited")
+    config = read_json(run / "config.json")
+    value = {**config[field], **value} if isinstance(value, dict) else value
+    (run / "config.json").write_text(json.dumps({**config, field: value}))
+    metrics = (run / "metrics.json").read_text()
+    assert main(["eval", str(run), "--iwae-k", "1", "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert f"config.json: {field} differ(s) from {shown}" in err and "the run folder was edited" in err, err
+    assert (run / "metrics.json").read_text() == metrics

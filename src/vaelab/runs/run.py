@@ -32,6 +32,10 @@ def config_of(run: Path) -> TrainConfig:
     except TypeError as e:
         raise VaelabError(f"{path}: not a configuration this vaelab can read ({e}); start a new run") from None
 
+# What a checkpoint's configuration must share with config.json for its weights to be the run's model, on
+# the run's data (other fields may differ: runtime options, a longer time budget, epochs turned into iters)
+MODEL_AND_DATA = ("model", "model_options", "dataset", "resize", "binarize", "train_classes")
+
 
 class Run:
     """A run folder written by `vaelab.train` / `vaelab train` (see `load_run`)."""
@@ -51,9 +55,27 @@ class Run:
                               f"or `vaelab train` wrote")
         self.path = path
         self.config: TrainConfig = config_of(path)
+        self._check_files()
         self._user_model = model
         self._data: dict = {}
         self._model_x_dim: int | None = None
+
+    def _check_files(self) -> None:
+        """config.json against metrics.json and the first seed's checkpoint: a run folder edited by hand (its
+        dataset or model changed) is refused before its model is evaluated on other data."""
+        metrics, where = self.metrics, "metrics.json"
+        edited = {k: metrics.get(k) for k in ("model", "dataset") if metrics and metrics.get(k) != getattr(self.config, k)}
+        for seed in self.seeds if not edited else ():
+            path = self.path / f"seed-{seed}" / "checkpoint.pt"
+            if path.exists():
+                trained = load_checkpoint(path, "cpu")["config"]
+                edited = {k: trained.get(k) for k in MODEL_AND_DATA if trained.get(k) != getattr(self.config, k)}
+                where = f"seed-{seed}/checkpoint.pt"
+                break
+        if edited:
+            raise VaelabError(f"{self.path / 'config.json'}: {', '.join(edited)} differ(s) from {where} "
+                              f"({', '.join(f'{k}={v!r}' for k, v in edited.items())}); the run folder was edited: "
+                              f"restore config.json, or train a new run")
 
     def __repr__(self) -> str:
         done = self.finished_seeds

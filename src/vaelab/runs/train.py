@@ -181,13 +181,10 @@ def _train_seed(cfg: TrainConfig, data: DeviceData, device, seed_dir: Path, seed
     model = new_model(cfg, data.x_dim, template).to(device)
     if distributed.rank():   # the other ranks' own noise streams (DDP gives them rank 0's weights)
         torch.manual_seed(distributed.rank_seed(seed))
-    if ckpt is not None and ckpt["iteration"] >= cfg.iters:   # trained; stopped during evaluation
-        model.load_state_dict(ckpt["model"])
-        hist = ckpt["trainer"]["history"]
-        seconds = ckpt["trainer"]["train_seconds"]
-        hist.update(train_seconds=seconds, iters_per_second=cfg.iters / seconds)
-    else:
-        hist = fit(model, data, cfg, seed_dir, seed, resume=ckpt)
+    # a seed trained to the end and stopped during its evaluation goes through the loop too (with no iteration
+    # left): its end is the same as an uninterrupted run's (the best epoch's weights under early stopping, the
+    # best validation iteration in the history)
+    hist = fit(model, data, cfg, seed_dir, seed, resume=ckpt)
     if distributed.is_main():
         atomic_write_bytes(seed_dir / "model.safetensors",
                            save_safetensors({k: v.contiguous() for k, v in model.state_dict().items()}))
@@ -231,8 +228,9 @@ def _resume_progress(run_dir: Path, cfg: TrainConfig) -> tuple[dict, dict] | Non
                 if hist.get("stopped_by") == "time budget" and hist["train_seconds"] < budget:
                     continue   # a longer budget than the one that stopped it: train on
                 per_seed[str(seed)], histories[str(seed)] = done[str(seed)], hist
-    if len(per_seed) == len(cfg.seeds) and not (run_dir / "report.md").exists():
-        write_report(run_dir)
+    report, metrics = run_dir / "report.md", run_dir / "metrics.json"
+    if len(per_seed) == len(cfg.seeds) and (not report.exists() or report.stat().st_mtime < metrics.stat().st_mtime):
+        write_report(run_dir)   # killed between metrics.json and the report: the report is missing or stale
         return None
     if len(per_seed) == len(cfg.seeds):
         spent = [h["train_seconds"] for h in histories.values() if h.get("stopped_by") == "time budget"]
@@ -264,6 +262,10 @@ def _resumable_checkpoint(seed_dir: Path, cfg: TrainConfig, seed: int) -> dict |
                else f"vaelab train --resume {seed_dir.parent} (one process, without torchrun)")
         raise VaelabError(f"{path}: trained by {trained_by} process(es), resumed with {world}; each process's random "
                           f"stream is part of the checkpoint, so resume with as many: {how}")
+    if isinstance(ckpt["iteration"], bool) or not isinstance(ckpt["iteration"], int) \
+            or not 0 <= ckpt["iteration"] <= cfg.iters:
+        raise VaelabError(f"{path}: iteration {ckpt['iteration']!r} is outside this run's 0..{cfg.iters}; the "
+                          f"checkpoint was edited or damaged, start a new run")
     saved = {k: v for k, v in ckpt["config"].items() if k not in _NOT_COMPARED}
     now = {k: v for k, v in dataclasses.asdict(cfg).items() if k not in _NOT_COMPARED}
     if saved != now:
