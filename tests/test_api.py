@@ -461,3 +461,19 @@ def test_nan_is_refused_as_input_and_never_reported_as_a_result(run, tmp_path):
                                                  r"gives non-finite values in evaluation mode"):
         vaelab.train(broken, out=tmp_path / "nan", **{**QUICK, "val_size": 0})
     assert not (tmp_path / "nan" / "metrics.json").exists()
+
+
+def test_anomaly_scores_and_auc_from_python_and_in_a_one_class_summary(tmp_path):
+    """The score and its AUC are Python functions (they were CLI-only), the scores carry no gradients, and a
+    one-class run's summary holds the AUC that the scores give."""
+    assert vaelab.roc_auc(torch.tensor([1.0, 2, 3, 4]), [0, 0, 1, 1]) == 1.0
+    assert vaelab.roc_auc(torch.tensor([4.0, 3, 2, 1]), [0, 0, 1, 1]) == 0.0
+    assert vaelab.roc_auc(torch.ones(4), [0, 1, 0, 1]) == 0.5   # ties count one half
+    with pytest.raises(vaelab.VaelabError, match="some examples anomalous and some normal"):
+        vaelab.roc_auc(torch.ones(3), [0, 0, 0])
+    run = vaelab.train("ae", out=tmp_path / "one", train_classes=[1], z_dim=4, hidden="32", **{**QUICK, "iwae_k": []})
+    x, y = run.test_data()
+    scores = vaelab.anomaly_scores(run.model(), x)
+    assert scores.shape == (len(x),) and not scores.requires_grad
+    assert run.summary()["auc"]["mean"] == pytest.approx(vaelab.roc_auc(scores, y != 1))
+    assert run.summary()["auc"]["mean"] > 0.6   # digit 1 is easy to tell from the others, even after 60 steps

@@ -296,3 +296,43 @@ def test_a_config_json_edited_by_hand_is_not_used_silently(done, tmp_path, field
     err = capsys.readouterr().err
     assert f"config.json: {field} differ(s) from {shown}" in err and "the run folder was edited" in err, err
     assert (run / "metrics.json").read_text() == metrics
+
+
+@pytest.mark.parametrize("args, message", [
+    (["vae", "--sigma", "0.5"], "--sigma 0.5: sigma is the Gaussian likelihood's std, and this run's likelihood "
+                                "is bernoulli; leave --sigma out, or add --likelihood gaussian"),
+    (["vae", "--channels", "8,16"], "--channels 8,16: the channels are the conv nets' widths, and this run's net is "
+                                    "mlp; leave --channels out, or add --net conv"),
+    (["cvae", "--n-classes", "3", "--net", "mlp"], "--n-classes 3: mnist-5k has labels 0..9; give --n-classes 10"),
+])
+def test_options_that_would_be_ignored_or_cannot_fit_are_refused(args, message, tmp_path, capsys):
+    """--sigma with a Bernoulli likelihood and --channels with the MLP were stored and ignored without a word;
+    --n-classes 3 on ten classes failed with a one-hot error from inside torch."""
+    assert main(["train", args[0], "--out", str(tmp_path / "r"), *QUICK[:-4], *args[1:]]) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1, err
+    assert not (tmp_path / "r").exists()
+
+
+def test_options_that_apply_and_model_inputs_are_checked():
+    from vaelab.config import TrainConfig
+    from vaelab.models import build_model
+
+    TrainConfig(model="vae", model_options={"likelihood": "gaussian", "sigma": "0.5"}).validate()
+    TrainConfig(model="cvae", model_options={"channels": "8,16"}).validate()   # cvae's nets are conv by default
+    with pytest.raises(VaelabError, match=r"^x_dim = 0: a model needs a positive whole number of input values"):
+        build_model("vae", 0)
+
+
+def test_a_checkpoint_with_a_tensor_of_another_shape_is_one_line(done, tmp_path, capsys):
+    from vaelab.storage import load_checkpoint, save_checkpoint
+
+    run = _copy(done, tmp_path / "shape")
+    (run / "metrics.json").unlink()
+    state = load_checkpoint(run / "seed-0" / "checkpoint.pt")
+    name = next(iter(state["model"]))
+    state["model"][name] = torch.zeros(3, 3)
+    save_checkpoint(run / "seed-0" / "checkpoint.pt", state)
+    assert main(["train", "--resume", str(run)]) == 2
+    err = capsys.readouterr().err
+    assert "checkpoint.pt: its weights do not fit this run's model (" in err and err.count("\n") == 1, err

@@ -16,7 +16,7 @@ from .api import datasets, load_run, options, train  # noqa: E402
 from .config import TrainConfig  # noqa: E402
 from .data import load_dataset  # noqa: E402
 from .errors import VaelabError  # noqa: E402
-from .evaluate import evaluate_elbo, evaluate_iwae  # noqa: E402
+from .evaluate import anomaly_scores, evaluate_elbo, evaluate_iwae, roc_auc  # noqa: E402
 from .models import MODELS, Model, build_model  # noqa: E402
 from .models.ae import AE  # noqa: E402
 from .models.cae import ContractiveAE  # noqa: E402
@@ -31,5 +31,5 @@ from .models.vae import VAE  # noqa: E402
 from .runs.run import MetricsTable, Run  # noqa: E402
 
 __all__ = ["__version__", "AE", "CVAE", "ContractiveAE", "DenoisingAE", "GMVAE", "HVAE", "M1M2", "MODELS", "MetricsTable", "Model", "Run",
-           "SSVAE", "SparseAE", "TrainConfig", "VAE", "VaelabError", "VampVAE", "build_model", "datasets", "evaluate_elbo",
-           "evaluate_iwae", "load_dataset", "load_run", "options", "plots", "train"]
+           "SSVAE", "SparseAE", "TrainConfig", "VAE", "VaelabError", "VampVAE", "anomaly_scores", "build_model", "datasets", "evaluate_elbo",
+           "evaluate_iwae", "load_dataset", "load_run", "options", "plots", "roc_auc", "train"]

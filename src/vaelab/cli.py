@@ -78,7 +78,7 @@ def cmd_train(args) -> int:
     return 0
 
 
-HEADLINE = ("nelbo", "loss", "mse", "accuracy")   # with the IWAE bounds: what a user looks for first
+HEADLINE = ("nelbo", "loss", "mse", "accuracy", "auc")   # with the IWAE bounds: what a user looks for first
 
 
 def headline(run_dir: Path) -> str:

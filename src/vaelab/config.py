@@ -166,6 +166,18 @@ class TrainConfig:
             ok, what = option_rule(name, known[name][0], known[name][1])
             if ok is not None and not ok(value):
                 raise VaelabError(f"--{name.replace('_', '-')} must be {what}, got {value!r}")
+        self._check_options_apply(known)
+
+    def _check_options_apply(self, known: dict) -> None:
+        """An option given a value of its own that this run would ignore is refused, not stored silently."""
+        given = {k: v for k, v in self.model_options.items() if k in known and v != known[k][1]}
+        effective = {**{k: d for k, (_, d, _) in known.items()}, **self.model_options}
+        if "sigma" in given and effective.get("likelihood") == "bernoulli":
+            raise VaelabError(f"--sigma {given['sigma']}: sigma is the Gaussian likelihood's std, and this run's "
+                              f"likelihood is bernoulli; leave --sigma out, or add --likelihood gaussian")
+        if "channels" in given and effective.get("net") == "mlp":
+            raise VaelabError(f"--channels {given['channels']}: the channels are the conv nets' widths, and this "
+                              f"run's net is mlp; leave --channels out, or add --net conv")
 
     def _check_cuda_graph(self, cls, device: torch.device) -> None:
         if not cls.graphable:   # the class says so; an instance may too (pipeline checks the built model)

@@ -239,10 +239,13 @@ def evaluate_model(model, data, iwae_ks=(1, 10, 100), repeats: int = 10, progres
 
 @torch.inference_mode()
 def anomaly_scores(model, x: torch.Tensor, repeats: int = 10, batch_size: int = 2000) -> torch.Tensor:
-    """Per-example anomaly score (higher = more anomalous), shape (N,): model.anomaly_score (autoencoders:
-    reconstruction MSE; VAEs: the NELBO), averaged over `repeats` passes unless the model is deterministic."""
+    """Per-example anomaly score (higher = more anomalous), shape (N,), on the CPU and without gradients:
+    model.anomaly_score (autoencoders: reconstruction MSE; VAEs: the NELBO), averaged over `repeats` passes
+    unless the model is deterministic. x is checked as every evaluator checks it (shape, range, NaN)."""
     repeats = at_most("repeats", positive_int("repeats", repeats, "Monte Carlo passes over x"), MAX_EVAL_REPEATS,
                       EVAL_REPEATS_LIMIT)
+    batch_size = positive_int("batch_size", batch_size, "examples per forward pass")
+    x, _ = _checked(model, x, None)
     model.eval()
     if model.deterministic:
         return torch.cat([model.anomaly_score(xb) for xb in x.split(batch_size)]).cpu()
@@ -253,7 +256,14 @@ def anomaly_scores(model, x: torch.Tensor, repeats: int = 10, batch_size: int = 
 
 
 def roc_auc(scores, is_anomaly) -> float:
-    """Area under the ROC curve of `scores` for detecting is_anomaly = 1 (ties count one half)."""
+    """Area under the ROC curve of `scores` for detecting is_anomaly = 1 (ties count one half): 1 when every
+    anomaly scores above every normal example, 0.5 for scores that know nothing."""
+    is_anomaly = torch.as_tensor(is_anomaly)
+    if len(is_anomaly) != len(scores) or is_anomaly.dim() != 1:
+        raise VaelabError(f"is_anomaly must hold one 0/1 (or bool) per score: {len(scores)} scores, got shape "
+                          f"{tuple(is_anomaly.shape)}")
+    if is_anomaly.bool().all() or not is_anomaly.bool().any():
+        raise VaelabError("is_anomaly must mark some examples anomalous and some normal: a ROC AUC needs both")
     from sklearn.metrics import roc_auc_score
 
     return float(roc_auc_score(torch.as_tensor(is_anomaly).cpu().numpy(), torch.as_tensor(scores).cpu().numpy()))

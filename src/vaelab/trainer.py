@@ -30,7 +30,7 @@ from ._version import __version__
 from .batches import BATCH_STREAM, LABELLED_STREAM, Batches, DeviceData
 from .config import TrainConfig
 from .data import labelled_subset
-from .errors import VaelabError
+from .errors import VaelabError, first_line
 from .evaluate import evaluate_elbo
 from .graphs import GraphedStep, capturable_adam, lr_to_device, set_lr
 from .progress import progress_bar
@@ -89,8 +89,13 @@ class Trainer:
 
     def restore(self, ckpt: dict) -> None:
         """Continue from a checkpoint: weights, optimizer, batch order, history, this rank's RNG and log window."""
-        self.model.load_state_dict(ckpt["model"])
-        self.opt.load_state_dict(ckpt["optimizer"])
+        try:
+            self.model.load_state_dict(ckpt["model"])
+            self.opt.load_state_dict(ckpt["optimizer"])
+        except (RuntimeError, ValueError, KeyError) as e:   # e.g. a tensor of another shape
+            raise VaelabError(f"{self.seed_dir / 'checkpoint.pt'}: its weights do not fit this run's model "
+                              f"({first_line(e, 120)}); the checkpoint is damaged or from another run: start a "
+                              f"new run") from None
         if self.cfg.cuda_graph:
             lr_to_device(self.opt, self.device)
         state = ckpt["trainer"]

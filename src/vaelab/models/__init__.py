@@ -50,6 +50,8 @@ def build_model(name: str, x_dim: int, **options) -> Model:
     (VaelabError if they are bad). Built-in models also accept the options of their own networks
     (encoder=, decoder= for the VAE family) beyond OPTIONS."""
     cls = model_class(name)
+    if isinstance(x_dim, bool) or not isinstance(x_dim, int) or x_dim < 1:
+        raise VaelabError(f"x_dim = {x_dim!r}: a model needs a positive whole number of input values per example")
     if name in MODELS:
         known = set(MODELS[name][1]) | NETWORK_OPTIONS.get(name, set())
         unknown = set(options) - known

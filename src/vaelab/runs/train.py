@@ -26,7 +26,7 @@ from ..batches import DeviceData, check_split, prepare_data
 from ..config import EXTENDABLE, RUNTIME_OPTIONS, TrainConfig, resolve_device, ungraphable
 from ..data import STATIC_BINARIZATION_SEED
 from ..errors import VaelabError
-from ..evaluate import evaluate_model, require_finite
+from ..evaluate import anomaly_scores, evaluate_model, require_finite, roc_auc
 from ..judge import run_judge, sample_quality
 from ..models import Model, build_model
 from ..plots import make_latent_figures, save_curves, save_grid
@@ -118,6 +118,10 @@ def _prepare(cfg: TrainConfig, device: torch.device, template: Model | None = No
                               f"{data.x_dim}; build it with x_dim={data.x_dim}")
         probe = new_model(cfg, data.x_dim, template)   # bad options fail before writing anything
         probe.check_training(cfg.iters, continuous=data.image_shape is None)
+        top = int(torch.cat([data.train_y, data.test_y]).max()) if probe.n_classes and len(data.test_y) else -1
+        if top >= probe.n_classes > 0:   # e.g. --n-classes 3 on ten classes: a one-hot error deep in torch
+            raise VaelabError(f"--n-classes {probe.n_classes}: {cfg.dataset} has labels 0..{top}; give --n-classes "
+                              f"{top + 1}")
         if cfg.cuda_graph and not probe.graphable:   # e.g. a denoising AE drawing its noise level per batch
             raise ungraphable(cfg.model)
     return data
@@ -161,6 +165,7 @@ def _train_run(cfg: TrainConfig, device: torch.device, resume: bool = False, tem
             if not main:   # the rest is rank 0's: sample quality, figures, metrics.json, report
                 continue
             metrics.update(train_seconds=hist["train_seconds"], iters_per_second=hist["iters_per_second"])
+            metrics.update(_one_class_auc(model, data, cfg))
             if judge:
                 classifier, accuracy, by_class = judge[0]
                 metrics.update(sample_quality(model, classifier), judge_test_accuracy=accuracy,
@@ -190,6 +195,20 @@ def _train_seed(cfg: TrainConfig, data: DeviceData, device, seed_dir: Path, seed
                            save_safetensors({k: v.contiguous() for k, v in model.state_dict().items()}))
         write_json(seed_dir / "history.json", hist)
     return model, hist
+
+
+def _one_class_auc(model, data: DeviceData, cfg: TrainConfig) -> dict:
+    """A run trained on some classes only (train_classes): {"auc": the ROC AUC of finding the test images of
+    the other classes by their anomaly score}; {} for the others (or a test set without both kinds)."""
+    if cfg.train_classes is None or data.image_shape is None:
+        return {}
+    anomaly = ~torch.isin(data.test_y.cpu(), torch.tensor(cfg.train_classes))
+    if anomaly.all() or not anomaly.any():
+        return {}
+    # the scores' own Monte Carlo noise: the random stream of the figures and samples after it is untouched
+    with torch.random.fork_rng(devices=[data.test_x.device] if data.test_x.is_cuda else []):
+        torch.manual_seed(30_000)
+        return {"auc": roc_auc(anomaly_scores(model, data.test_x, cfg.eval_repeats), anomaly)}
 
 
 def _write_seed_outputs(cfg, data: DeviceData, device, run_dir: Path, seed: int, model, per_seed, histories) -> None:
