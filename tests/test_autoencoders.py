@@ -204,3 +204,21 @@ def test_denoise_takes_what_encode_takes_and_autoencoders_default_to_mnist_size(
     with pytest.raises(VaelabError, match="x must have shape"):
         dae.denoise(x[:, :100])
 
+
+
+def test_a_denoising_ae_scores_anomalies_by_its_denoising_error(tmp_path):
+    """A mask-trained DAE scored by the reconstruction of the clean input was near chance on a one-class
+    task: it is scored by what it learned, the error of denoising a corrupted copy (fixed noise)."""
+    import vaelab
+
+    run = vaelab.train("dae", out=tmp_path / "dae", train_classes=[8], iters=1000, iwae_k=[], eval_repeats=1,
+                       progress=False)
+    model = run.model()
+    x, y = run.test_data()
+    with torch.no_grad():
+        clean = (model.mean_x_given_z(model.posterior_mean(x)) - x).pow(2).mean(-1)
+    denoising = vaelab.anomaly_scores(model, x)
+    assert torch.equal(denoising, vaelab.anomaly_scores(model, x))   # fixed noise: the same scores every call
+    auc = run.summary()["auc"]["mean"]
+    assert auc == pytest.approx(vaelab.roc_auc(denoising, y != 8))
+    assert auc > vaelab.roc_auc(clean, y != 8) + 0.1, (auc, vaelab.roc_auc(clean, y != 8))
