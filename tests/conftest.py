@@ -60,3 +60,18 @@ def killed_then_resumed(monkeypatch, cfg: dict, out, iteration: int, **runtime):
         train_run(TrainConfig(out=str(out), **cfg))
     monkeypatch.setattr(trainer_mod, "save_checkpoint", real_save)
     return vaelab.Run(resume_run(out, **runtime))
+
+
+# A short CLI training run's options (40 iterations, a 2-D code): fast enough for many tests to share one run
+CLI_QUICK = ["--iters", "40", "--eval-every", "20", "--log-every", "10", "--checkpoint-every", "20", "--iwae-k", "1",
+             "--eval-repeats", "1", "--no-progress", "--z-dim", "2", "--hidden", "16"]
+
+
+@pytest.fixture(scope="session")
+def done(tmp_path_factory):
+    """A finished one-seed VAE run folder (CLI_QUICK on mnist-5k); tests that change it work on a copy."""
+    from vaelab.cli import main
+
+    out = tmp_path_factory.mktemp("done") / "run"
+    assert main(["train", "vae", "--out", str(out), *CLI_QUICK]) == 0
+    return out

@@ -5,18 +5,10 @@ import os
 import pytest
 
 import vaelab
+from conftest import CLI_QUICK as QUICK
 from vaelab.cli import main
 from vaelab.errors import VaelabError
 
-QUICK = ["--iters", "40", "--eval-every", "20", "--log-every", "10", "--checkpoint-every", "20", "--iwae-k", "1",
-         "--eval-repeats", "1", "--no-progress", "--z-dim", "2", "--hidden", "16"]
-
-
-@pytest.fixture(scope="module")
-def done(tmp_path_factory):
-    out = tmp_path_factory.mktemp("limits") / "run"
-    assert main(["train", "vae", "--out", str(out), *QUICK]) == 0
-    return out
 
 
 @pytest.mark.parametrize("args, message", [

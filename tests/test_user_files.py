@@ -4,20 +4,12 @@ import os
 import pytest
 import torch
 
+from conftest import CLI_QUICK as QUICK
 from vaelab.cli import main
 from vaelab.errors import VaelabError
 from vaelab.runs.folder import lock_run_dir
 from vaelab.storage import read_json
 
-QUICK = ["--iters", "40", "--eval-every", "20", "--log-every", "10", "--checkpoint-every", "20", "--iwae-k", "1",
-         "--eval-repeats", "1", "--no-progress", "--z-dim", "2", "--hidden", "16"]
-
-
-@pytest.fixture(scope="module")
-def done(tmp_path_factory):
-    out = tmp_path_factory.mktemp("done") / "run"
-    assert main(["train", "vae", "--out", str(out), *QUICK]) == 0
-    return out
 
 
 def test_a_folder_of_the_users_own_is_refused_and_left_alone(tmp_path, monkeypatch, capsys):
