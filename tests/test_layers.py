@@ -162,3 +162,16 @@ def test_modules_and_functions_stay_readable():
             if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.end_lineno - node.lineno >= 60:
                 too_long.append(f"{name}.{node.name}: {node.end_lineno - node.lineno + 1} lines")
     assert not too_long, too_long
+
+
+def test_every_source_file_is_tracked_by_git():
+    """A module the package imports but git ignores passes here and fails on a fresh clone (a `runs/` rule
+    meant for run folders once hid vaelab/runs/)."""
+    import subprocess
+
+    repo = SRC.parents[1]
+    if not (repo / ".git").exists():
+        pytest.skip("not a git checkout")
+    ignored = subprocess.run(["git", "-C", str(repo), "check-ignore", *map(str, SRC.rglob("*.py"))],
+                             capture_output=True, text=True).stdout.split()
+    assert not ignored, f"source files git ignores: {ignored}"
