@@ -12,6 +12,21 @@ REPO = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = REPO.parent / "shared" / "data"
 
 
+MACHINE_ROOTS = ("/tmp/",)   # output folders outside the workspace: written as OUT/... (not kept)
+
+
+def portable(text: str) -> str:
+    """text with every path of this machine written relative to the repository: the repository itself as
+    ".", a folder beside it (the shared data, run folders) as ../NAME, a temporary output folder as OUT/NAME;
+    so that a recorded command runs as written on any machine with the same layout."""
+    repo, workspace = str(REPO), str(REPO.parent)
+    text = text.replace(repo + "/", "").replace(repo, ".")
+    text = text.replace(workspace + "/", "../")
+    for root in MACHINE_ROOTS:
+        text = text.replace(root, "OUT/")
+    return text
+
+
 def command_line() -> str:
     return "python " + " ".join(shlex.quote(a) for a in [str(Path(sys.argv[0]).resolve().relative_to(REPO)) if Path(sys.argv[0]).resolve().is_relative_to(REPO) else sys.argv[0], *sys.argv[1:]])
 
@@ -20,8 +35,9 @@ def save(name: str, payload: dict, markdown: str, folder: Path = RESULTS) -> Non
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     payload = {"command": command_line(), "date": datetime.now().isoformat(timespec="seconds"), **payload}
-    (folder / f"{name}.json").write_text(json.dumps(payload, indent=2) + "\n")
-    (folder / f"{name}.md").write_text(markdown.rstrip() + f"\n\nCommand: `{payload['command']}` ({payload['date']})\n")
+    (folder / f"{name}.json").write_text(portable(json.dumps(payload, indent=2) + "\n"))
+    (folder / f"{name}.md").write_text(portable(markdown.rstrip() + f"\n\nCommand: `{payload['command']}` "
+                                                f"({payload['date']})\n"))
     print(f"wrote {folder / name}.json and .md")
 
 

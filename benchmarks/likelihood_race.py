@@ -25,7 +25,7 @@ from datetime import datetime
 from pathlib import Path
 
 import torch
-from common import DEFAULT_DATA, RESULTS, command_line
+from common import DEFAULT_DATA, RESULTS, command_line, portable
 
 import vaelab
 import vaelab.schedules
@@ -174,7 +174,7 @@ def main() -> None:
             # read again: the file may have gained rows or notes while this run trained
             doc = json.loads(path.read_text()) if path.exists() else doc
             doc["results"][f"{args.config}/{minutes:g}/{seed}"] = r
-            path.write_text(json.dumps(doc, indent=2) + "\n")   # after every budget: a long call keeps what it did
+            path.write_text(portable(json.dumps(doc, indent=2) + "\n"))   # after every budget: a long call keeps what it did
             write_markdown(doc, args.k, results)
             print(f"{args.config} seed {seed}, {minutes:g} min: IWAE-{args.k} {r[f'niwae_{args.k}']:.2f} "
                   f"after {r['epochs']:.0f} epochs")
@@ -197,7 +197,7 @@ def write_markdown(doc: dict, k: int, results: Path) -> None:
           + table(doc["results"], k) + "\n\n![IWAE-5000 against minutes of training](likelihood-race.png)\n\n"
           + contributions(doc["results"], k) + notes(doc["results"]) + "\n\nMachines: " + "; ".join(machines)
           + "\n\nCommands:\n\n" + "\n".join(f"    {c}" for c in commands) + "\n")
-    (results / f"{NAME}.md").write_text(md)
+    (results / f"{NAME}.md").write_text(portable(md))
     figure(doc["results"], k, results / f"{NAME}.png")
 
 

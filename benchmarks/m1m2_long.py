@@ -44,7 +44,7 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from common import DEFAULT_DATA, RESULTS, command_line, model_options
+from common import DEFAULT_DATA, RESULTS, command_line, model_options, portable
 from likelihood_race import cpu_model, matmul_gflops
 
 import vaelab
@@ -186,7 +186,7 @@ def write_markdown(doc: dict, results: Path) -> None:
            "Machines: " + "; ".join(sorted({r["machine"] for r in [*m1s, *rows]})), "",
            "Commands: " + "; ".join(f"`{c}`" for c in sorted({r["command"] for r in [*m1s, *rows]})) + " "
            f"(last written {datetime.now().isoformat(timespec='seconds')})", ""]
-    (results / f"{NAME}.md").write_text("\n".join(md))
+    (results / f"{NAME}.md").write_text(portable("\n".join(md)))
 
 
 def _m2_on(row: dict, dims_of_seeds: list | None = None) -> str:
@@ -287,7 +287,7 @@ def save(mine: dict, path: Path, results: Path) -> dict:
         for part in ("m1", "results"):
             doc[part].update(mine[part])
         tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(json.dumps(doc, indent=2) + "\n")
+        tmp.write_text(portable(json.dumps(doc, indent=2) + "\n"))
         tmp.replace(path)
         write_markdown(doc, results)
     finally:

@@ -241,3 +241,25 @@ def test_the_checker_reads_blocks_commands_and_links(tmp_path, capsys):
     assert parse_vaelab(["train", "vae", "--iters", "10", "--data-dir", "nowhere/at/all"], tmp_path, capsys) is None
     assert "invalid choice" in parse_vaelab(["train", "nomodel"], tmp_path, capsys)
     assert "--iters" in parse_vaelab(["train", "vae", "--iters", "0"], tmp_path, capsys)
+
+
+def test_recorded_results_name_no_path_of_the_machine_that_made_them():
+    """Every recorded command and run folder is written relative to the repository (benchmarks/common.py's
+    portable(): ../shared/data, ../runs/..., OUT/...), so that it runs as written elsewhere."""
+    results = Path(__file__).resolve().parents[1] / "benchmarks" / "results"
+    machine = re.compile(r"(?<![\w.~$])/(work|tmp|root|home|Users|mnt|scratch|private|var/folders)/")
+    found = [f"{p.relative_to(results)}: {m.group(0)}" for p in sorted(results.rglob("*"))
+             if p.is_file() and p.suffix in (".json", ".md", ".csv", ".txt")
+             for m in [machine.search(p.read_text(errors="replace"))] if m]
+    assert not found, found
+
+
+def test_portable_writes_machine_paths_relative_to_the_repository():
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    from common import REPO, portable
+
+    text = f"--data-dir {REPO.parent}/shared/data --out {REPO}/runs/x --run {REPO.parent}/runs/r /tmp/b-cae {REPO}"
+    assert portable(text) == "--data-dir ../shared/data --out runs/x --run ../runs/r OUT/b-cae ."
+    assert portable(portable(text)) == portable(text)
