@@ -4,6 +4,11 @@ from pathlib import Path
 
 import pytest
 
+# A fixed thread count for every run the tests start (scripts/test.sh sets 2 as well): the tests that compare
+# runs bit for bit need it, and training would otherwise choose its own count by timing (vaelab/pace.py;
+# tests/test_pace.py lifts this where it tests that choice)
+os.environ.setdefault("OMP_NUM_THREADS", "2")
+
 REAL_DATA = Path(os.environ.get("VAELAB_TEST_DATA") or Path(__file__).resolve().parents[1].parent / "shared" / "data").absolute()
 
 

@@ -138,7 +138,8 @@ class DefaultsFormatter(argparse.HelpFormatter):
 def _add_device_threads(p: argparse.ArgumentParser, prefix: str = "", device_default="auto") -> None:
     p.add_argument("--device", dest=prefix + "device", default=device_default, choices=["auto", "cpu", "cuda"],
                    help="where to compute (default: auto)")
-    p.add_argument("--threads", dest=prefix + "threads", metavar="THREADS", type=_positive_int, help="CPU threads for PyTorch (default: all cores)")
+    p.add_argument("--threads", dest=prefix + "threads", metavar="THREADS", type=_positive_int, help="CPU threads for PyTorch (default: all cores; training "
+                   "times 1 and all of them and keeps the faster, again when its steps slow down)")
 
 
 def _add_runtime_args(p: argparse.ArgumentParser, prefix: str = "", device_default="auto") -> None:

@@ -32,6 +32,7 @@ from .config import TrainConfig
 from .data import labelled_subset
 from .errors import VaelabError, first_line
 from .evaluate import evaluate_elbo
+from .pace import ThreadPacer, chooses_threads
 from .graphs import GraphedStep, capturable_adam, lr_to_device, set_lr
 from .progress import progress_bar
 from .storage import load_checkpoint, save_checkpoint
@@ -130,9 +131,13 @@ class Trainer:
                            disable=not (cfg.progress and self.main), unit="it")
         self.t0 = time.perf_counter()
         self.model.train()
+        pacer = ThreadPacer() if chooses_threads(cfg.threads, self.device, distributed.world()) else None
         try:
             for it in range(self.start, cfg.iters + 1):
+                t = time.perf_counter()
                 self._step(step, it)
+                if pacer is not None:   # the step alone is timed: validation and checkpoints are not
+                    self._pace(pacer, time.perf_counter() - t, it, bar)
                 if it % cfg.log_every == 0 or it == cfg.iters:
                     self._log(it, bar)
                     self._check_budget(it)
@@ -148,6 +153,18 @@ class Trainer:
             if torch.is_tensor(self.model.kl_weight):   # a plain number again once the graph is done with it
                 self.model.kl_weight = float(self.model.kl_weight)
         return self._finish()
+
+    def _pace(self, pacer: ThreadPacer, seconds: float, it: int, bar) -> None:
+        """Hand a step's time to the thread pacer; its choices go into the history (and, with progress, a line)."""
+        made = len(pacer.choices)
+        pacer.step_done(seconds)
+        if len(pacer.choices) > made:
+            _, count, rates = pacer.choices[-1]
+            self.hist.setdefault("threads", []).append(
+                {"iteration": it, "threads": count, "steps_per_second": {str(c): round(r, 1) for c, r in rates.items()}})
+            if self.cfg.progress and self.main:
+                bar.write(f"threads: {count} (steps per second: "
+                          f"{', '.join(f'{r:.0f} on {c}' for c, r in sorted(rates.items()))}; --threads N fixes it)")
 
     def _step(self, step, it: int) -> None:
         """One optimizer step on the next batch, refusing non-finite losses and gradients."""
