@@ -18,10 +18,13 @@ import torch
 
 from .machine import available_cpus
 
-WARMUP_STEPS = 3      # untimed steps after a change of count (the thread pool wakes up)
-TRIAL_STEPS = 20      # timed steps per candidate count
+WARMUP_STEPS = 5      # untimed steps after a change of count (the thread pool wakes up)
+TRIAL_STEPS = 20      # timed steps per candidate count and round
+ROUNDS = 2            # rounds of a trial, the candidates alternating: a drift in speed (caches warming at the
+                      # start of training) falls on every candidate alike
 WATCH_STEPS = 200     # steps between checks of the chosen count's speed
 SLOWER = 0.6          # a watched speed below this fraction of the chosen count's trial speed: time them again
+RETRY_STEPS = 5_000   # and in any case after this many steps (a choice made in a noisy moment is not kept for ever)
 
 
 def chooses_threads(threads: int | None, device: torch.device, processes: int) -> bool:
@@ -34,10 +37,11 @@ def chooses_threads(threads: int | None, device: torch.device, processes: int) -
 class ThreadPacer:
     """Times training steps (step_done(seconds), once per step) and sets the fastest thread count.
 
-    Candidates: all available CPUs and 1. A trial gives each candidate WARMUP_STEPS untimed steps then
-    TRIAL_STEPS timed ones; the fastest is kept and its speed remembered. Every WATCH_STEPS steps the
-    speed is compared with it, and a new trial starts when it has fallen below SLOWER of it. `choices`
-    records each decision: (step number, count, {count: steps per second})."""
+    Candidates: all available CPUs and 1. A trial gives each candidate, in ROUNDS alternating rounds,
+    WARMUP_STEPS untimed steps then TRIAL_STEPS timed ones; the fastest is kept and its speed remembered.
+    Every WATCH_STEPS steps the speed is compared with it, and a new trial starts when it has fallen below
+    SLOWER of it, or RETRY_STEPS after the last choice. `choices` records each decision: (step number,
+    count, {count: steps per second})."""
 
     def __init__(self, cpus: int | None = None, set_threads: Callable[[int], None] = torch.set_num_threads):
         cpus = cpus or available_cpus()
@@ -50,7 +54,8 @@ class ThreadPacer:
         self._start_trial()
 
     def _start_trial(self) -> None:
-        self.queue, self.rates = list(self.candidates), {}
+        self.queue = self.candidates * ROUNDS
+        self.totals = {c: [0, 0.0] for c in self.candidates}   # timed steps, seconds
         self._use(self.queue[0])
 
     def _use(self, count: int) -> None:
@@ -65,18 +70,23 @@ class ThreadPacer:
             return
         self.timed += 1
         self.seconds += seconds
-        if self.queue and self.timed == TRIAL_STEPS:   # a candidate's trial is over
-            self.rates[self.queue.pop(0)] = self.timed / max(self.seconds, 1e-9)
+        if self.queue and self.timed == TRIAL_STEPS:   # a candidate's round is over
+            total = self.totals[self.queue.pop(0)]
+            total[0], total[1] = total[0] + self.timed, total[1] + self.seconds
             if self.queue:
                 self._use(self.queue[0])
             else:
-                self.chosen = max(self.rates, key=lambda c: (self.rates[c], c))
-                self.reference = self.rates[self.chosen]
-                self.choices.append((self.steps_done, self.chosen, dict(self.rates)))
-                self._use(self.chosen)
+                self._choose()
         elif not self.queue and self.timed == WATCH_STEPS:   # watching the chosen count
-            if self.timed / max(self.seconds, 1e-9) < SLOWER * self.reference:
+            slower = self.timed / max(self.seconds, 1e-9) < SLOWER * self.reference
+            if slower or self.steps_done - self.choices[-1][0] >= RETRY_STEPS:
                 self._start_trial()
             else:
                 self.timed, self.seconds = 0, 0.0
 
+    def _choose(self) -> None:
+        rates = {c: steps / max(seconds, 1e-9) for c, (steps, seconds) in self.totals.items()}
+        self.chosen = max(rates, key=lambda c: (rates[c], c))
+        self.reference = rates[self.chosen]
+        self.choices.append((self.steps_done, self.chosen, rates))
+        self._use(self.chosen)
