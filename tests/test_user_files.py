@@ -328,3 +328,14 @@ def test_a_checkpoint_with_a_tensor_of_another_shape_is_one_line(done, tmp_path,
     assert main(["train", "--resume", str(run)]) == 2
     err = capsys.readouterr().err
     assert "checkpoint.pt: its weights do not fit this run's model (" in err and err.count("\n") == 1, err
+
+
+def test_a_data_folder_given_to_a_data_set_that_reads_none_is_refused(tmp_path, capsys):
+    """--data-dir with the embedded mnist-5k (or a generated toy set) was stored and ignored: the run trained on
+    the embedded digits while the user meant the files in that folder."""
+    for dataset in ([], ["--dataset", "moons"]):
+        assert main(["train", "vae", "--data-dir", str(tmp_path), *dataset, *QUICK[:-4],
+                     "--out", str(tmp_path / "r")]) == 2
+        err = capsys.readouterr().err
+        assert f"--data-dir {tmp_path}: " in err and "reads no files (embedded or generated); add --dataset mnist" in err
+        assert not (tmp_path / "r").exists()

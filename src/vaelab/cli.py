@@ -11,7 +11,7 @@ from pathlib import Path
 from . import distributed
 from .cli_args import build_parser
 from .config import EXTENDABLE, RUNTIME_OPTIONS, TrainConfig
-from .data import dataset_status
+from .data import dataset_status, reads_no_files
 from .errors import VaelabError
 from .explorer import serve
 from .models import MODELS
@@ -58,6 +58,10 @@ def cmd_train(args) -> int:
                               f"e.g. `vaelab train vae --iters 5000`")
         if args.iters is not None and args.epochs is not None:
             raise VaelabError("give --iters or --epochs, not both")
+        if "data_dir" in runtime and reads_no_files(args.dataset):   # it would be stored and ignored
+            raise VaelabError(f"--data-dir {runtime['data_dir']}: {args.dataset} reads no files (embedded or generated); "
+                              f"add --dataset mnist (or another data set in that folder: vaelab datasets --data-dir "
+                              f"{runtime['data_dir']}), or leave --data-dir out")
     options = {k[4:]: v for k, v in vars(args).items() if k.startswith("opt_")}
     cfg = TrainConfig(model=args.model, dataset=args.dataset, data_dir=args.data_dir, out=args.out, seeds=args.seeds,
                       iters=args.iters, epochs=args.epochs, patience=args.patience, resize=args.resize,

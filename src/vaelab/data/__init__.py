@@ -30,7 +30,7 @@ from vaelab.data.files import (
     verify_checksums,
 )
 from vaelab.data.idx import read_idx, write_idx
-from vaelab.data.registry import DATASETS, DEFAULT_DATASET, DatasetSpec, get_spec
+from vaelab.data.registry import DATASETS, DEFAULT_DATASET, DatasetSpec, get_spec, reads_no_files
 from vaelab.data.transforms import labelled_subset, resize_images, split_validation
 
 __all__ = [
@@ -50,6 +50,7 @@ __all__ = [
     "load_dataset",
     "resize_images",
     "read_idx",
+    "reads_no_files",
     "sha256_uncompressed",
     "split_validation",
     "user_cache_dir",

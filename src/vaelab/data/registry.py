@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from vaelab.data.toy import TOY_DATASETS
+from vaelab.data.toy import TOY_DATASETS, is_toy
 from vaelab.errors import VaelabError
 
 
@@ -95,6 +95,11 @@ DEFAULT_DATASET = "mnist-5k"
 
 
 # --------------------------------------------------------------------------- names
+
+
+def reads_no_files(name: str) -> bool:
+    """Whether data set `name` is embedded in a package or generated (a data folder means nothing to it)."""
+    return is_toy(name) or (name in DATASETS and DATASETS[name].embedded)
 
 
 def get_spec(name: str) -> DatasetSpec:
