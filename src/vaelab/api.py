@@ -23,8 +23,7 @@ from .data import dataset_status
 from .errors import VaelabError
 from .models import MODELS, NETWORK_OPTIONS, Model, with_defaults
 from .runs.train import resume_run, train_run
-from .runs.run import Run
-from .runs.run import load_run as _load
+from .runs.run import Run, load_run as _load
 from .runs.folder import is_run_dir
 
 _TRAIN_FIELDS = [f.name for f in dataclasses.fields(TrainConfig) if f.name not in ("model", "model_options")]

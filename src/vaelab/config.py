@@ -14,10 +14,9 @@ import torch
 from . import distributed
 from .data import BINARIZE_MODES
 from .data.toy import is_toy
-from .errors import VaelabError, at_most
-from .evaluate import EVAL_REPEATS_LIMIT, MAX_EVAL_REPEATS
+from .errors import VaelabError
+from .evaluate import check_evaluation_sizes
 from .models import MODELS, model_class
-from .models.base import IWAE_K_LIMIT, MAX_IWAE_K
 from .schedules import parse_duration, parse_schedule
 from .machine import check_threads
 
@@ -58,7 +57,7 @@ class TrainConfig:
         iwae_k: importance-weighted bounds computed on the test set after training.
         eval_repeats: Monte Carlo passes over the test set for NELBO / KL / Rec.
         device: `auto` (a GPU when one is visible), `cpu` or `cuda`.
-        threads: CPU threads for PyTorch (None: all cores).
+        threads: CPU threads for PyTorch (None: training times 1 thread and all cores and keeps the faster).
         progress: show progress bars.
         model_options: the model's constructor options (`vaelab.options(model)`).
         optimizer: `auto` (the model's DEFAULT_OPTIMIZER: AdamW for autoencoders, else Adam), `adam`, `adamw`.
@@ -216,9 +215,7 @@ class TrainConfig:
             raise VaelabError(f"--val-size must be a whole number >= 0, got {self.val_size!r}")
         if not isinstance(self.iwae_k, (list, tuple)) or any(not _positive_int(k) for k in self.iwae_k):
             raise VaelabError(f"--iwae-k values must be positive integers, got {self.iwae_k!r}")
-        for k in self.iwae_k:
-            at_most("--iwae-k", k, MAX_IWAE_K, IWAE_K_LIMIT)
-        at_most("--eval-repeats", self.eval_repeats, MAX_EVAL_REPEATS, EVAL_REPEATS_LIMIT)
+        check_evaluation_sizes(self.iwae_k, self.eval_repeats)
 
     def _check_seeds(self) -> None:
         if not self.seeds:

@@ -26,8 +26,8 @@ import torch
 
 from . import distributed
 from .errors import VaelabError, at_most, first_line, positive_int
-from .models.base import (IWAE_K_LIMIT, IWAE_ROWS_PER_PASS, MAX_IWAE_K, checked_model, iwae_per_example,
-                          iwae_rows_per_pass)
+from .models.base import (IWAE_K_LIMIT, IWAE_ROWS_PER_PASS, MAX_IWAE_K, checked_model, iwae_k_count,
+                          iwae_per_example, iwae_rows_per_pass)
 from .progress import progress_bar
 
 # glibc's malloc thresholds while evaluating on a CPU (bytes). By default glibc hands a freed block of a few
@@ -41,6 +41,20 @@ _heap_held: bool | None = None   # None: not tried yet in this process
 # and every pass costs a whole test-set evaluation
 MAX_EVAL_REPEATS = 10_000
 EVAL_REPEATS_LIMIT = "each pass evaluates the whole data set; the standard error falls only as 1/sqrt(passes)"
+
+
+def check_evaluation_sizes(iwae_k, repeats: int | None) -> None:
+    """--iwae-k values and --eval-repeats within their limits (VaelabError naming the flag), before any work."""
+    for k in iwae_k:
+        at_most("--iwae-k", k, MAX_IWAE_K, IWAE_K_LIMIT)
+    if repeats:
+        at_most("--eval-repeats", repeats, MAX_EVAL_REPEATS, EVAL_REPEATS_LIMIT)
+
+
+def _repeats(repeats) -> int:
+    """A count of Monte Carlo passes: a positive integer, at most MAX_EVAL_REPEATS."""
+    return at_most("repeats", positive_int("repeats", repeats, "Monte Carlo passes over x"), MAX_EVAL_REPEATS,
+                   EVAL_REPEATS_LIMIT)
 
 
 def hold_freed_memory() -> bool:
@@ -93,8 +107,7 @@ def evaluate_elbo(model, x: torch.Tensor, repeats: int = 10, batch_size: int = 2
     """Mean NELBO and its terms (model.ELBO_TERMS) over all of x, averaged over `repeats` Monte Carlo passes
     (one pass for deterministic models); `<first term>_mc_se` is the standard error over passes (None for one pass).
     y: class labels, needed by conditional models (ignored by the others)."""
-    repeats = at_most("repeats", positive_int("repeats", repeats, "Monte Carlo passes over x"), MAX_EVAL_REPEATS,
-                      EVAL_REPEATS_LIMIT)
+    repeats = _repeats(repeats)
     batch_size = positive_int("batch_size", batch_size, "examples per forward pass")
     x, y = _checked(model, x, y)
     model.eval()
@@ -138,7 +151,7 @@ def evaluate_iwae(model, x: torch.Tensor, k: int, progress: bool = True, y: torc
     default): compiled on a CPU when the evaluation has COMPILE_AUTO_ROWS (10 million) sample rows or more,
     len(x) * k, where the compile pays for itself; compile=False never compiles. y: class labels, needed by
     conditional models (ignored by the others)."""
-    k = at_most("k", positive_int("k", k, "importance samples per example"), MAX_IWAE_K, IWAE_K_LIMIT)
+    k = iwae_k_count(k)
     x, y = _checked(model, x, y)
     if rows_per_pass is not None:
         rows_per_pass = positive_int("rows_per_pass", rows_per_pass, "decoder rows per pass")
@@ -242,8 +255,7 @@ def anomaly_scores(model, x: torch.Tensor, repeats: int = 10, batch_size: int = 
     """Per-example anomaly score (higher = more anomalous), shape (N,), on the CPU and without gradients:
     model.anomaly_score (autoencoders: reconstruction MSE; VAEs: the NELBO), averaged over `repeats` passes
     unless the model is deterministic. x is checked as every evaluator checks it (shape, range, NaN)."""
-    repeats = at_most("repeats", positive_int("repeats", repeats, "Monte Carlo passes over x"), MAX_EVAL_REPEATS,
-                      EVAL_REPEATS_LIMIT)
+    repeats = _repeats(repeats)
     batch_size = positive_int("batch_size", batch_size, "examples per forward pass")
     x, _ = _checked(model, x, None)
     model.eval()

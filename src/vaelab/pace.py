@@ -1,8 +1,8 @@
 """The CPU thread count chosen while training, by timing the training steps themselves.
 
-On a quiet 2-core machine the default VAE trains at about the same speed on 1 and 2 threads; with one
-other busy process beside it, 2 threads fall to a third of that (OpenMP's threads wait for each other at
-every barrier, and one of them is descheduled) while 1 thread keeps its speed. So when the user has not
+Quiet, all cores train the default VAE faster than 1 thread; with one other busy process beside it, all
+cores fall far below 1 thread (OpenMP's threads wait for each other at every barrier, and one of them is
+descheduled) while 1 thread keeps most of its speed: benchmarks/results/threads-under-load.md. So when the user has not
 chosen a count (`--threads`, or OMP_NUM_THREADS in the environment), training times a few steps at each
 candidate count, keeps the fastest, and times them again when the steps become much slower.
 
@@ -60,7 +60,7 @@ class ThreadPacer:
 
     def _use(self, count: int) -> None:
         self.set_threads(count)
-        self.count, self.skip, self.timed, self.seconds = count, WARMUP_STEPS, 0, 0.0
+        self.skip, self.timed, self.seconds = WARMUP_STEPS, 0, 0.0
 
     def step_done(self, seconds: float) -> None:
         """One training step took `seconds` (validation and checkpoints left out by the caller)."""

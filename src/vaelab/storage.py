@@ -1,7 +1,7 @@
 """Files on disk, written so that a crash never leaves half a file: atomic writes, JSON, checkpoints.
 
-Every file vaelab writes (run folders, the judge's cache, recipe reports) goes through
-atomic_write_bytes: a temporary file in the same folder, fsynced, then renamed over the target.
+The files of run folders and recipe reports go through atomic_write_bytes: a temporary file in the same
+folder, fsynced, then renamed over the target.
 """
 from __future__ import annotations
 

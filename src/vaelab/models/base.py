@@ -67,6 +67,11 @@ def iwae_per_example(model, x: torch.Tensor, k: int, y: torch.Tensor | None = No
     return torch.cat(out)
 
 
+def iwae_k_count(k) -> int:
+    """An IWAE k: a positive integer, at most MAX_IWAE_K (VaelabError naming the argument k)."""
+    return at_most("k", positive_int("k", k, "importance samples per example"), MAX_IWAE_K, IWAE_K_LIMIT)
+
+
 def checked_model(model) -> "Model":
     """model itself if it is a vaelab Model, else a VaelabError with the fix (a Run holds one model per seed)."""
     if not isinstance(model, Model):
@@ -344,7 +349,7 @@ class Model(nn.Module):
 
         k = 1 is the ELBO; the bound tightens as k grows (Burda et al. 2016). An evaluation, computed
         without gradients in passes of about 1,000 decoder rows (100,000 on a GPU), so any k fits in memory."""
-        k = at_most("k", positive_int("k", k, "importance samples per example"), MAX_IWAE_K, IWAE_K_LIMIT)
+        k = iwae_k_count(k)
         if not self.has_iwae:
             self.log_importance_weights(x, k)   # raises the one-line error
         x = self._inputs(x)

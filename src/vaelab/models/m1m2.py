@@ -246,5 +246,5 @@ def _trained_m1(path: str, seed: int, x_dim: int, z1_dim: int, m1_hidden) -> VAE
         m1.load_state_dict(load_safetensors(weights))
     except (RuntimeError, OSError, ValueError) as e:   # a size mismatch: another data set's images
         raise ValueError(f"m1_run = {path!r}: its weights do not fit an M1 of {x_dim} values per example "
-                         f"({first_line(e)[:120]}); train M1 on the same data set") from None
+                         f"({first_line(e, 120)}); train M1 on the same data set") from None
     return m1

@@ -28,7 +28,6 @@ from ..densities import (gaussian_log_likelihood, kl_normal, log_bernoulli_with_
 from ..nets import ConvDecoder, ConvEncoder, Decoder, Encoder, UserDecoder, UserEncoder, check_networks
 from .base import Model, resolve
 
-# Command-line options of this model: name -> (type, default, help). `vaelab train vae --help` shows them.
 # Samples per data point in a training step (iw_k, mc_samples), at most: a step holds batch x samples
 # decoder rows (100 x 1,000 rows of 784 pixels is 300 MB per tensor; the IWAE paper trains with k <= 50).
 MAX_SAMPLES_PER_POINT = 1_000
@@ -46,6 +45,7 @@ def check_samples_per_point(iw_k, mc_samples: int = 1) -> None:
                              f"training step holds batch x {name} decoder rows in memory)")
 
 
+# Command-line options of this model: name -> (type, default, help). `vaelab train vae --help` shows them.
 OPTIONS = {
     "z_dim": (int, 10, "latent dimension"),
     "hidden": (str, "300,300", "hidden layer sizes of encoder and decoder, comma separated"),

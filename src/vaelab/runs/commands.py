@@ -13,10 +13,9 @@ from pathlib import Path
 
 import torch
 
-from ..errors import VaelabError, at_most
-from ..evaluate import EVAL_REPEATS_LIMIT, MAX_EVAL_REPEATS, anomaly_scores, evaluate_elbo, evaluate_iwae, require_finite, roc_auc
+from ..errors import VaelabError
+from ..evaluate import anomaly_scores, check_evaluation_sizes, evaluate_elbo, evaluate_iwae, require_finite, roc_auc
 from ..models import model_class
-from ..models.base import IWAE_K_LIMIT, MAX_IWAE_K
 from ..plots import LATENT_FIGURES, check_grid, make_latent_figures, require_figure, save_curves, save_grid
 from .report import write_report
 from .run import Run
@@ -25,7 +24,6 @@ from .folder import lock_run_dir, summarise
 from ..storage import atomic_write_bytes, load_checkpoint, read_json, write_json
 from ..machine import set_threads
 from ..trainer import flush_denormal
-
 
 
 def open_run(run, run_seed=None, what: str = "--run-seed") -> tuple[Run, int]:
@@ -55,10 +53,7 @@ def evaluate_run(run: Path, iwae_k=None, repeats: int | None = None, data_dir=No
         iwae_k = ()
     elif iwae_k is None:
         iwae_k = (5000,)
-    for k in iwae_k:   # before any work, named as the flags
-        at_most("--iwae-k", k, MAX_IWAE_K, IWAE_K_LIMIT)
-    if repeats:
-        at_most("--eval-repeats", repeats, MAX_EVAL_REPEATS, EVAL_REPEATS_LIMIT)
+    check_evaluation_sizes(iwae_k, repeats)
     if not r.finished_seeds:
         raise VaelabError(f"{r.path}: no seed has finished training yet (no metrics.json); resume it first: "
                           f"vaelab train --resume {r.path}")
@@ -166,7 +161,7 @@ def score_run(run: Path, dataset: str | None = None, normal_classes=None, run_se
     scores for finding them is reported. Writes OUT.csv (index, label, anomaly, score) and OUT.json (default
     OUT: RUN/scores-DATASET-seedS, with -normalA-B... added for normal_classes given here).
     """
-    at_most("--eval-repeats", repeats, MAX_EVAL_REPEATS, EVAL_REPEATS_LIMIT)
+    check_evaluation_sizes((), repeats)
     r, run_seed = open_run(run, run_seed)
     trained_on = r.config.train_classes
     set_threads(threads)

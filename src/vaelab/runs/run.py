@@ -32,6 +32,7 @@ def config_of(run: Path) -> TrainConfig:
     except TypeError as e:
         raise VaelabError(f"{path}: not a configuration this vaelab can read ({e}); start a new run") from None
 
+
 # What a checkpoint's configuration must share with config.json for its weights to be the run's model, on
 # the run's data (other fields may differ: runtime options, a longer time budget, epochs turned into iters)
 MODEL_AND_DATA = ("model", "model_options", "dataset", "resize", "binarize", "train_classes")
@@ -55,23 +56,16 @@ class Run:
                               f"or `vaelab train` wrote")
         self.path = path
         self.config: TrainConfig = config_of(path)
-        self._check_files()
+        self._check_against(self.metrics, ("model", "dataset"), "metrics.json")
         self._user_model = model
         self._data: dict = {}
         self._model_x_dim: int | None = None
 
-    def _check_files(self) -> None:
-        """config.json against metrics.json and the first seed's checkpoint: a run folder edited by hand (its
-        dataset or model changed) is refused before its model is evaluated on other data."""
-        metrics, where = self.metrics, "metrics.json"
-        edited = {k: metrics.get(k) for k in ("model", "dataset") if metrics and metrics.get(k) != getattr(self.config, k)}
-        for seed in self.seeds if not edited else ():
-            path = self.path / f"seed-{seed}" / "checkpoint.pt"
-            if path.exists():
-                trained = load_checkpoint(path, "cpu")["config"]
-                edited = {k: trained.get(k) for k in MODEL_AND_DATA if trained.get(k) != getattr(self.config, k)}
-                where = f"seed-{seed}/checkpoint.pt"
-                break
+    def _check_against(self, recorded: dict, fields: tuple[str, ...], where: str) -> None:
+        """config.json against what another file of the run recorded (metrics.json when the run is opened, a
+        checkpoint's configuration when its model is loaded): a run folder edited by hand (its data set or
+        model changed) is refused before its model is evaluated on other data."""
+        edited = {k: recorded.get(k) for k in fields if recorded and recorded.get(k) != getattr(self.config, k)}
         if edited:
             raise VaelabError(f"{self.path / 'config.json'}: {', '.join(edited)} differ(s) from {where} "
                               f"({', '.join(f'{k}={v!r}' for k, v in edited.items())}); the run folder was edited: "
@@ -170,7 +164,9 @@ class Run:
         results come from: the best epoch's under early stopping, else the last. best=True: the weights
         of the epoch with the best validation loss (kept by every run with a validation set)."""
         dev = resolve_device(device)
-        ckpt = load_checkpoint(self.checkpoint_path(self._seed(seed), best=best), dev)
+        path = self.checkpoint_path(self._seed(seed), best=best)
+        ckpt = load_checkpoint(path, dev)
+        self._check_against(ckpt["config"], MODEL_AND_DATA, f"{path.parent.name}/{path.name}")
         self._model_x_dim = ckpt["x_dim"]   # for data(dataset=...): no second checkpoint read
         return load_model(ckpt, dev, model=self._user_model)
 
