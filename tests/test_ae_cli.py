@@ -60,8 +60,8 @@ def test_fresh_batches_and_image_autoencoder_figures(tmp_path):
     (["train", "ae", "--classes", "12"], "classes 0..9"),
     (["train", "dae", "--level", "0.7,0.3"], "noise level"),
     (["train", "sae", "--top-k", "99"], "top_k"),
-    (["train", "dae", "--dataset", "moons", "--noise", "gaussian", "--level", "0.2"], "give clip=0 (--clip 0)"),
-    (["train", "dae", "--dataset", "moons", "--noise", "salt-pepper"], "noise='salt-pepper' sets values to 0 or 1"),
+    (["train", "dae", "--dataset", "moons", "--noise", "gaussian", "--level", "0.2"], "give --clip 0"),
+    (["train", "dae", "--dataset", "moons", "--noise", "salt-pepper"], "--noise salt-pepper sets values to 0 or 1"),
 ])
 def test_bad_autoencoder_input_is_a_one_line_error(args, fragment, tmp_path, capsys):
     assert main([*args, "--out", str(tmp_path / "x"), *QUICK]) == 2

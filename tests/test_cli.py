@@ -230,7 +230,7 @@ def test_non_finite_loss_stops_with_iteration_and_keeps_last_checkpoint(tmp_path
     with pytest.raises(VaelabError) as e:
         fit(model, data, cfg, tmp_path / "seed-0")
     msg = str(e.value)
-    assert "iteration 27" in msg and "kl" in msg and "iteration 20" in msg and "--lr" in msg
+    assert "iteration 27" in msg and "kl" in msg and "iteration 20" in msg and "lower lr" in msg
     assert load_checkpoint(tmp_path / "seed-0" / "checkpoint.pt")["iteration"] == 20
 
 

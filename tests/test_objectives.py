@@ -113,14 +113,14 @@ def test_learning_rate_schedules():
 
 
 @pytest.mark.parametrize("cfg, message", [
-    (dict(model_options={"iw_k": 0}), "--iw-k must be a positive integer, got 0"),
-    (dict(warmup=50.0, iters=100), r"--warmup 50 epochs \(1800 iterations\) is longer than the run \(100 iterations\)"),
-    (dict(model="ae", warmup=1.0), r"--warmup: ae does not weight its KL term\(s\) for a warm-up \(the models that "
+    (dict(model_options={"iw_k": 0}), "iw_k must be a positive integer, got 0"),
+    (dict(warmup=50.0, iters=100), r"warmup=50 epochs \(1800 iterations\) is longer than the run \(100 iterations\)"),
+    (dict(model="ae", warmup=1.0), r"warmup: ae does not weight its KL term\(s\) for a warm-up \(the models that "
                                     r"do: vae, gmvae, vamp, hvae, cvae\)"),
-    (dict(lr_schedule="step:ten:0.5"), "--lr-schedule 'step:ten:0.5': give constant, step:EPOCHS:FACTOR"),
+    (dict(lr_schedule="step:ten:0.5"), "lr_schedule='step:ten:0.5': give constant, step:EPOCHS:FACTOR"),
     (dict(lr_schedule="exp:2"), "factors are in \\(0, 1\\]"),
-    (dict(time_budget="0m"), "--time-budget '0m': give a positive duration"),
-    (dict(adam_eps=0.0), "--adam-eps must be a positive number"),
+    (dict(time_budget="0m"), "time_budget='0m': give a positive duration"),
+    (dict(adam_eps=0.0), "adam_eps must be a positive number"),
     (dict(model_options={"iw_k": 5, "beta": 2.0}), "trains on the IWAE bound, which has no beta"),
 ])
 def test_bad_options_are_refused_before_training(cfg, message, tmp_path):
@@ -160,7 +160,7 @@ def test_a_longer_budget_continues_a_budget_stopped_run_exactly(tmp_path, capsys
     assert short.history()["iterations_run"] == 12 and short.complete
     again = vaelab.train("vae", out=tmp_path / "run", resume=True, time_budget="0.001s", **cfg)
     assert again.history()["iterations_run"] == 12   # the same budget: the same cell returns the run as it is
-    with pytest.raises(VaelabError, match=r"--time-budget 0.0001s is not longer than the training its budget-stopped "
+    with pytest.raises(VaelabError, match=r"time_budget='0.0001s' is not longer than the training its budget-stopped "
                                           r"seed\(s\) have had \(.* s\); nothing to continue"):
         resume_run(tmp_path / "run", time_budget="0.0001s")
     assert vaelab.load_run(tmp_path / "run").config.time_budget == "0.001s"   # the refused budget is not recorded
@@ -170,12 +170,12 @@ def test_a_longer_budget_continues_a_budget_stopped_run_exactly(tmp_path, capsys
     for key in ("nelbo", "kl", "rec", "niwae_2"):
         assert a[key] == b[key], key
     assert longer.history()["loss"] == reference.history()["loss"]
-    with pytest.raises(VaelabError, match="already complete .* a longer --time-budget continues only the seeds a budget"):
+    with pytest.raises(VaelabError, match="already complete .* a longer time_budget continues only the seeds a budget"):
         resume_run(tmp_path / "run", time_budget="2h")
     vaelab.train("vae", out=tmp_path / "cli", time_budget="0.001s", **cfg)
     assert main(["train", "--resume", str(tmp_path / "cli"), "--time-budget", "1h"]) == 0
     assert vaelab.load_run(tmp_path / "cli").per_seed()[0]["nelbo"] == b["nelbo"]
-    with pytest.raises(VaelabError, match="--time-budget 'soon': give a positive duration"):
+    with pytest.raises(VaelabError, match="time_budget='soon': give a positive duration"):
         resume_run(tmp_path / "cli", time_budget="soon")
 
 

@@ -182,7 +182,7 @@ def test_non_finite_gradient_stops_before_the_step_naming_iteration_and_paramete
         fit(model, data, cfg, tmp_path / "seed-0")
     msg = str(e.value)
     assert "gradients went non-finite at iteration 17" in msg and "dec.net.0.weight" in msg
-    assert "iteration 10" in msg and "--lr" in msg
+    assert "iteration 10" in msg and "lower lr" in msg
     assert torch.isfinite(w).all()   # stopped before the optimizer step
     assert load_checkpoint(tmp_path / "seed-0" / "checkpoint.pt")["iteration"] == 10
 

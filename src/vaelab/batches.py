@@ -12,7 +12,7 @@ import torch
 
 from .config import TrainConfig
 from .data import STATIC_BINARIZATION_SEED, binarize_static, load_dataset, resize_images, split_validation
-from .errors import VaelabError
+from .errors import VaelabError, arg
 
 
 # ---------------------------------------------------------------------------------------
@@ -41,7 +41,7 @@ def load_images(cfg: TrainConfig):
     ds = load_dataset(cfg.dataset, data_dir=cfg.data_dir)
     if cfg.resize:
         if ds.image_shape is None:
-            raise VaelabError(f"--resize {cfg.resize}: {cfg.dataset} is not an image data set; leave --resize out")
+            raise VaelabError(f"{arg('resize', cfg.resize)}: {cfg.dataset} is not an image data set; leave {arg('resize')} out")
         ds.train_x, ds.test_x = (resize_images(t, ds.image_shape, cfg.resize) for t in (ds.train_x, ds.test_x))
         ds.image_shape = (cfg.resize, cfg.resize)
     return ds
@@ -61,7 +61,7 @@ def prepare_data(cfg: TrainConfig, device: torch.device, x_dim: int | None = Non
     if cfg.train_classes is not None:   # one-class (or few-class) training; the test set stays whole
         unknown = sorted(set(cfg.train_classes) - set(range(len(ds.classes))))
         if unknown:
-            raise VaelabError(f"--classes {unknown}: {cfg.dataset} has classes 0..{len(ds.classes) - 1}")
+            raise VaelabError(f"{arg('train_classes', unknown)}: {cfg.dataset} has classes 0..{len(ds.classes) - 1}")
         keep = torch.isin(train_y, torch.tensor(cfg.train_classes))
         train_x, train_y = train_x[keep], train_y[keep]
     n_val = min(cfg.val_size, len(train_x) // 10)
@@ -99,7 +99,7 @@ class Batches:
     `what` names the batch size in error messages."""
 
     def __init__(self, x: torch.Tensor, y: torch.Tensor, batch_size: int, dynamic: bool, sampler=None,
-                 seed: int = BATCH_STREAM, shard: tuple[int, int] = (0, 1), what: str = "--batch-size"):
+                 seed: int = BATCH_STREAM, shard: tuple[int, int] = (0, 1), what: str = arg("batch_size")):
         if batch_size > len(x):
             raise VaelabError(f"{what} {batch_size} is larger than the training set ({len(x)} images); lower it")
         rank, world = shard

@@ -9,12 +9,14 @@ import warnings
 from pathlib import Path
 
 from . import distributed
-from .cli_args import build_parser
-from .config import EXTENDABLE, RUNTIME_OPTIONS, TrainConfig
-from .data import dataset_status, reads_no_files
+from .cli_args import build_parser, flag
+from .config import EXTENDABLE, RUNTIME_OPTIONS
+from .configure import TRAIN_FIELDS, build_config, resume_changes
+from .data import dataset_status
 from .errors import VaelabError
 from .explorer import serve
 from .models import MODELS
+from .runs.run import config_of
 from .runs.train import resume_run, train_run
 from .recipes import RECIPES, run_recipe
 from .storage import read_json
@@ -56,23 +58,7 @@ def cmd_train(args) -> int:
         if args.model is None:
             raise VaelabError(f"vaelab train needs a MODEL ({', '.join(MODELS)}) or --resume RUN; "
                               f"e.g. `vaelab train vae --iters 5000`")
-        if args.iters is not None and args.epochs is not None:
-            raise VaelabError("give --iters or --epochs, not both")
-        if "data_dir" in runtime and reads_no_files(args.dataset):   # it would be stored and ignored
-            raise VaelabError(f"--data-dir {runtime['data_dir']}: {args.dataset} reads no files (embedded or generated); "
-                              f"add --dataset mnist (or another data set in that folder: vaelab datasets --data-dir "
-                              f"{runtime['data_dir']}), or leave --data-dir out")
-    options = {k[4:]: v for k, v in vars(args).items() if k.startswith("opt_")}
-    cfg = TrainConfig(model=args.model, dataset=args.dataset, data_dir=args.data_dir, out=args.out, seeds=args.seeds,
-                      iters=args.iters, epochs=args.epochs, patience=args.patience, resize=args.resize,
-                      batch_size=args.batch_size, lr=args.lr, binarize=args.binarize,
-                      val_size=args.val_size, eval_every=args.eval_every, log_every=args.log_every,
-                      checkpoint_every=args.checkpoint_every,
-                      iwae_k=args.iwae_k, eval_repeats=args.eval_repeats, device=args.device, threads=args.threads,
-                      progress=args.progress, model_options=options, optimizer=args.optimizer,
-                      train_classes=args.train_classes, fresh_batches=args.fresh_batches,
-                      precision=args.precision, compile=args.compile, cuda_graph=args.cuda_graph, warmup=args.warmup,
-                      lr_schedule=args.lr_schedule, adam_eps=args.adam_eps, time_budget=args.time_budget)
+        cfg, _ = build_config(args.model, args.dataset, args.seeds, args.out, _python_options(vars(args)))
     try:
         run_dir = train_run(cfg)
     finally:
@@ -96,23 +82,27 @@ def headline(run_dir: Path) -> str:
     return f"test ({n} seed{'s' * (n != 1)}): " + ", ".join(parts) if parts else "test: no metrics yet"
 
 
+def _python_options(parsed: dict) -> dict:
+    """The training and model options of a parsed `vaelab train MODEL` line by their Python names (the model's
+    own options are parsed as opt_NAME): what configure.build_config takes from Python too."""
+    options = {k: v for k, v in parsed.items() if k in TRAIN_FIELDS and k not in ("dataset", "seeds", "out")}
+    options.update({k[4:]: v for k, v in parsed.items() if k.startswith("opt_")})
+    return options
+
+
 def _check_resume_options(run: Path, args, given: dict) -> None:
     """`vaelab train MODEL ... --resume RUN`: typed options must agree with the run's saved configuration."""
     if args.model is None or not (Path(run) / "config.json").is_file():
         return   # nothing typed to compare (a missing config.json is reported by resume_run)
-    saved = read_json(Path(run) / "config.json")
-    if args.model != saved.get("model"):
-        raise VaelabError(f"--resume {run}: that run trains {saved.get('model')!r}, not {args.model!r}; "
+    saved = config_of(run)
+    if args.model != saved.model:
+        raise VaelabError(f"--resume {run}: that run trains {saved.model!r}, not {args.model!r}; "
                           f"use `vaelab train --resume {run}`")
-    changed = []
-    for k, v in given.items():
-        if k in ("command", "model", "resume", "argv") or k.startswith("top_") or k in (*RUNTIME_OPTIONS, *EXTENDABLE):
-            continue
-        old = saved.get("model_options", {}).get(k[4:]) if k.startswith("opt_") else saved.get(k)
-        if v != old and not (k == "out" and Path(v) == Path(str(old))):
-            changed.append(f"--{(k[4:] if k.startswith('opt_') else k).replace('_', '-')} (run: {old}, given: {v})")
+    changed = resume_changes(saved, None, given.get("dataset"), given.get("seeds"),
+                             {**_python_options(given), **({"out": given["out"]} if "out" in given else {})})
     if changed:
-        raise VaelabError(f"--resume {run} continues the run with its saved configuration; {'; '.join(changed)} cannot "
+        listed = "; ".join(f"{flag(k)} (run: {old}, given: {new})" for k, old, new in changed)
+        raise VaelabError(f"--resume {run} continues the run with its saved configuration; {listed} cannot "
                           f"change (only --data-dir, --device, --threads, --no-progress and --time-budget can); drop them, "
                           f"or start a new run with another --out")
 
@@ -246,7 +236,7 @@ def _run(args, commands, previous, main_thread: bool) -> int:
         return commands[args.command](args)
     except VaelabError as e:
         if distributed.is_main() or not isinstance(e, distributed.SharedError):   # a shared error: rank 0 says it
-            print(f"vaelab: error: {e}", file=sys.stderr)
+            print(f"vaelab: error: {e.for_cli(flag)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt as e:
         run = getattr(args, "run_dir", None)

@@ -13,6 +13,19 @@ from .data import BINARIZE_MODES
 from .models import MODELS
 
 
+# Python arguments whose flag is not the argument's name with dashes (progress=False is --no-progress)
+_FLAGS = {"train_classes": "--classes", "label": "--class", "repeats": "--eval-repeats"}
+
+
+def flag(name: str, value: str | None = None) -> str:
+    """The flag that sets Python argument `name` (`--batch-size`), with `value` where a message gives one
+    (`--device cuda`): the command line's one map from argument to flag (VaelabError.for_cli applies it)."""
+    if name == "progress":
+        return "--no-progress"
+    text = _FLAGS.get(name, "--" + name.replace("_", "-"))
+    return text if value is None else f"{text} {value}"
+
+
 class Parser(argparse.ArgumentParser):
     """argparse, but a bad option gets one line (not the whole usage) naming the fix."""
 

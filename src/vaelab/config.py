@@ -1,8 +1,8 @@
 """The training configuration: one dataclass, every field documented, validated before anything runs.
 
 `TrainConfig.validate()` resolves the model-dependent defaults (iterations, binarization,
-optimizer) and raises a one-line `VaelabError` for a bad value. The messages name the CLI flag
-(`--batch-size`); the Python API (`vaelab.train`) re-words them with the argument name.
+optimizer) and raises a one-line `VaelabError` for a bad value, naming the option with `errors.arg`:
+`batch_size` from Python, `--batch-size` on the command line.
 """
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import torch
 from . import distributed
 from .data import BINARIZE_MODES
 from .data.toy import is_toy
-from .errors import VaelabError
+from .errors import VaelabError, arg
 from .evaluate import check_evaluation_sizes
 from .models import MODELS, model_class
 from .schedules import parse_duration, parse_schedule
@@ -117,38 +117,38 @@ class TrainConfig:
             self.iters = cls.DEFAULT_ITERS
         self._check_counts()
         if not (isinstance(self.lr, (int, float)) and self.lr > 0 and math.isfinite(self.lr)):
-            raise VaelabError(f"--lr must be a positive number, got {self.lr!r}")
+            raise VaelabError(f"{arg('lr')} must be a positive number, got {self.lr!r}")
         self._check_seeds()
         if self.binarize not in ("auto", *BINARIZE_MODES):
-            raise VaelabError(f"--binarize must be one of auto, {', '.join(BINARIZE_MODES)}, got {self.binarize!r}")
+            raise VaelabError(f"{arg('binarize')} must be one of auto, {', '.join(BINARIZE_MODES)}, got {self.binarize!r}")
         if is_toy(self.dataset) and self.binarize not in ("auto", "none"):
-            raise VaelabError(f"--binarize {self.binarize}: {self.dataset} is continuous data, which cannot be "
-                              "binarized; use --binarize none (or auto)")
+            raise VaelabError(f"{arg('binarize', self.binarize)}: {self.dataset} is continuous data, which cannot be "
+                              f"binarized; use {arg('binarize', 'none')} (or auto)")
         if self.binarize == "auto":
             self.binarize = "none" if is_toy(self.dataset) else cls.DEFAULT_BINARIZE
         if self.optimizer not in OPTIMIZERS:
-            raise VaelabError(f"--optimizer must be one of {', '.join(OPTIMIZERS)}, got {self.optimizer!r}")
+            raise VaelabError(f"{arg('optimizer')} must be one of {', '.join(OPTIMIZERS)}, got {self.optimizer!r}")
         if self.optimizer == "auto":
             self.optimizer = cls.DEFAULT_OPTIMIZER
         if self.fresh_batches and not is_toy(self.dataset):
-            raise VaelabError(f"--fresh-batches: only the generated toy data sets can draw fresh batches, "
+            raise VaelabError(f"{arg('fresh_batches')}: only the generated toy data sets can draw fresh batches, "
                               f"not {self.dataset}; drop the option")
         if self.train_classes is not None and not self.train_classes:
-            raise VaelabError("--classes needs at least one class")
+            raise VaelabError(f"{arg('train_classes')} needs at least one class")
         self._check_model_options()
         if not (isinstance(self.warmup, (int, float)) and not isinstance(self.warmup, bool)
                 and 0 <= self.warmup < math.inf):
-            raise VaelabError(f"--warmup must be a number of epochs >= 0, got {self.warmup!r}")
+            raise VaelabError(f"{arg('warmup')} must be a number of epochs >= 0, got {self.warmup!r}")
         if self.warmup and not cls.anneals_kl:
-            raise VaelabError(f"--warmup: {self.model} does not weight its KL term(s) for a warm-up (the models that "
-                              f"do: {', '.join(kl_annealing_models())}); leave --warmup out")
+            raise VaelabError(f"{arg('warmup')}: {self.model} does not weight its KL term(s) for a warm-up (the models that "
+                              f"do: {', '.join(kl_annealing_models())}); leave {arg('warmup')} out")
         parse_schedule(self.lr_schedule)
         if not (isinstance(self.adam_eps, (int, float)) and 0 < self.adam_eps < math.inf):
-            raise VaelabError(f"--adam-eps must be a positive number, got {self.adam_eps!r}")
+            raise VaelabError(f"{arg('adam_eps')} must be a positive number, got {self.adam_eps!r}")
         if self.time_budget is not None:
             parse_duration(self.time_budget)
         if self.precision not in PRECISIONS:
-            raise VaelabError(f"--precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
+            raise VaelabError(f"{arg('precision')} must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
         device = resolve_device(self.device)
         if self.cuda_graph:
             self._check_cuda_graph(cls, device)
@@ -164,7 +164,7 @@ class TrainConfig:
                 continue
             ok, what = option_rule(name, known[name][0], known[name][1])
             if ok is not None and not ok(value):
-                raise VaelabError(f"--{name.replace('_', '-')} must be {what}, got {value!r}")
+                raise VaelabError(f"{arg(name)} must be {what}, got {value!r}")
         self._check_options_apply(known)
 
     def _check_options_apply(self, known: dict) -> None:
@@ -172,31 +172,32 @@ class TrainConfig:
         given = {k: v for k, v in self.model_options.items() if k in known and v != known[k][1]}
         effective = {**{k: d for k, (_, d, _) in known.items()}, **self.model_options}
         if "sigma" in given and effective.get("likelihood") == "bernoulli":
-            raise VaelabError(f"--sigma {given['sigma']}: sigma is the Gaussian likelihood's std, and this run's "
-                              f"likelihood is bernoulli; leave --sigma out, or add --likelihood gaussian")
+            raise VaelabError(f"{arg('sigma', given['sigma'])}: sigma is the Gaussian likelihood's std, and this run's "
+                              f"likelihood is bernoulli; leave {arg('sigma')} out, or add "
+                              f"{arg('likelihood', 'gaussian')}")
         if "channels" in given and effective.get("net") == "mlp":
-            raise VaelabError(f"--channels {given['channels']}: the channels are the conv nets' widths, and this "
-                              f"run's net is mlp; leave --channels out, or add --net conv")
+            raise VaelabError(f"{arg('channels', given['channels'])}: the channels are the conv nets' widths, and this "
+                              f"run's net is mlp; leave {arg('channels')} out, or add {arg('net', 'conv')}")
 
     def _check_cuda_graph(self, cls, device: torch.device) -> None:
         if not cls.graphable:   # the class says so; an instance may too (pipeline checks the built model)
             raise ungraphable(self.model)
         if self.compile:
-            raise VaelabError("--cuda-graph and --compile: give one (a compiled step is not captured as a graph)")
+            raise VaelabError(f"{arg('cuda_graph')} and {arg('compile')}: give one (a compiled step is not captured as a graph)")
         if device.type != "cuda":
-            raise VaelabError("--cuda-graph needs a CUDA GPU (--device cuda); a run trained with it resumes on one")
+            raise VaelabError(f"{arg('cuda_graph')} needs a CUDA GPU ({arg('device', 'cuda')}); a run trained with it resumes on one")
         if distributed.launched():
-            raise VaelabError("--cuda-graph runs one process: under torchrun the gradient average is not captured; "
-                              "run it without torchrun, or without --cuda-graph")
+            raise VaelabError(f"{arg('cuda_graph')} runs one process: under torchrun the gradient average is not captured; "
+                              f"run it without torchrun, or without {arg('cuda_graph')}")
 
     def _check_counts(self) -> None:
         check_threads(self.threads)   # a count beyond the machine's CPUs crashes OpenMP
         for name in ("epochs", "patience", "resize"):
             value = getattr(self, name)
             if value is not None and not _positive_int(value):
-                raise VaelabError(f"--{name} must be a positive integer, got {value!r}")
+                raise VaelabError(f"{arg(name)} must be a positive integer, got {value!r}")
         if self.resize is not None and not 4 <= self.resize <= MAX_RESIZE:   # 2,000 asked for 64 GB
-            raise VaelabError(f"--resize {self.resize}: give a side from 4 to {MAX_RESIZE} pixels (32: the conv "
+            raise VaelabError(f"{arg('resize', self.resize)}: give a side from 4 to {MAX_RESIZE} pixels (32: the conv "
                               f"nets' 32x32 form)")
         # a string such as progress="no" would be taken as True; f.type is the annotation's text here (from
         # __future__ import annotations)
@@ -204,26 +205,26 @@ class TrainConfig:
             if f.type == "bool" and not isinstance(getattr(self, f.name), bool):
                 raise VaelabError(f"{f.name} must be True or False, got {getattr(self, f.name)!r}")
         if self.patience is not None and self.epochs is None:
-            raise VaelabError("--patience needs --epochs: early stopping checks the validation loss once per epoch")
+            raise VaelabError(f"{arg('patience')} needs {arg('epochs')}: early stopping checks the validation loss once per epoch")
         for name in ("iters", "batch_size", "eval_every", "log_every", "checkpoint_every", "eval_repeats"):
             if not _positive_int(getattr(self, name)):
-                raise VaelabError(f"--{name.replace('_', '-')} must be a positive integer, got {getattr(self, name)!r}")
+                raise VaelabError(f"{arg(name)} must be a positive integer, got {getattr(self, name)!r}")
         for name in ("iters", "epochs"):
             if (getattr(self, name) or 0) > MAX_STEPS:   # a typo of many digits would train for ever
-                raise VaelabError(f"--{name} {getattr(self, name)} is more than {MAX_STEPS:,}; give a realistic count")
+                raise VaelabError(f"{arg(name, getattr(self, name))} is more than {MAX_STEPS:,}; give a realistic count")
         if isinstance(self.val_size, bool) or not isinstance(self.val_size, int) or self.val_size < 0:
-            raise VaelabError(f"--val-size must be a whole number >= 0, got {self.val_size!r}")
+            raise VaelabError(f"{arg('val_size')} must be a whole number >= 0, got {self.val_size!r}")
         if not isinstance(self.iwae_k, (list, tuple)) or any(not _positive_int(k) for k in self.iwae_k):
-            raise VaelabError(f"--iwae-k values must be positive integers, got {self.iwae_k!r}")
+            raise VaelabError(f"{arg('iwae_k')} values must be positive integers, got {self.iwae_k!r}")
         check_evaluation_sizes(self.iwae_k, self.eval_repeats)
 
     def _check_seeds(self) -> None:
         if not self.seeds:
-            raise VaelabError("--seeds needs at least one seed")
+            raise VaelabError(f"{arg('seeds')} needs at least one seed")
         if any(not _whole(s) or not 0 <= s <= MAX_SEED for s in self.seeds):
-            raise VaelabError(f"--seeds must be whole numbers from 0 to {MAX_SEED}, got {self.seeds}")
+            raise VaelabError(f"{arg('seeds')} must be whole numbers from 0 to {MAX_SEED}, got {self.seeds}")
         if len(set(self.seeds)) != len(self.seeds):
-            raise VaelabError(f"--seeds has repeated values {self.seeds}; give distinct seeds")
+            raise VaelabError(f"{arg('seeds')} has repeated values {self.seeds}; give distinct seeds")
 
 
 def _positive_int(v) -> bool:
@@ -268,8 +269,8 @@ def option_rule(name: str, typ: type, default=None):
 
 def ungraphable(model: str) -> VaelabError:
     """The refusal of --cuda-graph for a model whose step is not the same device work every time."""
-    return VaelabError(f"--cuda-graph: {model}'s training step depends on values read or drawn on the host (see the "
-                       f"model's graphable) and cannot be captured as a CUDA graph; train it without --cuda-graph")
+    return VaelabError(f"{arg('cuda_graph')}: {model}'s training step depends on values read or drawn on the host (see the "
+                       f"model's graphable) and cannot be captured as a CUDA graph; train it without {arg('cuda_graph')}")
 
 
 def resolve_device(name: str | torch.device) -> torch.device:
@@ -279,9 +280,9 @@ def resolve_device(name: str | torch.device) -> torch.device:
     if name == "auto":
         name = "cuda" if torch.cuda.is_available() else "cpu"
     if name == "cuda" and not torch.cuda.is_available():
-        raise VaelabError("device 'cuda' (--device cuda): no CUDA GPU is visible to PyTorch; use 'cpu' or 'auto'")
+        raise VaelabError(f"{arg('device', 'cuda')}: no CUDA GPU is visible to PyTorch; use 'cpu' or 'auto'")
     if name not in ("cpu", "cuda"):
-        raise VaelabError(f"device (--device) must be 'auto', 'cpu' or 'cuda', got {name!r}")
+        raise VaelabError(f"{arg('device')} must be 'auto', 'cpu' or 'cuda', got {name!r}")
     if name == "cuda" and distributed.launched():
         return distributed.local_cuda_device()
     return torch.device(name)

@@ -22,7 +22,7 @@ import os
 import torch
 import torch.distributed as dist
 
-from .errors import VaelabError
+from .errors import VaelabError, arg
 
 
 def _env(name: str, default: int) -> int:
@@ -67,9 +67,9 @@ def local_cuda_device() -> torch.device:
     """cuda:LOCAL_RANK, one GPU per process; VaelabError when this machine has fewer GPUs than processes."""
     local, local_world = _env("LOCAL_RANK", 0), _env("LOCAL_WORLD_SIZE", world())
     if torch.cuda.device_count() < local_world:
-        raise VaelabError(f"--device cuda: torchrun started {local_world} processes on this machine but only "
+        raise VaelabError(f"{arg('device', 'cuda')}: torchrun started {local_world} processes on this machine but only "
                           f"{torch.cuda.device_count()} GPU(s) are visible; use --nproc_per_node "
-                          f"{torch.cuda.device_count()} (one process per GPU), or --device cpu")
+                          f"{torch.cuda.device_count()} (one process per GPU), or {arg('device', 'cpu')}")
     return torch.device("cuda", local)
 
 
@@ -112,7 +112,7 @@ def same_on_every_rank():
     except VaelabError as e:
         if not launched():
             raise
-        raise SharedError(str(e)) from None
+        raise SharedError(e.message) from None
 
 
 def on_main(fn, *args):
@@ -127,7 +127,7 @@ def on_main(fn, *args):
         try:
             box = [(True, fn(*args))]
         except VaelabError as e:
-            box = [(False, str(e))]
+            box = [(False, e.message)]
     dist.broadcast_object_list(box, src=0)
     ok, value = box[0]
     if not ok:

@@ -43,12 +43,12 @@ MAX_EVAL_REPEATS = 10_000
 EVAL_REPEATS_LIMIT = "each pass evaluates the whole data set; the standard error falls only as 1/sqrt(passes)"
 
 
-def check_evaluation_sizes(iwae_k, repeats: int | None) -> None:
-    """--iwae-k values and --eval-repeats within their limits (VaelabError naming the flag), before any work."""
+def check_evaluation_sizes(iwae_k, repeats: int | None, repeats_name: str = "eval_repeats") -> None:
+    """iwae_k values and the Monte Carlo passes (called `repeats_name`) within their limits, before any work."""
     for k in iwae_k:
-        at_most("--iwae-k", k, MAX_IWAE_K, IWAE_K_LIMIT)
+        at_most("iwae_k", k, MAX_IWAE_K, IWAE_K_LIMIT)
     if repeats:
-        at_most("--eval-repeats", repeats, MAX_EVAL_REPEATS, EVAL_REPEATS_LIMIT)
+        at_most(repeats_name, repeats, MAX_EVAL_REPEATS, EVAL_REPEATS_LIMIT)
 
 
 def _repeats(repeats) -> int:

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import torch
 
-from .errors import VaelabError
+from .errors import VaelabError, arg
 
 EAGER_STEPS = 3   # ordinary steps before the capture (cuBLAS workspaces, Adam's state)
 
@@ -53,8 +53,8 @@ class GraphedStep:
                 with torch.cuda.graph(self.graph):
                     self.out = self.fn(*self.inputs)
             except RuntimeError as err:
-                raise VaelabError(f"--cuda-graph: the training step could not be captured as a CUDA graph "
-                                  f"({str(err).splitlines()[0]}); train without --cuda-graph") from err
+                raise VaelabError(f"{arg('cuda_graph')}: the training step could not be captured as a CUDA graph "
+                                  f"({str(err).splitlines()[0]}); train without {arg('cuda_graph')}") from err
         else:
             for static, t in zip(self.inputs, inputs):
                 if static is not None:

@@ -12,7 +12,7 @@ import os
 
 import torch
 
-from .errors import VaelabError
+from .errors import VaelabError, arg
 
 
 def available_cpus() -> int:
@@ -23,21 +23,21 @@ def available_cpus() -> int:
         return os.cpu_count() or 1
 
 
-def check_threads(threads, flag: str = "--threads") -> None:
-    """A thread count must be a positive integer no larger than available_cpus() (VaelabError naming `flag`)."""
+def check_threads(threads, name: str = "threads") -> None:
+    """A thread count must be a positive integer no larger than available_cpus() (VaelabError naming `name`)."""
     if threads is None:
         return
     if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
-        raise VaelabError(f"{flag} must be a positive integer, got {threads!r}")
+        raise VaelabError(f"{arg(name)} must be a positive integer, got {threads!r}")
     cpus = available_cpus()
     if threads > cpus:
-        raise VaelabError(f"{flag} {threads}: this process may run on {cpus} CPU(s); give at most {cpus} "
+        raise VaelabError(f"{arg(name, threads)}: this process may run on {cpus} CPU(s); give at most {cpus} "
                           f"(more threads than CPUs only wait on each other)")
 
 
-def set_threads(threads: int | None, flag: str = "--threads") -> None:
+def set_threads(threads: int | None, name: str = "threads") -> None:
     """Check a thread count (check_threads) and give it to PyTorch; None leaves PyTorch's own count."""
-    check_threads(threads, flag)
+    check_threads(threads, name)
     if threads is not None:
         torch.set_num_threads(threads)
 

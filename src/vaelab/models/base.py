@@ -30,7 +30,7 @@ import torch
 from torch import nn
 
 from ..densities import log_mean_exp
-from ..errors import VaelabError, at_most, positive_int
+from ..errors import VaelabError, at_most, positive_int, arg
 from ..machine import check_memory
 
 # Rows of the decoder input per forward pass when evaluating IWAE bounds. On a CPU, small enough that each
@@ -227,9 +227,8 @@ class Model(nn.Module):
     def check_training(self, iters: int, continuous: bool) -> None:
         """Refuse, before anything is written, a training run this model cannot do (VaelabError)."""
         if continuous and self.likelihood == "bernoulli":
-            raise VaelabError("the data are continuous (2D points); a Bernoulli decoder cannot model them: use "
-                              "likelihood='gaussian' (--likelihood gaussian) for VAEs or loss='mse' (--loss mse) "
-                              "for autoencoders")
+            raise VaelabError(f"the data are continuous (2D points); a Bernoulli decoder cannot model them: use "
+                              f"{arg('likelihood', 'gaussian')} for VAEs or {arg('loss', 'mse')} for autoencoders")
 
     def evaluate_extra(self, data) -> dict:
         """Model-specific test metrics (accuracy, PSNR, ...) on a DeviceData; none by default."""

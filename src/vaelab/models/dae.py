@@ -13,7 +13,7 @@ from __future__ import annotations
 import torch
 
 from ..data.corruption import NOISE_TYPES, corrupt, draw_level, parse_level
-from ..errors import VaelabError
+from ..errors import VaelabError, arg
 from .ae import AE, OPTIONS as AE_OPTIONS, psnr
 
 OPTIONS = {
@@ -65,11 +65,11 @@ class DenoisingAE(AE):
         """AE's refusals, and on continuous data (2D points) the corruptions made for images in [0, 1]."""
         super().check_training(iters, continuous)
         if continuous and self.noise == "gaussian" and self.clip:
-            raise VaelabError("clip=1 clamps the gaussian-corrupted inputs to [0, 1], for images; the data are "
-                              "continuous (2D points): give clip=0 (--clip 0)")
+            raise VaelabError(f"{arg('clip', 1)} clamps the gaussian-corrupted inputs to [0, 1], for images; the data are "
+                              f"continuous (2D points): give {arg('clip', 0)}")
         if continuous and self.noise == "salt-pepper":
-            raise VaelabError("noise='salt-pepper' sets values to 0 or 1, for images; the data are continuous (2D "
-                              "points): use noise gaussian or mask (--noise)")
+            raise VaelabError(f"{arg('noise', 'salt-pepper')} sets values to 0 or 1, for images; the data are continuous (2D "
+                              f"points): use {arg('noise', 'gaussian')} or {arg('noise', 'mask')}")
 
     def evaluate_extra(self, data) -> dict:
         x = data.test_x_grey if data.image_shape is not None else data.test_x

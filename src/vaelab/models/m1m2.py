@@ -39,7 +39,7 @@ from safetensors.torch import load_file as load_safetensors
 from torch import nn
 
 from .. import distributed
-from ..errors import VaelabError, first_line
+from ..errors import VaelabError, first_line, arg
 from ..storage import read_json
 from ..densities import gaussian_log_likelihood, kl_normal, log_normal, sample_gaussian
 from .ssvae import SSVAE
@@ -84,11 +84,10 @@ class M1M2(SSVAE):
         if m1_iters < 0:
             raise ValueError(f"m1_iters = {m1_iters}: give the number of stage-1 iterations (0 or more)")
         if not 0 <= m1_active < float("inf"):
-            raise ValueError(f"m1_active = {m1_active}: give a posterior-mean std threshold >= 0 (--m1-active; "
+            raise ValueError(f"m1_active = {m1_active}: give a posterior-mean std threshold >= 0 ("
                              f"Kingma et al. 0.1, 0 keeps every dim)")
         if z1_sigma not in Z1_SIGMAS:
-            raise ValueError(f"z1_sigma = {z1_sigma!r}: give 'dim' (one learned std per dim of z1) or 'decoder' "
-                             f"(--z1-sigma)")
+            raise ValueError(f"z1_sigma = {z1_sigma!r}: give 'dim' (one learned std per dim of z1) or 'decoder'")
         super().__init__(x_dim=z1_dim, z_dim=z_dim, hidden=hidden, n_classes=n_classes, gw=gw, cw=cw,
                          labels_per_class=labels_per_class, label_seed=label_seed, lw=lw, activation=activation)
         self.z1_sigma = z1_sigma
@@ -124,7 +123,7 @@ class M1M2(SSVAE):
         std = (sums[1 + d:] / sums[0] - mean.pow(2)).clamp_min(0).sqrt()
         if not (std > self.m1_active).any():
             raise VaelabError(f"m1_active = {self.m1_active}: no dim of M1's z1 has a posterior-mean std above it "
-                              f"(largest {std.max().item():.3g}); lower m1_active (--m1-active) or train M1 longer")
+                              f"(largest {std.max().item():.3g}); lower {arg('m1_active')} or train M1 longer")
         self.active.copy_((std > self.m1_active).to(self.active.dtype))
         self.active_chosen.fill_(True)
 
@@ -157,8 +156,8 @@ class M1M2(SSVAE):
         """Stage 2 must get iterations: refuse iters <= m1_iters."""
         super().check_training(iters, continuous)
         if self.m1_iters >= iters:
-            raise VaelabError(f"iters = {iters} leaves no iterations after stage 1 (m1_iters = {self.m1_iters}); "
-                              f"raise iters (--iters) above {self.m1_iters} or lower m1_iters (--m1-iters)")
+            raise VaelabError(f"{arg('iters')} = {iters} leaves no iterations after stage 1 ({arg('m1_iters')} = {self.m1_iters}); "
+                              f"raise {arg('iters')} above {self.m1_iters} or lower {arg('m1_iters')}")
 
     def sample_z1(self, x: torch.Tensor):
         """(m, v, z1): q(z1 | x) and one reparameterised sample of it."""
@@ -240,7 +239,7 @@ def _trained_m1(path: str, seed: int, x_dim: int, z1_dim: int, m1_hidden) -> VAE
                          f"{cfg.get('model_options')} build another network")
     if (opts["z_dim"], parse_hidden(str(opts["hidden"]))) != (z1_dim, parse_hidden(m1_hidden)):
         raise ValueError(f"m1_run = {path!r} has z_dim {opts['z_dim']} and hidden {opts['hidden']!r}; pass "
-                         f"z1_dim={opts['z_dim']} and m1_hidden={opts['hidden']!r} (--z1-dim, --m1-hidden)")
+                         f"z1_dim={opts['z_dim']} and m1_hidden={opts['hidden']!r}")
     m1 = VAE(x_dim, z1_dim, m1_hidden)
     try:
         m1.load_state_dict(load_safetensors(weights))

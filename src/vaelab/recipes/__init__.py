@@ -19,7 +19,7 @@ import torch
 
 from ..data import find_dataset, get_spec, load_dataset
 from ..data.toy import is_toy
-from ..errors import VaelabError
+from ..errors import VaelabError, arg
 from ..machine import set_threads
 from .experiments import RECIPES, Context, Recipe
 from .report import Figure, Section, Table, write_report
@@ -45,7 +45,7 @@ def check_data(name: str, quick: bool = False, data_dir=None) -> None:
             alternative = ("" if quick or set(recipe.quick_data) == set(recipe.data) else
                            f"; or run `vaelab reproduce {name} --quick`, which needs only "
                            f"{', '.join(recipe.quick_data)}")
-            raise VaelabError(f"`{form}` needs the {ds} data set, which is not available{alternative}.\n{e}") from None
+            raise VaelabError(f"`{form}` needs the {ds} data set, which is not available{alternative}.\n{e.message}") from None
 
 
 def default_out(name: str, quick: bool) -> Path:
@@ -61,7 +61,7 @@ def run_recipe(name: str, quick: bool = False, data_dir=None, out=None, threads=
         raise VaelabError(f"unknown recipe {name!r}: choose one of {', '.join(RECIPES)} (see `vaelab reproduce --list`)")
     out = Path(out) if out is not None else default_out(name, quick)
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise VaelabError(f"--out {out}: already exists and is not an empty folder; choose a new --out")
+        raise VaelabError(f"{arg('out', str(out))}: already exists and is not an empty folder; choose a new {arg('out')}")
     check_data(name, quick, data_dir)
     set_threads(threads)
     out.mkdir(parents=True, exist_ok=True)

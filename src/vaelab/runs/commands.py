@@ -13,7 +13,7 @@ from pathlib import Path
 
 import torch
 
-from ..errors import VaelabError
+from ..errors import VaelabError, arg
 from ..evaluate import anomaly_scores, check_evaluation_sizes, evaluate_elbo, evaluate_iwae, require_finite, roc_auc
 from ..models import model_class
 from ..plots import LATENT_FIGURES, check_grid, make_latent_figures, require_figure, save_curves, save_grid
@@ -26,11 +26,11 @@ from ..machine import set_threads
 from ..trainer import flush_denormal
 
 
-def open_run(run, run_seed=None, what: str = "--run-seed") -> tuple[Run, int]:
+def open_run(run, run_seed=None) -> tuple[Run, int]:
     """(Run, the chosen training seed), warning on stderr when that seed is unfinished."""
     r = Run(run)
     if run_seed is not None and run_seed not in r.seeds:
-        raise VaelabError(f"{what} {run_seed}: this run has seeds {r.seeds}")
+        raise VaelabError(f"{arg('run_seed', run_seed)}: this run has seeds {r.seeds}")
     seed = r.seeds[0] if run_seed is None else run_seed
     note = r.unfinished_note(seed)
     if note:
@@ -48,22 +48,22 @@ def evaluate_run(run: Path, iwae_k=None, repeats: int | None = None, data_dir=No
     r = Run(run)
     if not model_class(r.config.model).has_iwae:
         if iwae_k:
-            raise VaelabError(f"--iwae-k: {r.config.model} has no importance-weighted bound; leave --iwae-k out "
-                              f"(--eval-repeats recomputes its test terms)")
+            raise VaelabError(f"{arg('iwae_k')}: {r.config.model} has no importance-weighted bound; leave {arg('iwae_k')} "
+                              f"out ({arg('repeats')} recomputes its test terms)")
         iwae_k = ()
     elif iwae_k is None:
         iwae_k = (5000,)
-    check_evaluation_sizes(iwae_k, repeats)
+    check_evaluation_sizes(iwae_k, repeats, "repeats")
     if not r.finished_seeds:
         raise VaelabError(f"{r.path}: no seed has finished training yet (no metrics.json); resume it first: "
                           f"vaelab train --resume {r.path}")
     seeds = r.finished_seeds if run_seeds is None else list(run_seeds)
     unknown = sorted(set(seeds) - set(r.seeds))
     if unknown:
-        raise VaelabError(f"--run-seeds {' '.join(map(str, unknown))}: this run has seeds {r.seeds}")
+        raise VaelabError(f"{arg('run_seeds')} {' '.join(map(str, unknown))}: this run has seeds {r.seeds}")
     unfinished = sorted(set(seeds) - set(r.finished_seeds))
     if unfinished:
-        raise VaelabError(f"--run-seeds {' '.join(map(str, unfinished))}: not finished training yet (finished: "
+        raise VaelabError(f"{arg('run_seeds')} {' '.join(map(str, unfinished))}: not finished training yet (finished: "
                           f"{r.finished_seeds}); resume the run first: vaelab train --resume {r.path}")
     set_threads(threads)
     data = r.data(device, data_dir=data_dir)
@@ -95,7 +95,7 @@ def plot_run(run: Path, kind: str, run_seed=None, tsne=False, data_dir=None, dev
     if kind not in ("curves", *LATENT_FIGURES):
         raise VaelabError(f"unknown figure {kind!r}: choose one of curves, {', '.join(LATENT_FIGURES)}")
     if tsne and kind != "scatter":
-        raise VaelabError(f"--tsne adds a panel to the scatter figure; drop it for {kind}, or plot scatter")
+        raise VaelabError(f"{arg('tsne')} adds a panel to the scatter figure; drop it for {kind}, or plot scatter")
     set_threads(threads)
     r, seed = open_run(run, run_seed)
     with lock_run_dir(r.path):   # it writes into the run folder
@@ -119,25 +119,26 @@ def sample_run(run: Path, rows=10, cols=20, seed=0, run_seed=None, out=None, dev
                threads: int | None = None) -> Path:
     """Draw rows*cols images from p(x) (or p(x | y = label) for conditional models) of one seed's
     model and save them as one grid PNG."""
-    check_grid(rows, cols, ("--rows", "--cols"))
+    check_grid(rows, cols)
     set_threads(threads)
     r, run_seed = open_run(run, run_seed)
     model = r.model(run_seed, device)
     if label is not None:
         if not model.conditional:
-            raise VaelabError(f"--class {label}: this run's model ({r.config.model}) is not conditional; "
-                              "leave --class out")
+            raise VaelabError(f"{arg('label', label)}: this run's model ({r.config.model}) is not conditional; "
+                              f"leave {arg('label')} out")
         if label >= model.n_classes:
-            raise VaelabError(f"--class {label}: the model has classes 0..{model.n_classes - 1}")
+            raise VaelabError(f"{arg('label', label)}: the model has classes 0..{model.n_classes - 1}")
     torch.manual_seed(seed)
     with torch.inference_mode():
         images = model.sample(rows * cols, label)
     tag = "" if label is None else f"-class{label}"
     out = Path(out) if out else r.path / f"samples-{rows}x{cols}{tag}-seed{seed}.png"
     if not out.parent.exists():
-        raise VaelabError(f"--out {out}: folder {out.parent} does not exist; create it first")
+        raise VaelabError(f"{arg('out', str(out))}: folder {out.parent} does not exist; create it first")
     if out.is_dir():
-        raise VaelabError(f"--out {out}: is a folder; give a PNG file name, e.g. --out {out / 'samples.png'}")
+        raise VaelabError(f"{arg('out', str(out))}: is a folder; give a PNG file name, e.g. "
+                          f"{arg('out', str(out / 'samples.png'))}")
     inside = out.resolve().parent == r.path.resolve()
     with lock_run_dir(r.path) if inside else contextlib.nullcontext():   # writing into the run folder: not beside a trainer
         shape = _image_shape(r, run_seed)
@@ -161,7 +162,7 @@ def score_run(run: Path, dataset: str | None = None, normal_classes=None, run_se
     scores for finding them is reported. Writes OUT.csv (index, label, anomaly, score) and OUT.json (default
     OUT: RUN/scores-DATASET-seedS, with -normalA-B... added for normal_classes given here).
     """
-    check_evaluation_sizes((), repeats)
+    check_evaluation_sizes((), repeats, "repeats")
     r, run_seed = open_run(run, run_seed)
     trained_on = r.config.train_classes
     set_threads(threads)
@@ -193,10 +194,10 @@ def score_run(run: Path, dataset: str | None = None, normal_classes=None, run_se
     chosen = "" if normal_classes is None else "-normal" + "-".join(map(str, sorted(set(normal))))
     out = Path(out) if out else r.path / f"scores-{scored}-seed{run_seed}{chosen}"
     if not out.parent.exists():
-        raise VaelabError(f"--out {out}: folder {out.parent} does not exist; create it first")
+        raise VaelabError(f"{arg('out', str(out))}: folder {out.parent} does not exist; create it first")
     if out.is_dir():
-        raise VaelabError(f"--out {out}: is a folder; --out is the path prefix of OUT.csv and OUT.json, "
-                          f"e.g. --out {out / 'scores'}")
+        raise VaelabError(f"{arg('out', str(out))}: is a folder; {arg('out')} is the path prefix of OUT.csv and OUT.json, "
+                          f"e.g. {arg('out', str(out / 'scores'))}")
     rows = ["index,label,anomaly,score"] + [
         f"{i},{int(labels[i])},{'' if anomaly is None else int(anomaly[i])},{scores[i].item():.6g}" for i in range(len(scores))]
     inside = out.resolve().parent == r.path.resolve()
@@ -213,10 +214,10 @@ def check_normal_classes(normal_classes, labels: torch.Tensor, dataset: str) -> 
     given = " ".join(str(c) for c in normal_classes)
     unknown = sorted(set(normal_classes) - set(present))
     if unknown:
-        raise VaelabError(f"--normal-classes {' '.join(map(str, unknown))}: {dataset} has no such class (its classes "
+        raise VaelabError(f"{arg('normal_classes')} {' '.join(map(str, unknown))}: {dataset} has no such class (its classes "
                           f"are {present[0]}..{present[-1]}); choose the normal classes among them")
     if len(set(normal_classes)) < len(normal_classes):
-        raise VaelabError(f"--normal-classes {given}: a class is given twice; name each normal class once")
+        raise VaelabError(f"{arg('normal_classes')} {given}: a class is given twice; name each normal class once")
     if set(normal_classes) >= set(present):
-        raise VaelabError(f"--normal-classes {given}: that is every class of {dataset}, so no test image is an "
+        raise VaelabError(f"{arg('normal_classes')} {given}: that is every class of {dataset}, so no test image is an "
                           f"anomaly and there is nothing to find; leave out the classes that are the anomalies")

@@ -19,7 +19,7 @@ import os
 import re
 from pathlib import Path
 
-from ..errors import VaelabError
+from ..errors import VaelabError, arg
 from ..storage import read_json, write_json
 
 
@@ -121,15 +121,15 @@ def check_new_run_dir(out: Path, config: dict) -> None:
     (nothing in it is touched). Called before the folder is locked or created."""
     out = Path(out)
     if out.exists() and not out.is_dir():
-        raise VaelabError(f"--out {out}: exists and is not a folder; choose another --out")
+        raise VaelabError(f"{arg('out', str(out))}: exists and is not a folder; choose another {arg('out')}")
     if is_run_dir(out):
         old = read_json(out / "config.json")
         what = "this same run" if old == config else "a different run"
-        raise VaelabError(f"--out {out}: already holds {what} (config.json exists); choose a new --out or delete the folder")
+        raise VaelabError(f"{arg('out', str(out))}: already holds {what} (config.json exists); choose a new {arg('out')} or delete the folder")
     if out.is_dir():
         others = _others(out)
         if others:
-            raise VaelabError(f"--out {out or '.'}: the folder holds other files ({_listed(others)}) and is not a "
+            raise VaelabError(f"{arg('out', str(out or '.'))}: the folder holds other files ({_listed(others)}) and is not a "
                               f"vaelab run; choose a new or empty folder for the run")
 
 
@@ -138,16 +138,16 @@ def check_replaceable(out: Path) -> None:
     files; anything else is refused before a file is touched."""
     out = Path(out)
     if out.exists() and not out.is_dir():
-        raise VaelabError(f"--out {out}: exists and is not a folder; choose another --out")
+        raise VaelabError(f"{arg('out', str(out))}: exists and is not a folder; choose another {arg('out')}")
     if not out.is_dir() or not _others(out):
         return
     if not is_run_dir(out):
         names = _others(out)
-        raise VaelabError(f"--out {out}: the folder holds files ({_listed(names)}) and is not a vaelab run; "
+        raise VaelabError(f"{arg('out', str(out))}: the folder holds files ({_listed(names)}) and is not a vaelab run; "
                           f"overwrite replaces only a vaelab run folder: choose a new or empty folder")
     foreign = foreign_files(out)
     if foreign:
-        raise VaelabError(f"--out {out}: the run folder also holds files vaelab did not write ({_listed(foreign)}); "
+        raise VaelabError(f"{arg('out', str(out))}: the run folder also holds files vaelab did not write ({_listed(foreign)}); "
                           f"move them elsewhere first (overwrite removes only a run's own files), or choose another folder")
 
 

@@ -25,7 +25,7 @@ from .. import distributed
 from ..batches import DeviceData, check_split, prepare_data
 from ..config import EXTENDABLE, RUNTIME_OPTIONS, TrainConfig, resolve_device, ungraphable
 from ..data import STATIC_BINARIZATION_SEED
-from ..errors import VaelabError
+from ..errors import VaelabError, arg
 from ..evaluate import anomaly_scores, evaluate_model, require_finite, roc_auc
 from ..judge import run_judge, sample_quality
 from ..models import Model, build_model
@@ -54,7 +54,7 @@ def train_run(cfg: TrainConfig, resume: bool = False, model: Model | None = None
     with distributed.same_on_every_rank():   # bad options fail before the processes connect
         cfg.validate()
         device = resolve_device(cfg.device)
-        check_split(cfg.batch_size, distributed.world(), "--batch-size")
+        check_split(cfg.batch_size, distributed.world(), arg("batch_size"))
     if cfg.out is None:
         cfg.out = str(Path("runs") / f"{cfg.model}-{cfg.dataset}-{datetime.now():%Y%m%d-%H%M%S}")
     with flush_denormal(), distributed.process_group(device):
@@ -72,10 +72,10 @@ def resume_run(run, **runtime) -> Path:
     run = Path(run)
     with distributed.same_on_every_rank():
         if not (run / "config.json").is_file():
-            raise VaelabError(f"--resume {run}: not a vaelab run folder (no config.json); pass the folder `vaelab train` printed")
+            raise VaelabError(f"{run}: not a vaelab run folder (no config.json); pass the folder `vaelab train` printed")
         bad = set(runtime) - set(RUNTIME_OPTIONS) - set(EXTENDABLE)
         if bad:
-            raise VaelabError(f"--resume keeps the run's saved configuration; only {', '.join(RUNTIME_OPTIONS)} and "
+            raise VaelabError(f"{arg('resume')} keeps the run's saved configuration; only {', '.join(RUNTIME_OPTIONS)} and "
                               f"time_budget may change, not {', '.join(sorted(bad))}")
         if runtime.get("time_budget") is not None:
             parse_duration(runtime["time_budget"])
@@ -105,13 +105,13 @@ def _prepare(cfg: TrainConfig, device: torch.device, template: Model | None = No
     with distributed.same_on_every_rank():
         data = prepare_data(cfg, device)
         if cfg.batch_size > len(data.train_x):   # here, not in the loop: nothing may be written first
-            raise VaelabError(f"--batch-size {cfg.batch_size} is larger than the training set ({len(data.train_x)} "
+            raise VaelabError(f"{arg('batch_size', cfg.batch_size)} is larger than the training set ({len(data.train_x)} "
                               f"images); lower it")
         steps = len(data.train_x) // cfg.batch_size   # iterations per epoch
         if cfg.epochs:   # one validation, log line and checkpoint per epoch
             cfg.iters, cfg.eval_every, cfg.log_every, cfg.checkpoint_every = cfg.epochs * steps, steps, steps, steps
         if cfg.warmup * steps > cfg.iters:
-            raise VaelabError(f"--warmup {cfg.warmup:g} epochs ({cfg.warmup * steps:.0f} iterations) is longer than the "
+            raise VaelabError(f"{arg('warmup', float(cfg.warmup))} epochs ({cfg.warmup * steps:.0f} iterations) is longer than the "
                               f"run ({cfg.iters} iterations); shorten the warm-up or train longer")
         if template is not None and template.x_dim != data.x_dim:
             raise VaelabError(f"the model takes x_dim = {template.x_dim} values per example, but {cfg.dataset} has "
@@ -120,7 +120,8 @@ def _prepare(cfg: TrainConfig, device: torch.device, template: Model | None = No
         probe.check_training(cfg.iters, continuous=data.image_shape is None)
         top = int(torch.cat([data.train_y, data.test_y]).max()) if probe.n_classes and len(data.test_y) else -1
         if top >= probe.n_classes > 0:   # e.g. --n-classes 3 on ten classes: a one-hot error deep in torch
-            raise VaelabError(f"--n-classes {probe.n_classes}: {cfg.dataset} has labels 0..{top}; give --n-classes "
+            raise VaelabError(f"{arg('n_classes', probe.n_classes)}: {cfg.dataset} has labels 0..{top}; give "
+                              f"{arg('n_classes', top + 1)}"
                               f"{top + 1}")
         if cfg.cuda_graph and not probe.graphable:   # e.g. a denoising AE drawing its noise level per batch
             raise ungraphable(cfg.model)
@@ -138,7 +139,7 @@ def _train_run(cfg: TrainConfig, device: torch.device, resume: bool = False, tem
 
         def open_run():   # rank 0: lock the folder (held until the run is written), judge, config or progress
             if run_dir.exists() and not run_dir.is_dir():
-                raise VaelabError(f"--out {run_dir}: exists and is not a folder; choose another --out")
+                raise VaelabError(f"{arg('out', str(run_dir))}: exists and is not a folder; choose another {arg('out')}")
             if overwrite:   # before the lock file: a folder of the user's own is never touched
                 check_replaceable(run_dir)
             elif not resume:
@@ -254,11 +255,11 @@ def _resume_progress(run_dir: Path, cfg: TrainConfig) -> tuple[dict, dict] | Non
     if len(per_seed) == len(cfg.seeds):
         spent = [h["train_seconds"] for h in histories.values() if h.get("stopped_by") == "time budget"]
         if spent and cfg.time_budget != saved.get("time_budget"):
-            raise VaelabError(f"--resume {run_dir}: --time-budget {cfg.time_budget} is not longer than the training its "
+            raise VaelabError(f"{run_dir}: {arg('time_budget', cfg.time_budget)} is not longer than the training its "
                               f"budget-stopped seed(s) have had ({max(spent):.1f} s); nothing to continue: give a "
                               f"longer budget")
-        raise VaelabError(f"--resume {run_dir}: the run is already complete (all {len(cfg.seeds)} seed(s) have metrics); "
-                          f"nothing to resume (`vaelab eval {run_dir}` adds bounds; a longer --time-budget "
+        raise VaelabError(f"{run_dir}: the run is already complete (all {len(cfg.seeds)} seed(s) have metrics); "
+                          f"nothing to resume (`vaelab eval {run_dir}` adds bounds; a longer {arg('time_budget')} "
                           f"continues only the seeds a budget stopped)")
     if saved.get("time_budget") != cfg.time_budget:   # extended: the folder says what it runs with from now on
         write_json(run_dir / "config.json", {**saved, "time_budget": cfg.time_budget})
