@@ -36,14 +36,14 @@ NPZ_KEYS = {"x": "train", "train": "train", "y": "train_labels", "train_labels":
 CHUNK = 4096          # rows hashed at a time
 
 
-def _numpy(value, what: str) -> np.ndarray:
+def _numpy(value, what: str, labels: bool = False) -> np.ndarray:
     """A tensor (detached, on the CPU; bfloat16 as float32) or array-like as a numpy array, not copied."""
     if isinstance(value, torch.Tensor):
         value = value.detach().cpu()
         return (value.float() if value.dtype == torch.bfloat16 else value).numpy()
     if isinstance(value, np.ndarray):
         return value
-    if isinstance(value, (list, tuple)) and what.endswith("labels"):
+    if isinstance(value, (list, tuple)) and labels:
         return np.asarray(value)
     raise VaelabError(f"{what} is a {type(value).__name__}; give a numpy array or a torch tensor "
                       f"(np.stack a list of images)")
@@ -60,17 +60,17 @@ def _parts_of(data, labels, argument: str) -> dict[str, np.ndarray]:
         if labels is not None:
             raise VaelabError(f"{argument}: labels= and a dict both given; put the labels in the dict as "
                               f"'train_labels' (and 'test_labels')")
-        parts = {k: _numpy(v, f"{argument}[{k!r}]") for k, v in data.items() if v is not None}
+        parts = {k: _numpy(v, f"{argument}[{k!r}]", k.endswith("labels")) for k, v in data.items() if v is not None}
     elif isinstance(data, tuple):
         if len(data) != 2:
             raise VaelabError(f"{argument}: a tuple must be (x, y), got {len(data)} items; give (images, labels)")
         if labels is not None:
             raise VaelabError(f"{argument}: labels given twice, in (x, y) and as labels=; give them once")
-        parts = {"train": _numpy(data[0], f"{argument} x"), "train_labels": _numpy(data[1], "labels")}
+        parts = {"train": _numpy(data[0], f"{argument} x"), "train_labels": _numpy(data[1], "labels", True)}
     else:
         parts = {"train": _numpy(data, argument)}
         if labels is not None:
-            parts["train_labels"] = _numpy(labels, "labels")
+            parts["train_labels"] = _numpy(labels, "labels", True)
     if "test_labels" in parts and "test" not in parts:
         raise VaelabError(f"{argument}: 'test_labels' without 'test'; give the test images too, or neither")
     if "test" in parts and ("train_labels" in parts) != ("test_labels" in parts):
@@ -249,7 +249,7 @@ def user_dataset(data, *, labels=None, test_size: float | int = 0.2, split_seed:
         if labels is not None:
             if "train_labels" in parts:
                 raise VaelabError(f"labels= given but {path} holds labels already; give them once")
-            parts["train_labels"] = _numpy(labels, "labels")
+            parts["train_labels"] = _numpy(labels, "labels", True)
         sha256 = _file_sha256(path)
     else:
         parts = _parts_of(data, labels, argument)
