@@ -329,3 +329,18 @@ def test_existing_datasets_keep_their_defaults():
     ds = Dataset("t", torch.zeros(2, 4), torch.zeros(2, dtype=torch.long), torch.zeros(1, 4),
                  torch.zeros(1, dtype=torch.long), (2, 2), ["a", "b"], "here")
     assert ds.channels == 1 and ds.origin is None and ds.labelled
+
+
+def test_every_format_and_16_bit_grey(tmp_path, monkeypatch):
+    folder = tmp_path / "formats"
+    folder.mkdir()
+    grey = RNG.integers(0, 256, (5, 6), dtype=np.uint8)
+    Image.fromarray((grey.astype(np.uint16) * 257)).save(folder / "a16.png")   # mode I;16
+    for name in ("b.bmp", "c.gif", "d.webp", "e.jpeg"):
+        Image.fromarray(grey).save(folder / name, **({"lossless": True} if name.endswith("webp") else {}))
+    monkeypatch.chdir(folder)
+    ds = load(".", test_size=1)
+    assert ds.name == "formats" and ds.image_shape == (5, 6) and len(ds.train_x) + len(ds.test_x) == 5
+    x = torch.cat([ds.train_x, ds.test_x])[:, : 30]   # first channel of each, whatever order
+    exact = [i for i in range(5) if torch.allclose(x[i], torch.from_numpy(grey.reshape(-1) / 255).float())]
+    assert len(exact) >= 3   # the 16-bit PNG (by 65535), BMP, lossless WebP; JPEG is lossy

@@ -89,7 +89,7 @@ def scan(folder: Path, rels: list[str], argument: str, resize) -> tuple[tuple[in
         try:
             with Image.open(folder / rel) as img:
                 size, mode = img.size, img.mode
-        except (OSError, ValueError, Image.DecompressionBombError) as e:
+        except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as e:
             raise _unreadable(folder / rel, e, argument) from None
         colour, wide = colour or is_colour(mode), wide or mode in WIDE_MODES
         if first is None:
@@ -124,9 +124,9 @@ def read_images(folder: Path, rels: list[str], slots: list[tuple[np.ndarray, int
     bar = progress_bar(total=len(rels), desc=f"reading {folder.name}", unit="img", disable=not progress)
     with bar:
         for rel, (out, row) in zip(rels, slots):
-            raw = (folder / rel).read_bytes()
-            hash_file(h, rel, raw)
             try:
+                raw = (folder / rel).read_bytes()
+                hash_file(h, rel, raw)
                 with Image.open(io.BytesIO(raw)) as img:
                     values = pixels(img, colour)
             except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as e:

@@ -224,7 +224,8 @@ def user_dataset(data, *, labels=None, test_size: float | int = 0.2, split_seed:
 
     Images become float32 (N, C*H*W) in [0, 1], channels first (``Dataset.channels``, ``image_shape``
     (H, W)); (N, D) vectors stay (N, D) (``image_shape`` None, continuous). Without a test set,
-    ``test_size`` (a fraction of N, at least 1 row, or a count) is held out by ``split_seed``.
+    ``test_size`` (a fraction of N, at least 1 row, or a count) is held out by ``split_seed``; both are
+    ignored (and recorded as None) when a test set is given.
     ``resize=(H, W)``: bilinear, antialiased when shrinking. ``name`` defaults to the file or
     folder's stem, else "array". ``argument`` names the data in error messages (the CLI's option).
     Labels 0..K-1 are kept; other labels are mapped to their sorted unique values (``classes``
@@ -238,7 +239,7 @@ def user_dataset(data, *, labels=None, test_size: float | int = 0.2, split_seed:
         fix = "put each class's images in a subfolder" if kind == "folder" else "return (image, label) items"
         raise VaelabError(f"labels= does not apply to a {kind.replace('-', ' ')}; {fix}")
     how = dict(kind=kind, path=path, test_size=test_size, split_seed=int(split_seed), resize=resize,
-               name=name or (path.stem if path is not None else "array"), argument=argument)
+               name=name or _default_name(kind, path), argument=argument)
     if kind == "folder":
         return _folder_dataset(progress=progress, **how)
     if kind == "torch-dataset":
@@ -255,6 +256,12 @@ def user_dataset(data, *, labels=None, test_size: float | int = 0.2, split_seed:
         parts = _parts_of(data, labels, argument)
         sha256 = _parts_sha256(parts)
     return _from_parts(parts, sha256=sha256, source=_source(kind, path, data, parts["train"]), **how)
+
+
+def _default_name(kind: str, path: Path | None) -> str:
+    if path is None:
+        return "array"
+    return path.resolve().name if kind == "folder" else path.stem
 
 
 def _source(kind: str, path: Path | None, data, x: np.ndarray) -> str:
