@@ -6,12 +6,17 @@
     datasets.py    loading: load_dataset, dataset_status
     toy.py         the generated 2D toy sets
     transforms.py  split_validation, labelled_subset, resize_images
+    user.py        a user's own data (arrays, tensors, .npz/.npy, image folders, torch Datasets):
+                   user_dataset, fingerprint; arrays.py checks and converts them, images.py reads folders
     idx.py         reading and writing IDX files
     binarize.py    binarization; corruption.py: input noise for denoising autoencoders
 
     from vaelab.data import load_dataset
     ds = load_dataset("mnist-5k")            # offline, 4,000 train + 1,000 test
     ds = load_dataset("mnist", data_dir="/data")  # looks in /data/mnist/, $VAELAB_DATA, ...
+
+    from vaelab.data import user_dataset
+    ds = user_dataset("my_images/")          # one subfolder per class; 20% held out for testing
 """
 
 from vaelab.data.binarize import (
@@ -32,6 +37,7 @@ from vaelab.data.files import (
 from vaelab.data.idx import read_idx, write_idx
 from vaelab.data.registry import DATASETS, DEFAULT_DATASET, DatasetSpec, get_spec, reads_no_files
 from vaelab.data.transforms import labelled_subset, resize_images, split_validation
+from vaelab.data.user import fingerprint, user_dataset
 
 __all__ = [
     "BINARIZE_MODES",
@@ -45,6 +51,7 @@ __all__ = [
     "dataset_status",
     "download_dataset",
     "find_dataset",
+    "fingerprint",
     "get_spec",
     "labelled_subset",
     "load_dataset",
@@ -55,5 +62,6 @@ __all__ = [
     "split_validation",
     "user_cache_dir",
     "verify_checksums",
+    "user_dataset",
     "write_idx",
 ]

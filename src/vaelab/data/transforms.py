@@ -59,10 +59,19 @@ def labelled_subset(
     return x[chosen], y[chosen.to(y.device)]
 
 
-def resize_images(x: torch.Tensor, shape: tuple[int, int], side: int) -> torch.Tensor:
-    """Flattened (N, H*W) grey images -> (N, side*side), bilinear (e.g. 28x28 MNIST to 32x32)."""
-    if tuple(shape) == (side, side):
+def resize_images(
+    x: torch.Tensor, shape: tuple[int, int], size: int | tuple[int, int], channels: int = 1, antialias: bool = False
+) -> torch.Tensor:
+    """Flattened (N, C*H*W) channels-first images of ``shape`` (H, W) -> (N, C*h*w), bilinear.
+
+    ``size`` is a side (square: 28x28 MNIST to 32x32) or (h, w). ``antialias`` smooths before
+    downscaling (user_dataset sets it when an image shrinks); off by default, so the grey square
+    resizes of ``--resize`` keep their numbers. Values are clamped to [0, 1].
+    """
+    h, w = (size, size) if isinstance(size, (int, np.integer)) else tuple(size)
+    if tuple(shape) == (h, w):
         return x
-    img = x.reshape(-1, 1, *shape)
-    out = torch.nn.functional.interpolate(img, size=(side, side), mode="bilinear", align_corners=False)
-    return out.clamp_(0.0, 1.0).reshape(len(x), side * side)
+    img = x.reshape(-1, channels, *shape)
+    out = torch.nn.functional.interpolate(img, size=(h, w), mode="bilinear", align_corners=False,
+                                          antialias=antialias)
+    return out.clamp_(0.0, 1.0).reshape(len(x), channels * h * w)
