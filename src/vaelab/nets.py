@@ -9,6 +9,8 @@ Every network returns its parameters' precision (float32), also under bfloat16 a
 """
 from __future__ import annotations
 
+import numbers
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -104,57 +106,109 @@ class Classifier(nn.Module):
 
 
 def image_side(x_dim: int) -> int:
-    """Side of a square single-channel image with x_dim pixels (28 for MNIST, 32 when resized)."""
+    """Side of a square single-channel image with x_dim pixels (28 for MNIST, 32 when resized): the shape the
+    conv nets assume when given no image_shape."""
     side = int(round(x_dim ** 0.5))
     if side * side != x_dim or side not in (28, 32):
-        raise ValueError(f"conv nets need square 28x28 or 32x32 single-channel images, got {x_dim} pixels")
+        raise ValueError(f"conv nets need square 28x28 or 32x32 single-channel images, got {x_dim} pixels; for "
+                         f"other images pass image_shape=(channels, height, width)")
     return side
 
 
-class ConvEncoder(nn.Module):
-    """q(z | x [, y]) for square single-channel images: three stride-2 3x3 convolutions
-    (16-32-64 channels by default, ELU) then a linear layer to (mean, variance). A label y enters as
-    one-hot planes stacked onto the image channel."""
+# The conv nets' linear layer, at most: it grows with the image, (H/8) x (W/8) x c3 inputs after three
+# stride-2 convolutions (a 64-channel 1024x1024 image and z_dim 128 would need 268 million weights, 1 GB).
+MAX_CONV_LINEAR_WEIGHTS = 50_000_000
+MIN_CONV_SIDE = 4   # 4 -> 2 -> 1 -> 1: smaller sides leave the later convolutions only padding to read
 
-    def __init__(self, x_dim: int, z_dim: int, y_dim: int = 0, channels=(16, 32, 64)):
+
+def check_image_shape(image_shape, x_dim: int) -> tuple[int, int, int]:
+    """image_shape as a tuple (C, H, W) of positive whole numbers holding x_dim values (ValueError otherwise)."""
+    dims = tuple(image_shape) if isinstance(image_shape, (list, tuple)) else None
+    if dims is None or len(dims) != 3 or any(isinstance(d, bool) or not isinstance(d, numbers.Integral) or d <= 0
+                                             for d in dims):
+        raise ValueError(f"image_shape {image_shape!r}: give (channels, height, width), three positive whole numbers")
+    c, h, w = (int(d) for d in dims)
+    if c * h * w != x_dim:
+        raise ValueError(f"image_shape {dims} holds {c} x {h} x {w} = {c * h * w:,} values, but x_dim is {x_dim:,}; "
+                         f"give the shape of the data's images, channels first")
+    return c, h, w
+
+
+def conv_sizes(x_dim: int, image_shape=None, channels=(16, 32, 64), n_out: int = 0):
+    """(C, [(H, W) before and after each of the conv nets' three stride-2 convolutions]), s -> ceil(s / 2) per
+    axis, checked: image_shape None means a 28x28 or 32x32 single-channel image (image_side); sides under
+    MIN_CONV_SIDE and a linear layer (c3 h3 w3 x n_out weights) over MAX_CONV_LINEAR_WEIGHTS are refused."""
+    if image_shape is None:
+        c, h, w = 1, image_side(x_dim), image_side(x_dim)
+    else:
+        c, h, w = check_image_shape(image_shape, x_dim)
+    if min(h, w) < MIN_CONV_SIDE:
+        raise ValueError(f"conv nets need images of at least {MIN_CONV_SIDE}x{MIN_CONV_SIDE} pixels (three stride-2 "
+                         f"convolutions), got {h}x{w}; image_shape is (channels, height, width), channels first")
+    sizes = [(h, w)]
+    for _ in range(3):
+        sizes.append(tuple(-(-s // 2) for s in sizes[-1]))
+    (h3, w3), c3 = sizes[-1], channels[-1]
+    if c3 * h3 * w3 * n_out > MAX_CONV_LINEAR_WEIGHTS:
+        fit = 8 * max(1, int((MAX_CONV_LINEAR_WEIGHTS / (c3 * n_out)) ** 0.5))
+        raise ValueError(f"conv nets on {h}x{w} images need a linear layer of {c3 * h3 * w3 * n_out:,} weights "
+                         f"({c3} channels x {h3} x {w3} pixels after three stride-2 convolutions, times {n_out} latent "
+                         f"values), over the {MAX_CONV_LINEAR_WEIGHTS:,} allowed: resize the images (to about "
+                         f"{fit}x{fit} pixels or fewer), or use fewer channels or a smaller z_dim")
+    return c, sizes
+
+
+class ConvEncoder(nn.Module):
+    """q(z | x [, y]) for images of shape (C, H, W): three stride-2 3x3 convolutions (16-32-64 channels by
+    default, ELU; each side s -> ceil(s / 2)) then a linear layer to (mean, variance). A label y enters as
+    one-hot planes stacked onto the image's channels. image_shape None: a 28x28 or 32x32 single-channel image."""
+
+    def __init__(self, x_dim: int, z_dim: int, y_dim: int = 0, channels=(16, 32, 64),
+                 image_shape: tuple[int, int, int] | None = None):
         super().__init__()
-        self.side, self.y_dim = image_side(x_dim), y_dim
+        n_channels, sizes = conv_sizes(x_dim, image_shape, channels, 2 * z_dim)
+        self.image_shape, self.y_dim = (n_channels, *sizes[0]), y_dim
         c1, c2, c3 = channels
         self.conv = nn.Sequential(
-            nn.Conv2d(1 + y_dim, c1, 3, stride=2, padding=1), nn.ELU(),
+            nn.Conv2d(self.image_shape[0] + y_dim, c1, 3, stride=2, padding=1), nn.ELU(),
             nn.Conv2d(c1, c2, 3, stride=2, padding=1), nn.ELU(),
             nn.Conv2d(c2, c3, 3, stride=2, padding=1), nn.ELU(),
             nn.Flatten(),
         )
-        self.out = nn.Linear(c3 * 4 * 4, 2 * z_dim)   # 28 -> 14 -> 7 -> 4 and 32 -> 16 -> 8 -> 4
+        self.out = nn.Linear(c3 * sizes[3][0] * sizes[3][1], 2 * z_dim)   # 28 -> 14 -> 7 -> 4, 32 -> 16 -> 8 -> 4
 
     def forward(self, x: torch.Tensor, y: torch.Tensor | None = None):
-        h = x.reshape(-1, 1, self.side, self.side)
+        c, h, w = self.image_shape
+        x = x.reshape(-1, c, h, w)
         if y is not None:
-            h = torch.cat([h, y[:, :, None, None].expand(-1, -1, self.side, self.side)], dim=1)
-        return gaussian_parameters(full_precision(self.out(self.conv(h)), self))
+            x = torch.cat([x, y[:, :, None, None].expand(-1, -1, h, w)], dim=1)
+        return gaussian_parameters(full_precision(self.out(self.conv(x)), self))
 
 
 class ConvDecoder(nn.Module):
-    """p(x | z [, y]): the mirror image of ConvEncoder: linear to 64x4x4, then three stride-2
-    3x3 transposed convolutions (64-32-16-1 channels by default). A label y is concatenated to z."""
+    """p(x | z [, y]): the mirror image of ConvEncoder: linear to c3 x h3 x w3 (64x4x4 for 28x28 or 32x32),
+    then three stride-2 3x3 transposed convolutions (64-32-16-C channels by default) whose output padding
+    (0 for an odd side, 1 for an even one) restores each of the encoder's sizes. A label y is concatenated to z."""
 
-    def __init__(self, z_dim: int, x_dim: int, y_dim: int = 0, channels=(16, 32, 64)):
+    def __init__(self, z_dim: int, x_dim: int, y_dim: int = 0, channels=(16, 32, 64),
+                 image_shape: tuple[int, int, int] | None = None):
         super().__init__()
-        self.side = image_side(x_dim)
+        n_channels, sizes = conv_sizes(x_dim, image_shape, channels, z_dim + y_dim)
+        self.image_shape, self.x_dim, self.start = (n_channels, *sizes[0]), x_dim, sizes[3]
         c1, c2, c3 = channels
         self.c3 = c3
-        first_pad = 0 if self.side == 28 else 1          # 4 -> 7 for 28x28 images, 4 -> 8 for 32x32
-        self.inp = nn.Sequential(nn.Linear(z_dim + y_dim, c3 * 4 * 4), nn.ELU())
+        # s = 2 s' - 1 + output padding from s' = ceil(s / 2): 4 -> 7 for 28x28 images, 4 -> 8 for 32x32
+        pad = [tuple(1 - s % 2 for s in size) for size in sizes[:3]]   # per axis, for the sizes to restore
+        self.inp = nn.Sequential(nn.Linear(z_dim + y_dim, c3 * sizes[3][0] * sizes[3][1]), nn.ELU())
         self.deconv = nn.Sequential(
-            nn.ConvTranspose2d(c3, c2, 3, stride=2, padding=1, output_padding=first_pad), nn.ELU(),
-            nn.ConvTranspose2d(c2, c1, 3, stride=2, padding=1, output_padding=1), nn.ELU(),
-            nn.ConvTranspose2d(c1, 1, 3, stride=2, padding=1, output_padding=1),
+            nn.ConvTranspose2d(c3, c2, 3, stride=2, padding=1, output_padding=pad[2]), nn.ELU(),
+            nn.ConvTranspose2d(c2, c1, 3, stride=2, padding=1, output_padding=pad[1]), nn.ELU(),
+            nn.ConvTranspose2d(c1, n_channels, 3, stride=2, padding=1, output_padding=pad[0]),
         )
 
     def forward(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
-        h = self.inp(_cat(z, y)).reshape(-1, self.c3, 4, 4)
-        return full_precision(self.deconv(h), self).view(*z.shape[:-1], self.side * self.side)
+        h = self.inp(_cat(z, y)).reshape(-1, self.c3, *self.start)
+        return full_precision(self.deconv(h), self).view(*z.shape[:-1], self.x_dim)
 
 
 # ---------------------------------------------------------------------------------------

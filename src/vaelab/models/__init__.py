@@ -6,6 +6,7 @@ the keyword arguments its constructor takes beyond the data dimension.
 from __future__ import annotations
 
 import copy
+import inspect
 
 import torch
 
@@ -45,15 +46,26 @@ def model_class(name: str) -> type[Model]:
     return MODELS[name][0]
 
 
+def takes_data_option(cls: type[Model], name: str) -> bool:
+    """Whether cls's constructor takes the data's `name` (image_shape): declared in DATA_OPTIONS, and a
+    parameter of its __init__ (a subclass of your own whose __init__ leaves it out inherits the declaration)."""
+    if name not in cls.DATA_OPTIONS:
+        return False
+    params = inspect.signature(cls.__init__).parameters
+    return name in params or any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
+
+
 def build_model(name: str, x_dim: int, **options) -> Model:
     """The model `name` (registered, or module:Class) for data of x_dim values, with its options
     (VaelabError if they are bad). Built-in models also accept the options of their own networks
-    (encoder=, decoder= for the VAE family) beyond OPTIONS."""
+    (encoder=, decoder= for the VAE family) beyond OPTIONS, and those that describe the data
+    (the class's DATA_OPTIONS: image_shape=(C, H, W) for the models with conv nets)."""
     cls = model_class(name)
     if isinstance(x_dim, bool) or not isinstance(x_dim, int) or x_dim < 1:
         raise VaelabError(f"x_dim = {x_dim!r}: a model needs a positive whole number of input values per example")
     if name in MODELS:
-        known = set(MODELS[name][1]) | NETWORK_OPTIONS.get(name, set())
+        known = (set(MODELS[name][1]) | NETWORK_OPTIONS.get(name, set())
+                 | {k for k in cls.DATA_OPTIONS if takes_data_option(cls, k)})
         unknown = set(options) - known
         if unknown:
             raise VaelabError(f"model {name!r} has no option(s) {', '.join(sorted(unknown))}; it takes "
@@ -77,7 +89,8 @@ def load_model(ckpt: dict, device: torch.device | str = "cpu", model: Model | No
     """Rebuild a model from a checkpoint's config and weights, in evaluation mode (VaelabError if they do not fit).
 
     model: a model built the same way (for networks whose classes cannot be imported again); a copy of
-    it receives the weights."""
+    it receives the weights. The checkpoint's image_shape, when it is (C, H, W), goes to the models that
+    take one (DATA_OPTIONS) unless the saved options already hold it."""
     cfg = ckpt["config"]
     options = cfg.get("model_options", {})
     if not isinstance(options, dict) or not isinstance(cfg.get("model"), str):
@@ -88,9 +101,12 @@ def load_model(ckpt: dict, device: torch.device | str = "cpu", model: Model | No
         if model is not None:
             model = copy.deepcopy(model).to(device)
         else:
-            weight_only = model_class(cfg["model"]).WEIGHT_OPTIONS
-            model = build_model(cfg["model"], ckpt["x_dim"],
-                                **{k: v for k, v in options.items() if k not in weight_only}).to(device)
+            cls = model_class(cfg["model"])
+            options_now = {k: v for k, v in options.items() if k not in cls.WEIGHT_OPTIONS}
+            shape = ckpt.get("image_shape")
+            if takes_data_option(cls, "image_shape") and isinstance(shape, (list, tuple)) and len(shape) == 3:
+                options_now.setdefault("image_shape", tuple(shape))
+            model = build_model(cfg["model"], ckpt["x_dim"], **options_now).to(device)
     except VaelabError:
         raise
     except (TypeError, ValueError, RuntimeError, OverflowError) as e:
@@ -105,7 +121,8 @@ def load_model(ckpt: dict, device: torch.device | str = "cpu", model: Model | No
             theirs = with_defaults(cfg["model"], options)
             unused = ("hidden", "net", "channels") if options.get("encoder") else ()   # not saved with own networks
             diff = [f"{k}: run {v!r}, given {mine.get(k)!r}" for k, v in sorted(theirs.items())
-                    if k in mine and k not in ("encoder", "decoder", *unused) and v != mine[k]]
+                    if k in mine and k not in ("encoder", "decoder", *unused) and v != mine[k]
+                    and not (isinstance(mine[k], tuple) and list(mine[k]) == v)]   # config.json holds tuples as lists
             raise VaelabError(f"the weights of this run do not fit the model given (model=...): build it as in "
                               f"training ({'; '.join(diff) if diff else 'same options, other network shapes'})") from None
         if nets:

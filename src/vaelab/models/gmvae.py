@@ -62,6 +62,8 @@ class GMVAE(MixturePrior, VAE):
 
     encoder, decoder: networks of your own, as vaelab.VAE takes them."""
 
+    DATA_OPTIONS = ()   # MLP nets only: no image_shape
+
     def __init__(self, x_dim: int = 784, z_dim: int = 10, hidden="300,300", k: int = 500, beta: float = 1.0,
                  iw_k: int = 1, encoder: nn.Module | str | None = None, decoder: nn.Module | str | None = None):
         if not 0 < k <= MAX_COMPONENTS:
@@ -81,6 +83,8 @@ class VampVAE(MixturePrior, VAE):
     """VAE with the VampPrior: a mixture of the encoder's posteriors at K learned pseudo-inputs.
 
     encoder, decoder: networks of your own, as vaelab.VAE takes them (the encoder also maps the pseudo-inputs)."""
+
+    DATA_OPTIONS = ()   # MLP nets only: no image_shape
 
     def __init__(self, x_dim: int = 784, z_dim: int = 40, hidden="300,300", k: int = 500, iw_k: int = 1,
                  encoder: nn.Module | str | None = None, decoder: nn.Module | str | None = None):

@@ -25,7 +25,8 @@ from torch import nn
 from ..errors import VaelabError
 from ..densities import (gaussian_log_likelihood, kl_normal, log_bernoulli_with_logits, log_normal,
                          sample_gaussian)
-from ..nets import ConvDecoder, ConvEncoder, Decoder, Encoder, UserDecoder, UserEncoder, check_networks
+from ..nets import (ConvDecoder, ConvEncoder, Decoder, Encoder, UserDecoder, UserEncoder, check_image_shape,
+                    check_networks)
 from .base import Model, resolve
 
 # Samples per data point in a training step (iw_k, mc_samples), at most: a step holds batch x samples
@@ -102,16 +103,20 @@ class VAE(Model):
     encoder, decoder: networks of your own (any nn.Module, or the import path module:Class of one
     that takes no arguments) instead of the built-in MLP / conv nets; see vaelab.nets.UserEncoder
     for what they must return. Conditional (n_classes > 0): they are called as net(input, y_onehot).
+
+    image_shape: the data's images as (channels, height, width), C x H x W = x_dim, for the conv nets
+    (net="conv"); None: square single-channel 28x28 or 32x32 images. The MLP nets need only x_dim.
     """
 
     ELBO_TERMS = ("nelbo", "kl", "rec")   # what negative_elbo_bound returns, in order
+    DATA_OPTIONS = ("image_shape",)
     DEFAULT_ITERS = 20_000
     anneals_kl = True
 
     def __init__(self, x_dim: int = 784, z_dim: int = 10, hidden="300,300", beta: float = 1.0,
                  likelihood: str = "bernoulli", sigma="0.1", net: str = "mlp", mc_samples: int = 1, n_classes: int = 0,
                  channels="16,32,64", encoder: nn.Module | str | None = None, decoder: nn.Module | str | None = None,
-                 iw_k: int = 1):
+                 iw_k: int = 1, image_shape: tuple[int, int, int] | None = None):
         super().__init__()
         if likelihood not in ("bernoulli", "gaussian"):
             raise ValueError(f"unknown likelihood {likelihood!r}: use bernoulli or gaussian")
@@ -128,6 +133,7 @@ class VAE(Model):
             raise ValueError(f"iw_k = {iw_k} trains on the IWAE bound, which has no beta or mc_samples; leave them "
                              f"at 1 (or use iw_k = 1)")
         self.iw_k = iw_k
+        self.image_shape = None if image_shape is None else check_image_shape(image_shape, x_dim)
         if (encoder is None) != (decoder is None):
             raise ValueError("give both encoder and decoder (your own networks), or neither (the built-in ones)")
         if encoder is not None:
@@ -137,7 +143,8 @@ class VAE(Model):
             channels = parse_hidden(channels, what="channels", example="16,32,64")
             if len(channels) != 3:
                 raise ValueError(f"channels {','.join(map(str, channels))}: the conv nets take three counts, e.g. 16,32,64")
-            self.enc, self.dec = ConvEncoder(x_dim, z_dim, n_classes, channels), ConvDecoder(z_dim, x_dim, n_classes, channels)
+            self.enc = ConvEncoder(x_dim, z_dim, n_classes, channels, self.image_shape)
+            self.dec = ConvDecoder(z_dim, x_dim, n_classes, channels, self.image_shape)
         else:
             hidden = parse_hidden(hidden)
             self.enc, self.dec = Encoder(x_dim, z_dim, hidden, n_classes), Decoder(z_dim, x_dim, hidden, n_classes)
@@ -162,8 +169,13 @@ class VAE(Model):
 
     def saved_options(self) -> dict:
         """Model.saved_options, less the options of the built-in networks (hidden, net, channels) when the
-        model has networks of your own: they were not used, and a report listing them would mislead."""
+        model has networks of your own: they were not used, and a report listing them would mislead.
+        image_shape is recorded as a list [C, H, W] (as config.json reads back), and left out when None."""
         out = super().saved_options()
+        if out.get("image_shape") is None:
+            out.pop("image_shape", None)
+        else:
+            out["image_shape"] = list(self.image_shape)
         if out.get("encoder") is not None:
             for name in ("hidden", "net", "channels"):
                 out.pop(name, None)
