@@ -72,7 +72,8 @@ def cmd_train(args) -> int:
                       progress=args.progress, model_options=options, optimizer=args.optimizer,
                       train_classes=args.train_classes, fresh_batches=args.fresh_batches,
                       precision=args.precision, compile=args.compile, cuda_graph=args.cuda_graph, warmup=args.warmup,
-                      lr_schedule=args.lr_schedule, adam_eps=args.adam_eps, time_budget=args.time_budget)
+                      lr_schedule=args.lr_schedule, adam_eps=args.adam_eps, time_budget=args.time_budget,
+                      tensorboard=args.tensorboard)
     try:
         run_dir = train_run(cfg)
     finally:
