@@ -6,10 +6,10 @@
 
 Each iteration: a batch, the loss, the backward pass, a finiteness check, the optimizer step
 (with --cuda-graph, the loss, backward pass and step replayed as one CUDA graph: graphs.py);
-every log_every iterations a point of the curves (in the history, and in TensorBoard event files:
-tracking.py), every eval_every a validation (and early
-stopping), every checkpoint_every a checkpoint (atomically written, with everything a resume
-needs to end exactly where an uninterrupted run would, on the same device and thread count).
+every log_every iterations a point of the curves (in the history, and as TensorBoard event files:
+tracking.py), every eval_every a validation (and early stopping), every checkpoint_every a
+checkpoint (atomically written, with everything a resume needs to end exactly where an
+uninterrupted run would, on the same device and thread count).
 
 Under torchrun (see distributed.py) every rank runs the loop: each trains on its shard of every
 global batch through DDP, the logged terms and validation metrics are reduced over the ranks
