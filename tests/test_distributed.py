@@ -4,6 +4,7 @@ Real torchrun launches of 2 processes on the embedded mnist-5k: the same global 
 same loss trajectory as one process, the run folder has the same files, rank 1 writes nothing,
 and a run killed with SIGKILL and resumed ends exactly like an uninterrupted one.
 """
+import fnmatch
 import json
 import math
 import os
@@ -24,6 +25,7 @@ from vaelab.models import MODELS, build_model
 from vaelab.batches import Batches
 from vaelab.config import TrainConfig
 from vaelab.judge import run_judge as _judge_of
+from vaelab.tracking import EVENT_FILES
 
 HERE = Path(__file__).resolve().parent
 SRC = HERE.parent / "src"
@@ -60,7 +62,9 @@ def _metrics(run: Path) -> dict:
 
 
 def _files(run: Path) -> set[str]:
-    return {str(p.relative_to(run)) for p in run.rglob("*")}
+    """The run folder's entries; TensorBoard's event files (named by time, host and process) as one pattern."""
+    return {str(p.relative_to(run).with_name(EVENT_FILES) if fnmatch.fnmatchcase(p.name, EVENT_FILES)
+                else p.relative_to(run)) for p in run.rglob("*")}
 
 
 def _close(a: dict, b: dict, rel: float) -> None:

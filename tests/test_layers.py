@@ -21,7 +21,7 @@ LAYERS = [   # lowest first; a module may import its own layer and those below i
     ("data", ["data", "data.*"]),
     ("models", ["models", "models.*"]),
     ("evaluation", ["evaluate"]),
-    ("training", ["config", "configure", "batches", "judge", "pace", "trainer"]),
+    ("training", ["config", "configure", "batches", "judge", "pace", "trainer", "tracking"]),
     ("run folders", ["runs", "runs.*", "plots"]),
     ("faces", ["vaelab", "__main__", "api", "cli", "cli_args", "recipes", "recipes.*", "explorer", "explorer.*"]),
 ]

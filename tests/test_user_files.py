@@ -6,9 +6,11 @@ import torch
 
 from conftest import CLI_QUICK as QUICK
 from vaelab.cli import main
+from vaelab import tracking
 from vaelab.errors import VaelabError
 from vaelab.runs.folder import lock_run_dir
 from vaelab.storage import read_json
+from vaelab.tracking import EVENT_FILES
 
 
 
@@ -178,6 +180,8 @@ def test_every_file_vaelab_writes_is_its_own_and_overwrite_replaces_them(done, t
     (out / ".metrics.json.abcd1234.tmp").write_text("{")   # a write cut short by a kill
     (out / "seed-0" / ".checkpoint.pt.abcd1234.tmp").write_bytes(b"")
     names = set(os.listdir(out))
+    events = sorted((out / "seed-0").glob(EVENT_FILES))   # TensorBoard's, written when its package is installed
+    assert len(events) == int(tracking.available())
     assert {"samples-2x3-seed0.png", "recon.png", "scores-mnist-5k-seed0.csv",
             "scores-mnist-5k-seed0-normal1-2.json"} <= names, names
     assert foreign_files(out) == []
@@ -185,7 +189,7 @@ def test_every_file_vaelab_writes_is_its_own_and_overwrite_replaces_them(done, t
                                                           "checkpoint_every": 10})
     assert run.config.iters == 20 and len(run.history(0)["iteration"]) == 2
     assert not any(n.startswith(("scores-", "samples-2x3", ".metrics")) for n in os.listdir(out))
-    assert not (out / "seed-0" / ".checkpoint.pt.abcd1234.tmp").exists()
+    assert not (out / "seed-0" / ".checkpoint.pt.abcd1234.tmp").exists() and not any(p.exists() for p in events)
 
 
 def test_a_run_killed_before_its_config_was_renamed_can_start_again(tmp_path, capsys):

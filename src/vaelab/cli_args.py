@@ -266,6 +266,9 @@ def _add_bookkeeping_args(g, d) -> None:
                    help="one point of the training curves (history.json) per N iterations, the mean over them")
     g.add_argument("--checkpoint-every", type=_positive_int, default=d.checkpoint_every,
                    help="write seed-S/checkpoint.pt every N iterations (and at the end)")
+    g.add_argument("--no-tensorboard", dest="tensorboard", action="store_false",
+                   help="no TensorBoard event files (written beside history.json when the tensorboard package is "
+                        "installed: `tensorboard --logdir runs/` shows the curves live)")
     g.add_argument("--iwae-k", type=_positive_int, nargs="+", default=d.iwae_k,
                    help="importance-weighted bounds computed after training (more with `vaelab eval`)")
     g.add_argument("--eval-repeats", type=_positive_int, default=d.eval_repeats,

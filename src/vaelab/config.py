@@ -75,6 +75,8 @@ class TrainConfig:
         time_budget: stop each seed's training cleanly after this much training time (`90s`, `15m`,
             `1.5h`), then evaluate as usual; None: no limit. A budget makes the stopping iteration
             depend on the machine's speed, so such runs are not reproducible draw for draw.
+        tensorboard: also write the training curves as TensorBoard event files, seed-S/events.out.tfevents.*
+            (when the `tensorboard` package is installed: pip install 'vaelab[tensorboard]'; see tracking.py).
     """
 
     model: str = "vae"
@@ -109,6 +111,7 @@ class TrainConfig:
     lr_schedule: str = "constant"
     adam_eps: float = 1e-8
     time_budget: str | None = None
+    tensorboard: bool = True
 
     def validate(self) -> "TrainConfig":
         """Check every field and resolve the `auto` / None defaults; returns self (VaelabError if bad)."""

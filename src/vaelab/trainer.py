@@ -6,9 +6,10 @@
 
 Each iteration: a batch, the loss, the backward pass, a finiteness check, the optimizer step
 (with --cuda-graph, the loss, backward pass and step replayed as one CUDA graph: graphs.py);
-every log_every iterations a point of the curves, every eval_every a validation (and early
-stopping), every checkpoint_every a checkpoint (atomically written, with everything a resume
-needs to end exactly where an uninterrupted run would, on the same device and thread count).
+every log_every iterations a point of the curves (in the history, and as TensorBoard event files:
+tracking.py), every eval_every a validation (and early stopping), every checkpoint_every a
+checkpoint (atomically written, with everything a resume needs to end exactly where an
+uninterrupted run would, on the same device and thread count).
 
 Under torchrun (see distributed.py) every rank runs the loop: each trains on its shard of every
 global batch through DDP, the logged terms and validation metrics are reduced over the ranks
@@ -36,6 +37,7 @@ from .pace import ThreadPacer, chooses_threads
 from .graphs import GraphedStep, capturable_adam, lr_to_device, set_lr
 from .progress import progress_bar
 from .storage import load_checkpoint, save_checkpoint
+from .tracking import Curves, steps_per_second
 from .schedules import lr_factor, parse_duration, parse_schedule, warmup_weight
 
 
@@ -81,6 +83,7 @@ class Trainer:
         self.hist = {"iteration": [], "val_iteration": [], f"val_{self.val_key}": []}
         self.window: dict = {}   # sums of the logged terms since the last log point
         self.start, self.seconds_before, self.last_ckpt = 1, 0.0, None
+        self.curves = Curves(None)   # TensorBoard event files (tracking.py), opened by run()
         # Early stopping on the validation loss, checked at every validation (once per epoch with --epochs).
         self.stopping = {"best": math.inf, "best_iteration": 0, "bad": 0, "stopped": False}
         self.check_each_step = self.device.type == "cpu"   # a .item() per step is free on CPU, a sync on GPU
@@ -132,6 +135,7 @@ class Trainer:
         self.t0 = time.perf_counter()
         self.model.train()
         pacer = ThreadPacer() if chooses_threads(cfg.threads, self.device, distributed.world()) else None
+        self.curves = Curves(self.seed_dir if cfg.tensorboard and self.main else None, self.start)
         try:
             for it in range(self.start, cfg.iters + 1):
                 t = time.perf_counter()
@@ -150,6 +154,7 @@ class Trainer:
                     break
         finally:   # also when training fails: the model goes back to its user as it came
             bar.close()
+            self.curves.close()
             if torch.is_tensor(self.model.kl_weight):   # a plain number again once the graph is done with it
                 self.model.kl_weight = float(self.model.kl_weight)
         return self._finish()
@@ -230,6 +235,8 @@ class Trainer:
         self.hist.setdefault("seconds", []).append(self.seconds_before + time.perf_counter() - self.t0)
         for k, v in means.items():
             self.hist.setdefault(k, []).append(v)
+        self.curves.train(it, means, float(self.opt.param_groups[0]["lr"]),   # (a device tensor with --cuda-graph)
+                          warmup_weight(it, self.warmup_iters) if self.warmup_iters else None, steps_per_second(self.hist))
         post = {k.upper() if k != "rec" else "Rec": f"{means[k]:.2f}" for k in ("nelbo", "kl", "rec") if k in means}
         if self.budget is not None:   # the bar's ETA counts iterations; a budget may end the run sooner
             left = max(0.0, self.budget - self.hist["seconds"][-1])
@@ -252,6 +259,7 @@ class Trainer:
         self.hist["val_iteration"].append(it)
         for k in self.model.ELBO_TERMS:
             self.hist.setdefault(f"val_{k}", []).append(val[k])
+        self.curves.validation(it, {k: val[k] for k in self.model.ELBO_TERMS})
         self.model.train()
         if self.seed_dir is None:
             return

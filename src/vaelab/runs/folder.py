@@ -6,6 +6,7 @@
     RUN/seed-S/model.safetensors  the weights the results come from (the best epoch's with --patience)
     RUN/seed-S/best.pt      the weights of the epoch with the best validation loss (runs with a validation set)
     RUN/seed-S/history.json training curves
+    RUN/seed-S/events.out.tfevents.*  the same curves for TensorBoard (with the tensorboard package: tracking.py)
     RUN/samples.png, RUN/curves.png, RUN/report.md
     RUN/.lock               held (fcntl.flock) by the process writing the run; gone with it
 """
@@ -21,6 +22,7 @@ from pathlib import Path
 
 from ..errors import VaelabError, arg
 from ..storage import read_json, write_json
+from ..tracking import EVENT_FILES
 
 
 LOCK_NAME = ".lock"
@@ -66,7 +68,7 @@ RUN_FILES = ("config.json", "metrics.json", "report.md", LOCK_NAME, "samples.png
              "reconstruction.png", "denoising.png", "codes.png", "samples-5x5.png", "recon.png", "interpolate.png",
              "manifold.png", "scatter.png", "samples-*x*-seed*.png", "scores-*-seed*.csv", "scores-*-seed*.json")
 SEED_FILES = ("checkpoint.pt", "best.pt", "model.safetensors", "history.json", "samples.png", "reconstruction.png",
-              "denoising.png", "codes.png")
+              "denoising.png", "codes.png", EVENT_FILES)
 _SEED_DIR = re.compile(r"seed-\d+")
 _CONFIG_KEYS = {"model", "dataset", "seeds", "model_options"}   # a config.json vaelab wrote has all of these
 
