@@ -181,7 +181,7 @@ def test_train_help_shows_model_options_with_defaults(capsys):
     (["--batch-size", "-3"], "positive integer"),
     (["--beta", "0"], "positive"),
     (["--beta", "nan"], "positive"),
-    (["--dataset", "cifar"], "unknown dataset"),
+    (["--dataset", "cifar"], "--dataset cifar: neither a data set vaelab knows"),
 ])
 def test_bad_train_options_get_one_line_errors(args, fragment, tmp_path, capsys):
     code = _exit_code(["train", "vae", "--out", str(tmp_path / "r"), *args])

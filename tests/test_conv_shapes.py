@@ -128,13 +128,14 @@ def test_image_shape_is_saved_and_the_model_rebuilt_from_options_or_checkpoint()
     assert again.image_shape == shape
     ckpt = {"x_dim": math.prod(shape), "model": model.state_dict(), "config": {"model": "cvae", "model_options": saved}}
     assert load_model(ckpt).image_shape == shape
-    # A checkpoint whose options leave it out (the data's shape, like x_dim): its image_shape [C, H, W] builds it.
+    # A checkpoint whose options leave it out (the data's shape, like x_dim): its image_shape [H, W] and
+    # channels build it.
     options = {k: v for k, v in saved.items() if k != "image_shape"}
-    ckpt = {**ckpt, "image_shape": [3, 12, 9], "config": {"model": "cvae", "model_options": options}}
+    ckpt = {**ckpt, "image_shape": [12, 9], "channels": 3, "config": {"model": "cvae", "model_options": options}}
     loaded = load_model(ckpt)
     assert loaded.image_shape == shape
     assert all(torch.equal(v, loaded.state_dict()[k]) for k, v in model.state_dict().items())
-    # Today's checkpoints record [H, W]: not passed, the model built as before.
+    # Checkpoints of earlier versions record [H, W] and no channels: not passed, the model built as before.
     old = build_model("vae", 784, net="conv", z_dim=2)
     ckpt = {"x_dim": 784, "image_shape": [28, 28], "model": old.state_dict(),
             "config": {"model": "vae", "model_options": {"net": "conv", "z_dim": 2}}}

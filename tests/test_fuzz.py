@@ -81,7 +81,7 @@ def real_checkpoint(tmp_path_factory):
     loss.backward()
     opt.step()
     cfg = TrainConfig(model_options=dict(SMALL))
-    data = type("D", (), {"x_dim": 784, "image_shape": (28, 28)})()
+    data = type("D", (), {"x_dim": 784, "image_shape": (28, 28), "channels": 1})()
     state = checkpoint_state(model, opt, cfg, 1, 0, data, {"history": {}, "window": {}})
     path = tmp_path_factory.mktemp("ckpt") / "checkpoint.pt"
     save_checkpoint(path, state)

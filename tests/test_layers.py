@@ -16,7 +16,7 @@ import pytest
 SRC = Path(__file__).resolve().parents[1] / "src" / "vaelab"
 
 LAYERS = [   # lowest first; a module may import its own layer and those below it
-    ("ground", ["errors", "_version", "progress", "distributed", "storage", "machine", "schedules", "graphs"]),
+    ("ground", ["pictures", "errors", "_version", "progress", "distributed", "storage", "machine", "schedules", "graphs"]),
     ("maths", ["densities", "nets"]),
     ("data", ["data", "data.*"]),
     ("models", ["models", "models.*"]),

@@ -33,7 +33,12 @@ def train(model: str | Model | None = None, dataset: str | None = None, *, seeds
         model: a registered model name (`vaelab.options()` lists them; default "vae") or a model
             instance, e.g. `vaelab.VAE(encoder=MyEncoder(), decoder=MyDecoder(), z_dim=16)`; every
             seed starts from a fresh initialisation of its networks.
-        dataset: a data set name (`vaelab.datasets()`); the default `mnist-5k` is embedded and works offline.
+        dataset: a data set name (`vaelab.datasets()`; the default `mnist-5k` is embedded and works offline),
+            or your own data: a folder of images (one subfolder per class) or an .npz / .npy file by path; an
+            array or tensor of shape (N, D), (N, H, W), (N, C, H, W) or (N, H, W, C) (uint8 0..255 or floats
+            in [0, 1]); (x, y) with labels; {"train": x, "test": xt, "train_labels": y, "test_labels": yt};
+            or a torch.utils.data.Dataset of images (and labels). Without a test set, a fifth of the data is
+            held out for testing (split seed 0). See docs/data.md.
         seeds: one training run per seed (default [0]).
         out: the run folder (default: runs/MODEL-DATASET-TIMESTAMP, new on every call).
         overwrite: replace the vaelab run in `out`: only the files vaelab wrote there are removed, after the
@@ -58,12 +63,13 @@ def train(model: str | Model | None = None, dataset: str | None = None, *, seeds
     try:
         if resume:
             return _resume(model, dataset, seeds, out, options)
-        cfg, instance = build_config(model or "vae", dataset or "mnist-5k", [0] if seeds is None else seeds, out,
+        name, given = _named(dataset)
+        cfg, instance = build_config(model or "vae", name or "mnist-5k", [0] if seeds is None else seeds, out,
                                      options)
         if out is not None and not overwrite and is_run_dir(Path(out)):
             raise VaelabError(f"out={str(out)!r} already holds a run; pass overwrite=True to replace it, "
                               f"resume=True to continue it, or another out")
-        return Run(train_run(cfg, model=instance, overwrite=overwrite), model=instance)
+        return Run(train_run(cfg, model=instance, overwrite=overwrite, data=given), model=instance, data=given)
     finally:
         torch.set_num_threads(threads)
 
@@ -76,8 +82,9 @@ def _resume(model, dataset, seeds, out, options) -> Run:
         raise VaelabError("resume=True continues the run folder out: pass out='runs/...'")
     if not is_run_dir(Path(out)):   # nothing to continue yet: start it (a folder of other files is refused)
         return train(model, dataset, seeds=seeds, out=out, **options)
-    run = Run(out)
-    changed = resume_changes(run.config, model, dataset, seeds, options)
+    name, given = _named(dataset)
+    run = Run(out, data=given)
+    changed = resume_changes(run.config, model, None if given is not None else name, seeds, options)
     if changed:
         raise VaelabError(f"resume=True keeps the run's saved configuration; {', '.join(k for k, _, _ in changed)} "
                           f"{'differs' if len(changed) == 1 else 'differ'} from it (saved: "
@@ -87,15 +94,29 @@ def _resume(model, dataset, seeds, out, options) -> Run:
     extend = {k: options[k] for k in EXTENDABLE if options.get(k) is not None and options[k] != getattr(saved, k)}
     if run.complete and (run.path / "report.md").exists() and not extend:
         return run   # nothing left to do: the same cell run again after training finished
-    return Run(resume_run(out, **{k: v for k, v in options.items() if k in RUNTIME_OPTIONS}, **extend))
+    return Run(resume_run(out, data=given, **{k: v for k, v in options.items() if k in RUNTIME_OPTIONS}, **extend),
+               data=given)
 
 
-def load_run(path, model: Model | None = None) -> Run:
+def _named(dataset) -> tuple[str | None, object]:
+    """(the name TrainConfig records, your own data in memory or None) of train()'s dataset argument: a
+    name or path is itself; an array, tensor, (x, y), dict or torch Dataset is known as "array" or
+    "torch-dataset" and handed to the run as it is."""
+    if dataset is None or isinstance(dataset, str):
+        return dataset, None
+    if isinstance(dataset, os.PathLike):
+        return str(dataset), None
+    return ("torch-dataset" if isinstance(dataset, torch.utils.data.Dataset) else "array"), dataset
+
+
+def load_run(path, model: Model | None = None, data=None) -> Run:
     """Open a run folder written by `vaelab.train` or `vaelab train` (see `vaelab.Run`).
 
     model: for a run trained on your own networks that cannot be imported again by name, the model
-    built the same way; its weights are replaced by the run's."""
-    return _load(path, model)
+    built the same way; its weights are replaced by the run's.
+    data: for a run trained on your own data given in memory, the same data again (checked against the
+    SHA-256 the run recorded)."""
+    return _load(path, model, data)
 
 
 def options(model: str | None = None) -> "OptionsTable":

@@ -11,8 +11,9 @@ from dataclasses import dataclass
 import torch
 
 from .config import TrainConfig
-from .data import STATIC_BINARIZATION_SEED, binarize_static, load_dataset, resize_images, split_validation
+from .data import STATIC_BINARIZATION_SEED, binarize_static, open_dataset, resize_images, split_validation
 from .errors import VaelabError, arg
+from .models import model_class
 
 
 # ---------------------------------------------------------------------------------------
@@ -30,36 +31,59 @@ class DeviceData:
     binarize: str
     source: str
     sampler: object = None       # toy data: sampler(n) -> a fresh (x, y) draw on the CPU
+    channels: int = 1            # colour channels of the images (x holds them channels first)
+    labelled: bool = True        # False: your own data without labels (train_y / test_y all 0)
 
     @property
     def x_dim(self) -> int:
         return self.train_x.shape[1]
 
+    @property
+    def picture_shape(self) -> tuple[int, ...] | None:
+        """How an example is drawn: (H, W) grey, (C, H, W) in colour, None for points."""
+        if self.image_shape is None:
+            return None
+        return tuple(self.image_shape) if self.channels == 1 else (self.channels, *self.image_shape)
 
-def load_images(cfg: TrainConfig):
-    """The data set, resized if cfg.resize asks for it."""
-    ds = load_dataset(cfg.dataset, data_dir=cfg.data_dir)
+    @property
+    def conv_shape(self) -> tuple[int, int, int] | None:
+        """(C, H, W) for the conv nets; None for points."""
+        return None if self.image_shape is None else (self.channels, *self.image_shape)
+
+
+def load_images(cfg: TrainConfig, given=None):
+    """The data set (a registered one by name, or your own: a path, or `given`, read from memory), resized if
+    cfg.resize asks for it; your own data are checked against the origin the run recorded."""
+    ds = open_dataset(cfg.dataset, cfg.data_dir, cfg.resize, cfg.data_origin, given, cfg.progress)
     if cfg.resize:
         if ds.image_shape is None:
             raise VaelabError(f"{arg('resize', cfg.resize)}: {cfg.dataset} is not an image data set; leave {arg('resize')} out")
-        ds.train_x, ds.test_x = (resize_images(t, ds.image_shape, cfg.resize) for t in (ds.train_x, ds.test_x))
+        ds.train_x, ds.test_x = (resize_images(t, ds.image_shape, cfg.resize, ds.channels) for t in (ds.train_x, ds.test_x))
         ds.image_shape = (cfg.resize, cfg.resize)
     return ds
 
 
-def prepare_data(cfg: TrainConfig, device: torch.device, x_dim: int | None = None) -> DeviceData:
-    """Load cfg's data set and put its training, validation and test tensors on `device`.
+def prepare_data(cfg: TrainConfig, device: torch.device, x_dim: int | None = None, given=None) -> DeviceData:
+    """Load cfg's data set (or `given`, your own data read from memory) and put its training, validation
+    and test tensors on `device`.
 
     Validation images are held out of the training set (seed 0); evaluation inputs are one fixed,
     seeded binarization of the grey levels unless cfg.binarize is none. x_dim: the size a trained model
-    takes; a data set of another size is refused before anything is done to it."""
-    ds = load_images(cfg)
+    takes; a data set of another size is refused before anything is done to it. Your own data: cfg records
+    where they came from (data_origin), and binarize auto is resolved once they are read."""
+    ds = load_images(cfg, given)
+    if ds.origin is not None:
+        cfg.data_origin = ds.origin
     if x_dim is not None and ds.train_x.shape[1] != x_dim:
         raise VaelabError(f"dataset {cfg.dataset!r} has {ds.train_x.shape[1]} values per example, but the run's model "
                           f"takes {x_dim}; give a data set of the same shape")
+    _resolve_binarize(cfg, ds)
     train_x, train_y = ds.train_x, ds.train_y
     if cfg.train_classes is not None:   # one-class (or few-class) training; the test set stays whole
         unknown = sorted(set(cfg.train_classes) - set(range(len(ds.classes))))
+        if not ds.labelled:
+            raise VaelabError(f"{arg('train_classes', cfg.train_classes)}: {cfg.dataset} has no labels; give labelled "
+                              f"data (a subfolder per class, or (x, y)), or leave {arg('train_classes')} out")
         if unknown:
             raise VaelabError(f"{arg('train_classes', unknown)}: {cfg.dataset} has classes 0..{len(ds.classes) - 1}")
         keep = torch.isin(train_y, torch.tensor(cfg.train_classes))
@@ -75,7 +99,17 @@ def prepare_data(cfg: TrainConfig, device: torch.device, x_dim: int | None = Non
     to = lambda t: t.to(device)  # noqa: E731
     return DeviceData(to(train_x), to(train_y), to(val_x), to(val_y), to(test_x), to(ds.test_y), to(ds.test_x),
                       tuple(ds.image_shape) if ds.image_shape else None, cfg.binarize, ds.source,
-                      ds.sampler if cfg.fresh_batches else None)
+                      ds.sampler if cfg.fresh_batches else None, ds.channels, ds.labelled)
+
+
+def _resolve_binarize(cfg: TrainConfig, ds) -> None:
+    """binarize auto for your own data, now that they are read: none for points, else the model's default;
+    binarizing points (not grey levels in [0, 1]) is refused."""
+    if ds.continuous and cfg.binarize not in ("auto", "none"):
+        raise VaelabError(f"{arg('binarize', cfg.binarize)}: {cfg.dataset} holds vectors, not grey levels in [0, 1], "
+                          f"which cannot be binarized; use {arg('binarize', 'none')} (or auto)")
+    if cfg.binarize == "auto":
+        cfg.binarize = "none" if ds.continuous else model_class(cfg.model).DEFAULT_BINARIZE
 
 
 BATCH_STREAM, LABELLED_STREAM = 2**32, 2 * 2**32   # seed offsets of the data-order streams (user seeds < 2**32)

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field, fields
 import torch
 
 from . import distributed
-from .data import BINARIZE_MODES
+from .data import BINARIZE_MODES, is_registered
 from .data.toy import is_toy
 from .errors import VaelabError, arg
 from .evaluate import check_evaluation_sizes
@@ -36,7 +36,9 @@ class TrainConfig:
 
     Attributes:
         model: registry name of the model (`vaelab.options()` lists them and their options).
-        dataset: data set name (`vaelab.datasets()`); the default is the embedded, offline `mnist-5k`.
+        dataset: data set name (`vaelab.datasets()`; the default is the embedded, offline `mnist-5k`), or
+            your own data: a folder of images (one subfolder per class) or an .npz / .npy file, by path;
+            from Python also arrays and tensors (see docs/data.md), recorded by the name `array`.
         data_dir: folder holding DATASET/ subfolders of IDX files (None: $VAELAB_DATA, the user cache, ...).
         out: the run folder to create (None: runs/MODEL-DATASET-TIMESTAMP).
         seeds: one training run per seed; metrics are reported as mean ± standard error over them.
@@ -77,6 +79,8 @@ class TrainConfig:
             depend on the machine's speed, so such runs are not reproducible draw for draw.
         tensorboard: also write the training curves as TensorBoard event files, seed-S/events.out.tfevents.*
             (when the `tensorboard` package is installed: pip install 'vaelab[tensorboard]'; see tracking.py).
+        data_origin: set by vaelab for your own data: where it came from (kind, path, shape, dtype, SHA-256,
+            split seed), so that the run reads the same data again and refuses data that changed.
     """
 
     model: str = "vae"
@@ -112,6 +116,7 @@ class TrainConfig:
     adam_eps: float = 1e-8
     time_budget: str | None = None
     tensorboard: bool = True
+    data_origin: dict | None = None
 
     def validate(self) -> "TrainConfig":
         """Check every field and resolve the `auto` / None defaults; returns self (VaelabError if bad)."""
@@ -127,7 +132,7 @@ class TrainConfig:
         if is_toy(self.dataset) and self.binarize not in ("auto", "none"):
             raise VaelabError(f"{arg('binarize', self.binarize)}: {self.dataset} is continuous data, which cannot be "
                               f"binarized; use {arg('binarize', 'none')} (or auto)")
-        if self.binarize == "auto":
+        if self.binarize == "auto" and is_registered(self.dataset):   # your own data: once it is read (batches)
             self.binarize = "none" if is_toy(self.dataset) else cls.DEFAULT_BINARIZE
         if self.optimizer not in OPTIMIZERS:
             raise VaelabError(f"{arg('optimizer')} must be one of {', '.join(OPTIMIZERS)}, got {self.optimizer!r}")

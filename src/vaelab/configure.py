@@ -14,7 +14,7 @@ import difflib
 from pathlib import Path
 
 from .config import EXTENDABLE, RUNTIME_OPTIONS, TrainConfig
-from .data import reads_no_files
+from .data import reads_no_files, user_source
 from .errors import VaelabError, arg
 from .models import MODELS, NETWORK_OPTIONS, Model, with_defaults
 
@@ -40,6 +40,9 @@ def build_config(model: str | Model, dataset: str, seeds, out, options: dict) ->
     if data_dir is not None and not Path(data_dir).expanduser().is_dir():
         raise VaelabError(f"{arg('data_dir', str(data_dir))}: no such folder; give the folder that holds DATASET/ "
                           f"subfolders, or leave it out")
+    if data_dir is not None and user_source(dataset):   # it would be stored and ignored
+        raise VaelabError(f"{arg('data_dir', str(data_dir))} is given, but {arg('dataset')} is your own data, read "
+                          f"from its path or from memory; leave {arg('data_dir')} out")
     if data_dir is not None and reads_no_files(dataset):   # it would be stored and ignored
         raise VaelabError(f"{arg('data_dir', str(data_dir))} is given but {dataset} reads no files (embedded or "
                           f"generated): pass {arg('dataset', 'mnist')} (or another data set found in that folder), or "

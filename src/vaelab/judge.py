@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 
 from .batches import load_images
-from .data import user_cache_dir
+from .data import is_registered, user_cache_dir
 from .nets import Classifier
 from .storage import atomic_write_bytes
 
@@ -100,7 +100,10 @@ def sample_quality(model, judge, n_classes: int = 10, per_class: int = 100) -> d
 
 def run_judge(cfg, device):
     """(judge, its real test accuracy, its accuracy per class name) for a run's data set; None for data
-    that are not images of at least two classes. Trained once per data set and image size, then cached."""
+    that are not images of at least two classes, and for your own data (the cache is kept per data set name).
+    Trained once per data set and image size, then cached."""
+    if not is_registered(cfg.dataset) or cfg.data_origin is not None:
+        return None
     ds = load_images(cfg)
     if ds.image_shape is None or len(ds.classes) < 2:   # 2D toy data: no images to judge
         return None

@@ -14,66 +14,18 @@ The model-specific figures of a run (2D points, autoencoders) are in runs/figure
 """
 from __future__ import annotations
 
-import io
 import os
 from pathlib import Path
 
-import matplotlib.figure
-import matplotlib.image
 import numpy as np
 import torch
 
-from .errors import VaelabError, positive_int, arg
+from .errors import VaelabError, positive_int
 from .models import model_class
 from .models.base import checked_model
+from .pictures import (Figure, check_grid, grid_figure, image_shape, save_figure, save_grid,
+                       subplots)
 from .runs.run import Run
-from .storage import atomic_write_bytes
-
-
-class Figure(matplotlib.figure.Figure):
-    """A matplotlib Figure that a notebook shows as a PNG when it is a cell's value, with or without
-    `%matplotlib inline` (vaelab never imports pyplot, whose inline backend would otherwise do it)."""
-
-    def _repr_png_(self) -> bytes:
-        buf = io.BytesIO()
-        self.savefig(buf, format="png", dpi=100, bbox_inches="tight")
-        return buf.getvalue()
-
-
-def save_figure(fig: matplotlib.figure.Figure, path: Path, dpi: int = 100) -> Path:
-    """Render a figure to PNG and write it atomically (a crash never leaves half a picture)."""
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=dpi)
-    atomic_write_bytes(Path(path), buf.getvalue())
-    return Path(path)
-
-
-def _subplots(ncols: int = 1, figsize=(6, 4), squeeze: bool = True):
-    fig = Figure(figsize=figsize)
-    axes = fig.subplots(1, ncols, squeeze=squeeze)
-    return fig, axes
-
-
-def tile(images: torch.Tensor, rows: int, cols: int, shape: tuple[int, int], pad: int = 2) -> np.ndarray:
-    """(rows*cols, H*W) images in [0, 1] -> one (rows*(H+pad)+pad, cols*(W+pad)+pad) array."""
-    h, w = shape
-    imgs = images.detach().float().cpu().clamp(0, 1).reshape(rows, cols, h, w).numpy()
-    out = np.ones((rows * (h + pad) + pad, cols * (w + pad) + pad), dtype=np.float32)
-    for r in range(rows):
-        for c in range(cols):
-            y, x = pad + r * (h + pad), pad + c * (w + pad)
-            out[y:y + h, x:x + w] = imgs[r, c]
-    return out
-
-
-def save_grid(path: Path, images: torch.Tensor, rows: int, cols: int, shape=(28, 28), scale: int = 2) -> Path:
-    """Save rows x cols images as one PNG, each pixel drawn as scale x scale."""
-    grid = tile(images, rows, cols, shape)
-    grid = np.kron(grid, np.ones((scale, scale), dtype=np.float32))
-    buf = io.BytesIO()
-    matplotlib.image.imsave(buf, grid, cmap="gray", vmin=0.0, vmax=1.0, format="png")
-    atomic_write_bytes(Path(path), buf.getvalue())
-    return Path(path)
 
 
 def save_curves(path: Path, histories: dict[str, dict], title: str = "", keys=("nelbo", "kl", "rec")) -> Path:
@@ -84,7 +36,7 @@ def save_curves(path: Path, histories: dict[str, dict], title: str = "", keys=("
 def curves_figure(histories: dict[str, dict], title: str = "", keys=("nelbo", "kl", "rec")) -> Figure:
     """Training curves of the loss terms `keys` per iteration, one line per seed; the first panel also
     shows the validation value of keys[0] (validation NELBO for VAEs, validation loss for autoencoders)."""
-    fig, axes = _subplots(len(keys), figsize=(4.4 * len(keys), 3.6))
+    fig, axes = subplots(len(keys), figsize=(4.4 * len(keys), 3.6))
     axes = np.atleast_1d(axes)
     units = " (nats)" if keys[0] == "nelbo" else ""
     for seed, hist in histories.items():
@@ -120,7 +72,6 @@ def curves_figure(histories: dict[str, dict], title: str = "", keys=("nelbo", "k
 # Latent-space figures (image models with an encoder q(z|x) and a decoder E[x|z])
 # ---------------------------------------------------------------------------------------
 INTERPOLATION_PAIRS = ((2, 7), (0, 1), (1, 4), (4, 9), (9, 5))
-MAX_GRID = 10_000   # images in one grid (a 100x100 grid of digits is a 6,000-pixel square)
 LATENT_FIGURES = ("manifold", "scatter", "recon", "interpolate", "samples")
 PLANE_FIGURES = ("manifold", "scatter")   # they draw a plane of the latent space: z_dim >= 2
 
@@ -202,7 +153,7 @@ def scatter_figure(model, test_x, test_y, tsne: bool = False, max_points: int = 
             pts = TSNE(2, init="pca", random_state=0).fit_transform(z[:tsne_points].numpy())
             panels.append((f"t-SNE of latent means ({tsne_points} images)", pts))
             labels_tsne = labels[:tsne_points]
-    fig, axes = _subplots(len(panels), figsize=(6 * len(panels), 5.2), squeeze=False)
+    fig, axes = subplots(len(panels), figsize=(6 * len(panels), 5.2), squeeze=False)
     for i, (ax, (title, pts)) in enumerate(zip(axes[0], panels)):
         lab = labels if i == 0 else labels_tsne
         sc = ax.scatter(pts[:, 0], pts[:, 1], c=lab, cmap="tab10", s=3, alpha=0.7, vmin=-0.5, vmax=9.5)
@@ -222,16 +173,38 @@ def plot_recon(path, model, test_x, test_y, shape, n: int = 10) -> Path:
     return save_grid(path, recon_images(model, test_x, test_y, n), 2, n, shape)
 
 
-def plot_interpolation(path, model, test_x, test_y, shape, pairs=INTERPOLATION_PAIRS, steps: int = 10) -> Path:
-    return save_grid(path, interpolation_images(model, test_x, test_y, pairs, steps), len(pairs), steps, shape)
+def plot_interpolation(path, model, test_x, test_y, shape, labelled: bool = True, steps: int = 10) -> Path:
+    """The run's interpolation figure: between classes (INTERPOLATION_PAIRS where the data have those classes,
+    else neighbouring classes), or for unlabelled data between test images 0 and 1, 2 and 3, ..."""
+    present = sorted(set(test_y.tolist())) if labelled else []
+    if len(present) < 2:
+        pairs, between = tuple((2 * i, 2 * i + 1) for i in range(min(5, len(test_x) // 2))), "images"
+    elif all(c in present for pair in INTERPOLATION_PAIRS for c in pair):
+        pairs, between = INTERPOLATION_PAIRS, "classes"
+    else:
+        pairs, between = tuple(zip(present[:5], present[1:6])), "classes"
+    images = interpolation_images(model, test_x, test_y, pairs, steps, between)
+    return save_grid(path, images, len(pairs), steps, shape)
 
 
 @torch.inference_mode()
-def interpolation_images(model, test_x, test_y, pairs=INTERPOLATION_PAIRS, steps: int = 10) -> torch.Tensor:
-    """Linear paths between the posterior means of the first test image of each class in a pair, a row each."""
+def interpolation_images(model, test_x, test_y, pairs=INTERPOLATION_PAIRS, steps: int = 10,
+                         between: str = "classes") -> torch.Tensor:
+    """Linear paths between the posterior means of two images, a row each: of the first test image of each
+    class in a pair (between="classes"), or of test images test_x[a] and test_x[b] (between="images")."""
     require_figure(model, "interpolate")
     rows = []
     for a, b in pairs:
+        if between == "images":
+            bad = [i for i in (a, b) if isinstance(i, bool) or not isinstance(i, int) or not 0 <= i < len(test_x)]
+            if bad:
+                raise VaelabError(f"pairs {(a, b)}: {bad[0]!r} is not an index of x (0..{len(test_x) - 1}); give "
+                                  f"pairs of image indices")
+            idx = torch.tensor([a, b], device=test_x.device)
+            za, zb = posterior_means(model, test_x[idx], test_y[idx])
+            t = torch.linspace(0, 1, steps, device=za.device).unsqueeze(1)
+            rows.append(model.mean_x_given_z((1 - t) * za + t * zb, None))
+            continue
         missing = [c for c in (a, b) if not (test_y == c).any()]
         if missing:
             raise VaelabError(f"pairs {(a, b)}: no image of class {missing[0]} in y; pair classes that occur in y")
@@ -245,7 +218,7 @@ def interpolation_images(model, test_x, test_y, pairs=INTERPOLATION_PAIRS, steps
 def make_latent_figures(run_dir: Path, model, data, which=LATENT_FIGURES, tsne: bool = False) -> list[Path]:
     """Write the latent-space figures of one trained image model into run_dir; returns their paths."""
     model.eval()
-    shape, x, y = data.image_shape, data.test_x, data.test_y
+    shape, x, y = data.picture_shape, data.test_x, data.test_y
     made = []
     for kind in which:
         path = Path(run_dir) / f"{kind}.png"
@@ -258,7 +231,7 @@ def make_latent_figures(run_dir: Path, model, data, which=LATENT_FIGURES, tsne: 
         elif kind == "recon":
             plot_recon(path, model, x, y, shape)
         elif kind == "interpolate":
-            plot_interpolation(path, model, x, y, shape)
+            plot_interpolation(path, model, x, y, shape, getattr(data, "labelled", True))
         elif kind == "samples":
             path = Path(run_dir) / "samples-5x5.png"
             with torch.inference_mode():
@@ -271,17 +244,10 @@ def make_latent_figures(run_dir: Path, model, data, which=LATENT_FIGURES, tsne: 
 # For notebooks: functions that return a Figure (shown inline; save= writes a PNG as well)
 # ---------------------------------------------------------------------------------------
 def _shape(model_or_dim, shape):
-    """The image shape to draw: the one given, else a square of x_dim pixels."""
-    x_dim = model_or_dim if isinstance(model_or_dim, int) else model_or_dim.x_dim
-    if shape is not None:
-        if len(tuple(shape)) != 2 or int(np.prod(shape)) != x_dim:
-            raise VaelabError(f"shape={tuple(shape)}: give (height, width) with height x width = {x_dim}, the values "
-                              f"per example")
-        return tuple(shape)
-    side = int(round(x_dim ** 0.5))
-    if side * side != x_dim:
-        raise VaelabError(f"{x_dim} values per example are not a square image; pass shape=(height, width)")
-    return side, side
+    """The image shape to draw: the one given, else the model's own (C, H, W), else a square of x_dim pixels."""
+    if isinstance(model_or_dim, int):
+        return image_shape(model_or_dim, shape)
+    return image_shape(model_or_dim.x_dim, shape, getattr(model_or_dim, "image_shape", None))
 
 
 def _model(model):
@@ -295,30 +261,10 @@ def _done(fig: Figure, save) -> Figure:
     return fig
 
 
-def check_grid(rows: int, cols: int) -> None:
-    """At most MAX_GRID images in one grid (VaelabError naming the two arguments)."""
-    if rows * cols > MAX_GRID:
-        raise VaelabError(f"{arg('rows', rows)} x {arg('cols', cols)} = {rows * cols:,} images: at most {MAX_GRID:,} per "
-                          f"grid; draw several smaller grids")
-
-
 def grid(images: torch.Tensor, rows: int, cols: int, shape=None, title: str | None = None, save=None) -> Figure:
-    """rows x cols images (each a row of x_dim values in [0, 1]; a tensor or an array) as one grey picture."""
-    check_grid(rows, cols)
-    images = torch.as_tensor(images)
-    images = images.reshape(len(images), -1) if images.dim() > 2 else images
-    if len(images) < rows * cols:
-        raise VaelabError(f"grid of rows={rows} x cols={cols} needs {rows * cols} images, got {len(images)}")
-    shape = _shape(images.shape[-1], shape)
-    tiles = tile(images[:rows * cols], rows, cols, shape)
-    h, w = tiles.shape
-    fig = Figure(figsize=(max(2.0, w / 40), max(1.0, h / 40) + (0.3 if title else 0)))
-    ax = fig.add_axes((0, 0, 1, 1 if not title else 0.92))
-    ax.imshow(tiles, cmap="gray", vmin=0, vmax=1, interpolation="nearest")
-    ax.set_axis_off()
-    if title:
-        fig.suptitle(title, fontsize=9)
-    return _done(fig, save)
+    """rows x cols images (each a row of x_dim values in [0, 1]; a tensor or an array) as one picture, grey for
+    shape (H, W), colour for (C, H, W)."""
+    return _done(grid_figure(images, rows, cols, shape, title), save)
 
 
 def samples(model, rows: int = 10, cols: int = 20, y=None, binary: bool = False, shape=None, save=None) -> Figure:
@@ -368,15 +314,24 @@ def scatter(model, x: torch.Tensor, y: torch.Tensor, tsne: bool = False, save=No
     return _done(scatter_figure(model, x, y, tsne), save)
 
 
-def interpolation(model, x: torch.Tensor, y: torch.Tensor, pairs=INTERPOLATION_PAIRS, steps: int = 10, shape=None,
-                  save=None) -> Figure:
-    """For each pair of classes (a, b), the decoded straight line between the codes of x's first a and first b."""
+def interpolation(model, x: torch.Tensor, y: torch.Tensor | None = None, pairs=INTERPOLATION_PAIRS, steps: int = 10,
+                  shape=None, save=None, between: str = "classes") -> Figure:
+    """For each pair (a, b), the decoded straight line between two codes: those of x's first image of class a
+    and first of class b, or with between="images" those of x[a] and x[b] (two images you choose)."""
     model = _model(model)
+    if between not in ("classes", "images"):
+        raise VaelabError(f"between must be 'classes' or 'images', got {between!r}")
+    if y is None:
+        if between == "classes":
+            raise VaelabError("y is needed to find the classes of pairs; pass y, or between='images' with pairs of "
+                              "image indices")
+        y = torch.zeros(len(x), dtype=torch.long, device=x.device)
     if positive_int("steps", steps, "images per path") < 2:
         raise VaelabError(f"steps must be at least 2 (a path from one code to the other), got {steps}")
     if not all(isinstance(p, (tuple, list)) and len(p) == 2 for p in pairs):
-        raise VaelabError(f"pairs must be pairs of classes such as ((2, 7), (0, 1)), got {pairs!r}")
-    images = interpolation_images(model, x, y, pairs, steps)
+        raise VaelabError(f"pairs must be pairs of classes (or of image indices) such as ((2, 7), (0, 1)), got "
+                          f"{pairs!r}")
+    images = interpolation_images(model, x, y, pairs, steps, between)
     return grid(images, len(pairs), steps, _shape(model, shape), save=save)
 
 

@@ -135,12 +135,13 @@ def load_checkpoint(path: Path, map_location="cpu") -> dict:
             or not isinstance(weights, dict) or not all(torch.is_tensor(v) for v in weights.values())
             or not isinstance(x_dim, int) or isinstance(x_dim, bool) or not 0 < x_dim <= 1 << 24):
         raise VaelabError(f"{path}: not a vaelab checkpoint (malformed config, weights or x_dim); the file is damaged, retrain")
-    shape = state.get("image_shape", [x_dim])
+    shape, channels = state.get("image_shape", [x_dim]), state.get("channels", 1)
     if shape is None:   # points, not images (2D toy data)
         return state
     if (not isinstance(shape, (list, tuple)) or not shape
-            or not all(isinstance(d, int) and not isinstance(d, bool) and d > 0 for d in shape)
-            or math.prod(shape) != x_dim):
-        raise VaelabError(f"{path}: not a vaelab checkpoint (image_shape {shape!r} does not fit x_dim {x_dim}); "
+            or not all(isinstance(d, int) and not isinstance(d, bool) and d > 0 for d in [*shape, channels])
+            or channels * math.prod(shape) != x_dim):
+        raise VaelabError(f"{path}: not a vaelab checkpoint (image_shape {shape!r} x {channels!r} channel(s) does not fit x_dim "
+                          f"{x_dim}); "
                           f"the file is damaged, retrain")
     return state

@@ -322,6 +322,7 @@ def checkpoint_state(model, opt, cfg: TrainConfig, it: int, seed: int, data: Dev
     return {
         "x_dim": data.x_dim,
         "image_shape": list(data.image_shape) if data.image_shape else None,
+        "channels": data.channels,
         "model": model.state_dict(),
         "optimizer": opt.state_dict() if opt is not None else None,
         "iteration": it,

@@ -8,6 +8,7 @@
     transforms.py  split_validation, labelled_subset, resize_images
     user.py        a user's own data (arrays, tensors, .npz/.npy, image folders, torch Datasets):
                    user_dataset, fingerprint; arrays.py checks and converts them, images.py reads folders
+    sources.py     a run's data by name, path or from memory (open_dataset), checked against what it recorded
     idx.py         reading and writing IDX files
     binarize.py    binarization; corruption.py: input noise for denoising autoencoders
 
@@ -35,6 +36,7 @@ from vaelab.data.files import (
     verify_checksums,
 )
 from vaelab.data.idx import read_idx, write_idx
+from vaelab.data.sources import dataset_label, is_registered, load_given, open_dataset, user_source
 from vaelab.data.registry import DATASETS, DEFAULT_DATASET, DatasetSpec, get_spec, reads_no_files
 from vaelab.data.transforms import labelled_subset, resize_images, split_validation
 from vaelab.data.user import fingerprint, user_dataset
@@ -64,4 +66,9 @@ __all__ = [
     "verify_checksums",
     "user_dataset",
     "write_idx",
+    "dataset_label",
+    "is_registered",
+    "load_given",
+    "open_dataset",
+    "user_source",
 ]

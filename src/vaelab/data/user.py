@@ -171,18 +171,6 @@ def _describe(item) -> str:
     return f"a {type(item).__name__}"
 
 
-
-
-
-
-
-
-
-
-
-
-
-
 def _where(data, argument: str) -> tuple[str, Path | None]:
     """("array" | "npz" | "npy" | "folder" | "torch-dataset", path or None) of a user_dataset argument."""
     if isinstance(data, (str, os.PathLike)):
@@ -270,8 +258,6 @@ def _source(kind: str, path: Path | None, data, x: np.ndarray) -> str:
     if kind == "torch-dataset":
         return f"torch Dataset {type(data).__name__} ({len(x)} items)"
     return f"array {'x'.join(map(str, x.shape))} {x.dtype}"
-
-
 
 
 def _from_parts(parts, *, kind, path, test_size, split_seed, resize, name, argument, sha256, source) -> Dataset:

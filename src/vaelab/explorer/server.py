@@ -52,15 +52,19 @@ class BadRequest(Exception):
 
 
 def png_bytes(image: torch.Tensor) -> bytes:
-    """(H, W) values in [0, 1] -> an 8-bit grey PNG (zlib, no other dependency)."""
+    """(H, W) values in [0, 1] -> an 8-bit grey PNG, (3, H, W) an RGB one, (4, H, W) RGBA (zlib, no other
+    dependency)."""
     pixels = (image.detach().float().cpu().clamp(0, 1) * 255).round().to(torch.uint8)
-    h, w = pixels.shape
+    colour = {3: 2, 4: 6}[pixels.shape[0]] if pixels.dim() == 3 else 0   # the PNG colour type
+    if pixels.dim() == 3:   # channels first -> each row's pixels with their channels side by side
+        pixels = pixels.permute(1, 2, 0).reshape(pixels.shape[1], -1)
+    h, w = pixels.shape[0], image.shape[-1]
     raw = b"".join(b"\x00" + bytes(row) for row in pixels.tolist())
 
     def chunk(tag: bytes, data: bytes) -> bytes:
         return struct.pack(">I", len(data)) + tag + data + struct.pack(">I", zlib.crc32(tag + data) & 0xFFFFFFFF)
 
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 0, 0, 0, 0))
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, colour, 0, 0, 0))
             + chunk(b"IDAT", zlib.compress(raw, 6)) + chunk(b"IEND", b""))
 
 
@@ -81,7 +85,7 @@ class Explorer:
             raise VaelabError(f"{r.path}: the model was trained on 2D points ({r.config.dataset}), not images; "
                               "the explorer shows decoded images, so pick an image run")
         self.model, self.config = model.eval(), {"model": r.config.model, "dataset": r.config.dataset}
-        self.shape = tuple(data.image_shape)
+        self.shape, self.image_hw = data.picture_shape, tuple(data.image_shape)
         self.test_x, self.test_grey, self.test_y = data.test_x, data.test_x_grey, data.test_y
         self.conditional = model.conditional
         self.n_classes = model.n_classes if model.conditional else 0
@@ -117,7 +121,7 @@ class Explorer:
     def info(self) -> dict:
         return {"run": self.run.name, "model": self.config["model"], "dataset": self.config["dataset"],
                 "z_dim": self.z_dim, "conditional": self.conditional, "n_classes": self.n_classes,
-                "image_shape": list(self.shape), "n_test": len(self.test_x), "z_bound": self.z_bound,
+                "image_shape": list(self.image_hw), "n_test": len(self.test_x), "z_bound": self.z_bound,
                 "centre": self.centre.tolist(), "directions": self.dirs[:2].tolist(),
                 "plane": "latent plane" if self.z_dim <= 2 else "two leading principal directions of the test latents",
                 "z_start": self.z.mean(0).tolist()}

@@ -89,8 +89,8 @@ def load_model(ckpt: dict, device: torch.device | str = "cpu", model: Model | No
     """Rebuild a model from a checkpoint's config and weights, in evaluation mode (VaelabError if they do not fit).
 
     model: a model built the same way (for networks whose classes cannot be imported again); a copy of
-    it receives the weights. The checkpoint's image_shape, when it is (C, H, W), goes to the models that
-    take one (DATA_OPTIONS) unless the saved options already hold it."""
+    it receives the weights. The checkpoint's image shape (its channels and image_shape), goes to the models
+    that take one (DATA_OPTIONS) unless the saved options already hold it."""
     cfg = ckpt["config"]
     options = cfg.get("model_options", {})
     if not isinstance(options, dict) or not isinstance(cfg.get("model"), str):
@@ -103,9 +103,9 @@ def load_model(ckpt: dict, device: torch.device | str = "cpu", model: Model | No
         else:
             cls = model_class(cfg["model"])
             options_now = {k: v for k, v in options.items() if k not in cls.WEIGHT_OPTIONS}
-            shape = ckpt.get("image_shape")
-            if takes_data_option(cls, "image_shape") and isinstance(shape, (list, tuple)) and len(shape) == 3:
-                options_now.setdefault("image_shape", tuple(shape))
+            shape = ckpt.get("image_shape")   # (H, W), with the images' channels beside it
+            if takes_data_option(cls, "image_shape") and isinstance(shape, (list, tuple)) and "channels" in ckpt:
+                options_now.setdefault("image_shape", (ckpt["channels"], *shape))
             model = build_model(cfg["model"], ckpt["x_dim"], **options_now).to(device)
     except VaelabError:
         raise

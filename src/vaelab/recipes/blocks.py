@@ -12,7 +12,7 @@ from ..runs.run import Run
 from ..config import TrainConfig
 from ..batches import prepare_data
 from ..runs.train import train_run
-from ..plots import save_figure, save_grid
+from ..pictures import save_figure, save_grid
 from ..runs.figures import (draw_interpolation_2d, draw_reconstruction_2d, draw_samples_2d, interpolation_endpoints,
                            interpolation_path, reconstruct)
 from ..runs.commands import score_run

@@ -16,7 +16,8 @@ import torch
 from ..errors import VaelabError, arg
 from ..evaluate import anomaly_scores, check_evaluation_sizes, evaluate_elbo, evaluate_iwae, require_finite, roc_auc
 from ..models import model_class
-from ..plots import LATENT_FIGURES, check_grid, make_latent_figures, require_figure, save_curves, save_grid
+from ..pictures import check_grid, save_grid
+from ..plots import LATENT_FIGURES, make_latent_figures, require_figure, save_curves
 from .report import write_report
 from .run import Run
 from .figures import save_samples_2d
@@ -148,8 +149,10 @@ def sample_run(run: Path, rows=10, cols=20, seed=0, run_seed=None, out=None, dev
 
 
 def _image_shape(r: Run, seed: int):
-    shape = load_checkpoint(r.checkpoint_path(seed), "cpu")["image_shape"]
-    return None if shape is None else tuple(shape)
+    """How the run's images are drawn ((H, W) grey, (C, H, W) colour), as its checkpoint records; None: points."""
+    ckpt = load_checkpoint(r.checkpoint_path(seed), "cpu")
+    shape, channels = ckpt["image_shape"], ckpt.get("channels", 1)
+    return None if shape is None else tuple(shape) if channels == 1 else (channels, *shape)
 
 
 def score_run(run: Path, dataset: str | None = None, normal_classes=None, run_seed=None, out=None, data_dir=None,

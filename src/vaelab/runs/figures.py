@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..plots import _subplots, save_figure, save_grid
+from ..pictures import save_figure, save_grid, subplots
 
 
 # ---------------------------------------------------------------------------------------
@@ -70,7 +70,7 @@ def draw_interpolation_2d(ax, data_x, path, title="latent interpolation"):
 
 
 def save_samples_2d(path: Path, data_x: torch.Tensor, samples: torch.Tensor, title: str = "") -> Path:
-    fig, ax = _subplots(figsize=(4.5, 4.5))
+    fig, ax = subplots(figsize=(4.5, 4.5))
     draw_samples_2d(ax, data_x, samples, title or "samples over the test data")
     ax.legend(fontsize=7, loc="upper right")
     fig.tight_layout()
@@ -84,7 +84,7 @@ def save_toy_figures(model, data, out_dir: Path) -> list[str]:
     out_dir = Path(out_dir)
     x = data.test_x
     a, b = interpolation_endpoints(x)
-    fig, axes = _subplots(2, figsize=(9, 4.5))
+    fig, axes = subplots(2, figsize=(9, 4.5))
     draw_reconstruction_2d(axes[0], x, reconstruct(model, x), "test data and reconstructions")
     draw_interpolation_2d(axes[1], x, interpolation_path(model, x[a], x[b]), "interpolation between two test points")
     for ax in axes:
@@ -107,10 +107,10 @@ def save_image_ae_figures(model, data, out_dir: Path, n: int = 20) -> list[str]:
     if "denoising" in model.FIGURES:
         gen = torch.Generator(device=x.device).manual_seed(0)
         noisy = model.corrupt(x, model.eval_level, gen)
-        save_grid(out_dir / "denoising.png", torch.cat([x, noisy, model.denoise(noisy)]), 3, n, data.image_shape)
+        save_grid(out_dir / "denoising.png", torch.cat([x, noisy, model.denoise(noisy)]), 3, n, data.picture_shape)
         written.append("denoising.png")
     else:
-        save_grid(out_dir / "reconstruction.png", torch.cat([x, reconstruct(model, x)]), 2, n, data.image_shape)
+        save_grid(out_dir / "reconstruction.png", torch.cat([x, reconstruct(model, x)]), 2, n, data.picture_shape)
         written.append("reconstruction.png")
     if "codes" in model.FIGURES:
         save_code_histogram(out_dir / "codes.png", _codes(model, data.test_x[:2000]))
@@ -120,7 +120,7 @@ def save_image_ae_figures(model, data, out_dir: Path, n: int = 20) -> list[str]:
 
 def save_code_histogram(path: Path, codes: torch.Tensor, title: str = "code activations on 2,000 test inputs") -> Path:
     c = _np(codes).ravel()
-    fig, ax = _subplots(figsize=(5, 3.4))
+    fig, ax = subplots(figsize=(5, 3.4))
     ax.hist(c, bins=100, color="tab:blue")
     ax.set_yscale("log")
     ax.set_xlabel("code value z_k")

@@ -41,7 +41,7 @@ MODEL_AND_DATA = ("model", "model_options", "dataset", "resize", "binarize", "tr
 class Run:
     """A run folder written by `vaelab.train` / `vaelab train` (see `load_run`)."""
 
-    def __init__(self, path, model: Model | None = None):
+    def __init__(self, path, model: Model | None = None, data=None):
         if not isinstance(path, (str, os.PathLike)):
             raise VaelabError(f"path must be a run folder (a str or pathlib.Path), got {type(path).__name__}")
         path = Path(path)
@@ -58,6 +58,7 @@ class Run:
         self.config: TrainConfig = config_of(path)
         self._check_against(self.metrics, ("model", "dataset"), "metrics.json")
         self._user_model = model
+        self._user_data = data   # your own data given in memory again (see load_run)
         self._data: dict = {}
         self._model_x_dim: int | None = None
 
@@ -179,7 +180,7 @@ class Run:
         one-class training subset."""
         cfg = dataclasses.replace(self.config)
         if dataset is not None:
-            cfg.dataset = dataset
+            cfg.dataset, cfg.data_origin = dataset, None
         if data_dir is not None:
             cfg.data_dir = str(data_dir)
         if whole_training_set or dataset is not None:
@@ -188,7 +189,9 @@ class Run:
         classes = None if cfg.train_classes is None else tuple(cfg.train_classes)   # a list cannot be a key
         key = (str(dev), cfg.dataset, cfg.data_dir, classes, cfg.fresh_batches)
         if key not in self._data:
-            self._data[key] = prepare_data(cfg, dev, x_dim=self._x_dim() if dataset is not None else None)
+            given = self._user_data if dataset is None else None   # checked against the run's data_origin
+            self._data[key] = prepare_data(cfg, dev, x_dim=self._x_dim() if dataset is not None else None,
+                                           given=given)
         return self._data[key]
 
     def _x_dim(self) -> int | None:
@@ -209,16 +212,20 @@ class Run:
         return data.test_x, data.test_y
 
 
-def load_run(path, model: Model | None = None) -> Run:
+def load_run(path, model: Model | None = None, data=None) -> Run:
     """Open a run folder written by `vaelab.train` or `vaelab train`.
 
     model: for a run trained on your own networks whose classes cannot be imported again, the model
     built the same way (e.g. `vaelab.VAE(encoder=MyEncoder(), decoder=MyDecoder(), z_dim=16)`); its
-    weights are replaced by the run's."""
+    weights are replaced by the run's.
+    data: for a run trained on your own data given in memory (an array, (x, y), a dict or a torch
+    Dataset), the same data again: the run's test set is split from it as in training, and data that
+    differ from what the run recorded are refused. A folder or file the run was trained on is read again
+    from its path."""
     if model is not None and not isinstance(model, Model):
         raise VaelabError(f"model must be a vaelab model (e.g. vaelab.VAE(encoder=..., decoder=...)), got "
                           f"{type(model).__name__}")
-    return Run(path, model=model)
+    return Run(path, model=model, data=data)
 
 
 class MetricsTable:

@@ -28,7 +28,8 @@ from ..data import STATIC_BINARIZATION_SEED
 from ..errors import VaelabError, arg
 from ..evaluate import anomaly_scores, evaluate_model, require_finite, roc_auc
 from ..judge import run_judge, sample_quality
-from ..models import Model, build_model
+from ..data import dataset_label
+from ..models import Model, build_model, model_class, takes_data_option
 from ..plots import make_latent_figures, save_curves, save_grid
 from .report import write_report
 from ..schedules import parse_duration
@@ -43,26 +44,28 @@ SAMPLE_ROWS, SAMPLE_COLS = 10, 20   # the sample grid every image run writes
 _NOT_COMPARED = RUNTIME_OPTIONS + EXTENDABLE + ("out",)   # a run folder may be moved, its budget extended
 
 
-def train_run(cfg: TrainConfig, resume: bool = False, model: Model | None = None, overwrite: bool = False) -> Path:
+def train_run(cfg: TrainConfig, resume: bool = False, model: Model | None = None, overwrite: bool = False,
+              data=None) -> Path:
     """Train every seed of cfg, evaluate on the full test set, and write the run folder; returns its path.
 
     resume=True continues the run folder cfg.out (see resume_run): finished seeds are kept,
     an interrupted seed continues from its last checkpoint. model: an instance to train instead of
     building cfg.model from cfg.model_options (each seed trains a copy, freshly initialised).
     overwrite=True replaces the vaelab run in cfg.out: only its own files are removed, once its lock is
-    held and the data and options have been checked; a folder with anything else in it is refused."""
+    held and the data and options have been checked; a folder with anything else in it is refused.
+    data: your own data in memory (an array, (x, y), a dict or a torch Dataset), which cfg.dataset names."""
     with distributed.same_on_every_rank():   # bad options fail before the processes connect
         cfg.validate()
         device = resolve_device(cfg.device)
         check_split(cfg.batch_size, distributed.world(), arg("batch_size"))
     if cfg.out is None:
-        cfg.out = str(Path("runs") / f"{cfg.model}-{cfg.dataset}-{datetime.now():%Y%m%d-%H%M%S}")
+        cfg.out = str(Path("runs") / f"{cfg.model}-{dataset_label(cfg.dataset)}-{datetime.now():%Y%m%d-%H%M%S}")
     with flush_denormal(), distributed.process_group(device):
         cfg.out = distributed.on_main(lambda: cfg.out)   # one folder for all ranks: rank 0's (a default name has the time)
-        return _train_run(cfg, device, resume, model, overwrite)
+        return _train_run(cfg, device, resume, model, overwrite, data)
 
 
-def resume_run(run, **runtime) -> Path:
+def resume_run(run, data=None, **runtime) -> Path:
     """Continue an interrupted run folder with its saved configuration, or extend a finished one.
 
     Only RUNTIME_OPTIONS (data_dir, device, threads, progress) and EXTENDABLE (time_budget) may be given;
@@ -84,14 +87,18 @@ def resume_run(run, **runtime) -> Path:
         if v is not None:
             setattr(cfg, k, v)
     cfg.out = str(run)
-    return train_run(cfg, resume=True)
+    return train_run(cfg, resume=True, data=data)
 
 
-def new_model(cfg: TrainConfig, x_dim: int, template: Model | None = None) -> Model:
-    """A freshly initialised model (from the global RNG): cfg.model built with its options, or a copy of
-    `template` whose every layer is re-initialised (torch's reset_parameters, as at construction)."""
+def new_model(cfg: TrainConfig, data: DeviceData, template: Model | None = None) -> Model:
+    """A freshly initialised model (from the global RNG) for `data`: cfg.model built with its options (and the
+    images' shape, for the models whose conv nets take it), or a copy of `template` whose every layer is
+    re-initialised (torch's reset_parameters, as at construction)."""
     if template is None:
-        return build_model(cfg.model, x_dim, **cfg.model_options)
+        shape = {}
+        if data.conv_shape is not None and takes_data_option(model_class(cfg.model), "image_shape"):
+            shape = {"image_shape": data.conv_shape}
+        return build_model(cfg.model, data.x_dim, **shape, **cfg.model_options)
     model = copy.deepcopy(template)
     for module in model.modules():
         reset = getattr(module, "reset_parameters", None)   # torch's layer protocol: every built-in layer has it
@@ -100,10 +107,11 @@ def new_model(cfg: TrainConfig, x_dim: int, template: Model | None = None) -> Mo
     return model
 
 
-def _prepare(cfg: TrainConfig, device: torch.device, template: Model | None = None) -> DeviceData:
+def _prepare(cfg: TrainConfig, device: torch.device, template: Model | None = None,
+             given=None) -> DeviceData:
     """The data on the device, epochs turned into iterations, and the model's own refusals, before any file."""
     with distributed.same_on_every_rank():
-        data = prepare_data(cfg, device)
+        data = prepare_data(cfg, device, given=given)
         if cfg.batch_size > len(data.train_x):   # here, not in the loop: nothing may be written first
             raise VaelabError(f"{arg('batch_size', cfg.batch_size)} is larger than the training set ({len(data.train_x)} "
                               f"images); lower it")
@@ -116,22 +124,24 @@ def _prepare(cfg: TrainConfig, device: torch.device, template: Model | None = No
         if template is not None and template.x_dim != data.x_dim:
             raise VaelabError(f"the model takes x_dim = {template.x_dim} values per example, but {cfg.dataset} has "
                               f"{data.x_dim}; build it with x_dim={data.x_dim}")
-        probe = new_model(cfg, data.x_dim, template)   # bad options fail before writing anything
+        probe = new_model(cfg, data, template)   # bad options fail before writing anything
         probe.check_training(cfg.iters, continuous=data.image_shape is None)
         top = int(torch.cat([data.train_y, data.test_y]).max()) if probe.n_classes and len(data.test_y) else -1
         if top >= probe.n_classes > 0:   # e.g. --n-classes 3 on ten classes: a one-hot error deep in torch
             raise VaelabError(f"{arg('n_classes', probe.n_classes)}: {cfg.dataset} has labels 0..{top}; give "
-                              f"{arg('n_classes', top + 1)}"
-                              f"{top + 1}")
+                              f"{arg('n_classes', top + 1)}")
+        if probe.n_classes and not data.labelled:   # conditional and semi-supervised models learn from labels
+            raise VaelabError(f"{cfg.model} learns from labels, and {cfg.dataset} has none: give labelled data (one "
+                              f"subfolder per class, or (x, y) from Python), or train a model without labels (vae)")
         if cfg.cuda_graph and not probe.graphable:   # e.g. a denoising AE drawing its noise level per batch
             raise ungraphable(cfg.model)
     return data
 
 
 def _train_run(cfg: TrainConfig, device: torch.device, resume: bool = False, template: Model | None = None,
-               overwrite: bool = False) -> Path:
+               overwrite: bool = False, given=None) -> Path:
     set_threads(cfg.threads)
-    data = _prepare(cfg, device, template)
+    data = _prepare(cfg, device, template, given)
     main = distributed.is_main()   # under torchrun: rank 0 alone touches the run folder
     run_dir = Path(cfg.out)
     with contextlib.ExitStack() as held:
@@ -184,7 +194,7 @@ def _train_seed(cfg: TrainConfig, data: DeviceData, device, seed_dir: Path, seed
 
     ckpt = distributed.on_main(open_seed)
     torch.manual_seed(seed)
-    model = new_model(cfg, data.x_dim, template).to(device)
+    model = new_model(cfg, data, template).to(device)
     if distributed.rank():   # the other ranks' own noise streams (DDP gives them rank 0's weights)
         torch.manual_seed(distributed.rank_seed(seed))
     # a seed trained to the end and stopped during its evaluation goes through the loop too (with no iteration
@@ -222,7 +232,8 @@ def _write_seed_outputs(cfg, data: DeviceData, device, run_dir: Path, seed: int,
     if data.image_shape is None:   # 2D points: scatter figures instead of image grids
         save_samples_2d(seed_dir / "samples.png", data.test_x, grid)
     else:
-        save_grid(seed_dir / "samples.png", grid, SAMPLE_ROWS, SAMPLE_COLS, data.image_shape)
+        rows = model.n_classes if model.conditional else SAMPLE_ROWS
+        save_grid(seed_dir / "samples.png", grid, rows, SAMPLE_COLS, data.picture_shape)
     figures = ["samples.png", *model_figures(model, data, seed_dir)]
     if seed == cfg.seeds[0]:
         for name in figures:
