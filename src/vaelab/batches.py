@@ -33,6 +33,7 @@ class DeviceData:
     sampler: object = None       # toy data: sampler(n) -> a fresh (x, y) draw on the CPU
     channels: int = 1            # colour channels of the images (x holds them channels first)
     labelled: bool = True        # False: your own data without labels (train_y / test_y all 0)
+    classes: tuple[str, ...] = ()   # the names of the labels 0, 1, ...
 
     @property
     def x_dim(self) -> int:
@@ -99,7 +100,7 @@ def prepare_data(cfg: TrainConfig, device: torch.device, x_dim: int | None = Non
     to = lambda t: t.to(device)  # noqa: E731
     return DeviceData(to(train_x), to(train_y), to(val_x), to(val_y), to(test_x), to(ds.test_y), to(ds.test_x),
                       tuple(ds.image_shape) if ds.image_shape else None, cfg.binarize, ds.source,
-                      ds.sampler if cfg.fresh_batches else None, ds.channels, ds.labelled)
+                      ds.sampler if cfg.fresh_batches else None, ds.channels, ds.labelled, tuple(ds.classes))
 
 
 def _resolve_binarize(cfg: TrainConfig, ds) -> None:

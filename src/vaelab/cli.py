@@ -1,4 +1,4 @@
-"""The `vaelab` command line: train, eval, sample, score, datasets."""
+"""The `vaelab` command line: train, eval, encode, neighbours, sample, plot, score, reproduce, explore, datasets."""
 from __future__ import annotations
 
 import argparse
@@ -21,7 +21,7 @@ from .runs.train import resume_run, train_run
 from .recipes import RECIPES, run_recipe
 from .storage import read_json
 from .machine import set_threads
-from .runs.commands import evaluate_run, plot_run, sample_run, score_run
+from .runs.commands import encode_run, evaluate_run, neighbours_run, plot_run, sample_run, score_run
 
 
 def _explicit_options(argv: list[str]) -> dict:
@@ -110,8 +110,23 @@ def _check_resume_options(run: Path, args, given: dict) -> None:
 def cmd_eval(args) -> int:
     path = evaluate_run(args.run, iwae_k=args.iwae_k, repeats=args.eval_repeats, data_dir=args.data_dir,
                         device=args.device, threads=args.threads, progress=args.progress, run_seeds=args.run_seeds,
-                        compile=args.compile)
+                        compile=args.compile, codes=args.codes)
     print(f"metrics: {args.run / 'metrics.json'}\nreport: {path}\n{headline(args.run)}")
+    return 0
+
+
+def cmd_encode(args) -> int:
+    print(encode_run(args.run, out=args.out, run_seed=args.run_seed, dataset=args.dataset, data_dir=args.data_dir,
+                     device=args.device, threads=args.threads))
+    return 0
+
+
+def cmd_neighbours(args) -> int:
+    path, idx = neighbours_run(args.run, queries=args.query, k=args.k, out=args.out, run_seed=args.run_seed,
+                               device=args.device, threads=args.threads)
+    for i, row in enumerate(idx):
+        print(f"query {args.query[i] if args.query else f'test image {i}'}: training images {' '.join(map(str, row))}")
+    print(path)
     return 0
 
 
@@ -219,7 +234,8 @@ def main(argv: list[str] | None = None) -> int:
     main_thread = threading.current_thread() is threading.main_thread()
     # a SIGTERM (kill, a job scheduler) stops the command as Ctrl-C does; the caller's handler comes back after
     previous = signal.signal(signal.SIGTERM, _terminate) if main_thread else None
-    commands = {"train": cmd_train, "eval": cmd_eval, "sample": cmd_sample, "plot": cmd_plot, "score": cmd_score,
+    commands = {"train": cmd_train, "eval": cmd_eval, "encode": cmd_encode, "neighbours": cmd_neighbours,
+                "sample": cmd_sample, "plot": cmd_plot, "score": cmd_score,
                 "datasets": cmd_datasets, "reproduce": cmd_reproduce,
                 "explore": cmd_explore}
     with warnings.catch_warnings():   # the caller's warning display comes back after the command

@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .codes import encode_all, nearest
 from .errors import VaelabError, positive_int
 from .models import model_class
 from .models.base import checked_model
@@ -333,6 +334,39 @@ def interpolation(model, x: torch.Tensor, y: torch.Tensor | None = None, pairs=I
                           f"{pairs!r}")
     images = interpolation_images(model, x, y, pairs, steps, between)
     return grid(images, len(pairs), steps, _shape(model, shape), save=save)
+
+
+def neighbours(run, queries=None, k: int = 8, seed: int | None = None, save=None) -> Figure:
+    """Retrieval in code space: each query image (a row) followed by the k training images whose codes are
+    nearest to its code, nearest first. run: a Run or run folder; queries: images as rows of values in
+    [0, 1] (or an array of images of the run's shape); default: the first 8 test images."""
+    run = Run(run) if isinstance(run, (str, os.PathLike)) else run
+    if not isinstance(run, Run):
+        raise VaelabError(f"run must be a Run or a run folder, got {type(run).__name__}")
+    model = run.model(seed)
+    data = run.data(next(model.parameters()).device, whole_training_set=True)
+    if data.picture_shape is None:
+        raise VaelabError(f"{run.path}: the run's data are points, not images; neighbours draws images")
+    images, _ = neighbour_images(model, data, queries, k)
+    return grid(images, len(images) // (k + 1), k + 1, data.picture_shape,
+                title=f"query, then its {k} nearest training images in code space", save=save)
+
+
+@torch.inference_mode()
+def neighbour_images(model, data, queries=None, k: int = 8) -> tuple[torch.Tensor, torch.Tensor]:
+    """(rows of [query, its k nearest training images], their training indices (n_queries, k))."""
+    if model.conditional:
+        raise VaelabError(f"{type(model).__name__} is conditional: its codes depend on the label, so images of "
+                          f"unknown class have none to compare; use a run of a model without labels")
+    device = data.train_x.device
+    q = data.test_x_grey[:8] if queries is None else torch.as_tensor(queries, dtype=torch.float32, device=device)
+    q = q.reshape(len(q), -1)
+    if q.shape[1] != data.x_dim:
+        raise VaelabError(f"queries hold {q.shape[1]} values per image, the run's images {data.x_dim} "
+                          f"({data.picture_shape}); give images of the run's shape")
+    _, idx = nearest(encode_all(model, data.train_x), model.encode(q), k)
+    rows = [torch.cat([q[i:i + 1], data.train_x[idx[i]]]) for i in range(len(q))]
+    return torch.cat(rows), idx
 
 
 def curves(run, save=None) -> Figure:

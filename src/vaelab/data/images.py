@@ -138,3 +138,19 @@ def read_images(folder: Path, rels: list[str], slots: list[tuple[np.ndarray, int
             out[row] = values.reshape(-1)
             bar.update(1)
     return h.hexdigest()
+
+
+def read_image_files(paths, channels: int, size: tuple[int, int], argument: str = "query") -> torch.Tensor:
+    """Image files as rows of a model's inputs: (len(paths), channels * H * W) float32 in [0, 1], each
+    converted to grey (channels 1) or RGB (channels 3) and resized (bilinear) to size = (H, W)."""
+    rows = []
+    for path in map(Path, paths):
+        try:
+            with Image.open(path) as img:
+                img.load()
+                array = pixels(img, channels == 3)
+        except (OSError, ValueError, Image.DecompressionBombError) as e:
+            raise _unreadable(path, e, argument) from None
+        x = torch.from_numpy(np.ascontiguousarray(array))   # (C, H, W) in [0, 1]
+        rows.append(resize_images(x.reshape(1, -1), tuple(x.shape[1:]), size, channels, antialias=True))
+    return torch.cat(rows)

@@ -8,16 +8,21 @@ its lock, so it never writes while a training process does.
 from __future__ import annotations
 
 import contextlib
+import io
 import sys
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from ..errors import VaelabError, arg
 from ..evaluate import anomaly_scores, check_evaluation_sizes, evaluate_elbo, evaluate_iwae, require_finite, roc_auc
 from ..models import model_class
+from ..codes import code_metrics
+from ..data import dataset_label
+from ..data.images import read_image_files
 from ..pictures import check_grid, save_grid
-from ..plots import LATENT_FIGURES, make_latent_figures, require_figure, save_curves
+from ..plots import LATENT_FIGURES, make_latent_figures, neighbour_images, require_figure, save_curves
 from .report import write_report
 from .run import Run
 from .figures import save_samples_2d
@@ -40,13 +45,16 @@ def open_run(run, run_seed=None) -> tuple[Run, int]:
 
 
 def evaluate_run(run: Path, iwae_k=None, repeats: int | None = None, data_dir=None, device="auto",
-                 threads=None, progress=True, run_seeds=None, compile: bool | None = None) -> Path:
+                 threads=None, progress=True, run_seeds=None, compile: bool | None = None, codes: bool = False) -> Path:
     """Add IWAE-k bounds (and optionally fresh NELBO/KL/Rec) for every seed (or the run_seeds given); rewrite
     metrics and report. A metric enters the mean ± SE once every seed has it, so a long evaluation can be
     done one seed per call. Only finished seeds (listed in metrics.json) are evaluated. iwae_k: default 5000
-    for the models that have the bound (none for the others; asked of one of those, an error). compile: as
-    evaluate_iwae's."""
+    for the models that have the bound (none for the others; asked of one of those, an error; none when
+    codes is asked alone). compile: as evaluate_iwae's. codes: also the k-nearest-neighbour (k = 5) and
+    linear-probe test accuracies of the model's codes (labelled data)."""
     r = Run(run)
+    if codes and iwae_k is None:
+        iwae_k = ()
     if not model_class(r.config.model).has_iwae:
         if iwae_k:
             raise VaelabError(f"{arg('iwae_k')}: {r.config.model} has no importance-weighted bound; leave {arg('iwae_k')} "
@@ -68,12 +76,19 @@ def evaluate_run(run: Path, iwae_k=None, repeats: int | None = None, data_dir=No
                           f"{r.finished_seeds}); resume the run first: vaelab train --resume {r.path}")
     set_threads(threads)
     data = r.data(device, data_dir=data_dir)
+    if codes and not data.labelled:
+        raise VaelabError(f"{arg('codes')}: {r.config.dataset} has no labels, and the accuracies of the codes "
+                          f"need them; leave {arg('codes')} out")
     with lock_run_dir(r.path):   # not while a training process (or another eval) writes this run
         metrics = read_json(r.path / "metrics.json")
         with flush_denormal():
             for seed in seeds:
-                _evaluate_seed(r.model(seed, device), seed, metrics["per_seed"][str(seed)], data, iwae_k, repeats,
-                               progress, compile)
+                model = r.model(seed, device)
+                _evaluate_seed(model, seed, metrics["per_seed"][str(seed)], data, iwae_k, repeats, progress, compile)
+                if codes:
+                    train = r.data(device, data_dir=data_dir, whole_training_set=True)
+                    metrics["per_seed"][str(seed)].update(code_metrics(
+                        model, train.train_x, train.train_y, train.test_x_grey, train.test_y))
         metrics["mean_se"] = summarise(metrics["per_seed"])
         write_json(r.path / "metrics.json", metrics)
         return write_report(r.path)
@@ -209,6 +224,49 @@ def score_run(run: Path, dataset: str | None = None, normal_classes=None, run_se
         summary["csv"] = str(out.with_suffix(".csv"))
         write_json(out.with_suffix(".json"), summary)
     return summary
+
+
+def encode_run(run: Path, out=None, run_seed=None, dataset=None, data_dir=None, device="auto",
+               threads: int | None = None) -> Path:
+    """Write the codes of a run's data (or of another data set of its shape) to an .npz file: train,
+    train_labels, test, test_labels and classes (see Run.codes); default RUN/codes-DATASET-seedS.npz."""
+    set_threads(threads)
+    r, run_seed = open_run(run, run_seed)
+    codes = r.codes(run_seed, device, dataset, data_dir)
+    classes = r.data(device, dataset, data_dir, whole_training_set=True).classes   # the names of the labels
+    label = dataset_label(dataset or r.config.dataset)
+    out = Path(out) if out else r.path / f"codes-{label}-seed{run_seed}.npz"
+    if out.suffix != ".npz" or out.is_dir() or not out.parent.exists():
+        raise VaelabError(f"{arg('out', str(out))}: give the path of an .npz file in an existing folder, e.g. "
+                          f"{arg('out', 'codes.npz')}")
+    buf = io.BytesIO()
+    np.savez(buf, **{k: v.numpy() for k, v in codes.items()}, classes=np.array(classes, dtype=str))
+    inside = out.resolve().parent == r.path.resolve()
+    with lock_run_dir(r.path) if inside else contextlib.nullcontext():   # not beside a training process
+        atomic_write_bytes(out, buf.getvalue())
+    return out
+
+
+def neighbours_run(run: Path, queries=None, k: int = 8, out=None, run_seed=None, device="auto",
+                   threads: int | None = None) -> tuple[Path, list[list[int]]]:
+    """Retrieval in code space: for each query image file (default: the first 8 test images), its k nearest
+    training images, drawn as one PNG (a row per query; default RUN/neighbours-seedS.png); returns the PNG and
+    the training indices of each query's neighbours, nearest first."""
+    set_threads(threads)
+    r, run_seed = open_run(run, run_seed)
+    model = r.model(run_seed, device)
+    data = r.data(next(model.parameters()).device, whole_training_set=True)
+    if data.picture_shape is None:
+        raise VaelabError(f"{r.path}: the run's data are points, not images; neighbours draws images")
+    pictures = None if not queries else read_image_files(queries, data.channels, data.image_shape, arg("query"))
+    images, idx = neighbour_images(model, data, pictures, k)
+    out = Path(out) if out else r.path / f"neighbours-seed{run_seed}.png"
+    if out.is_dir() or not out.parent.exists():
+        raise VaelabError(f"{arg('out', str(out))}: give a PNG file name in an existing folder")
+    inside = out.resolve().parent == r.path.resolve()
+    with lock_run_dir(r.path) if inside else contextlib.nullcontext():
+        save_grid(out, images, len(idx), k + 1, data.picture_shape)
+    return out, idx.tolist()
 
 
 def check_normal_classes(normal_classes, labels: torch.Tensor, dataset: str) -> None:

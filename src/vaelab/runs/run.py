@@ -18,6 +18,7 @@ from pathlib import Path
 import torch
 
 from ..batches import DeviceData, prepare_data
+from ..codes import encode_all
 from ..config import TrainConfig, resolve_device
 from ..errors import VaelabError
 from ..models import Model, load_model
@@ -210,6 +211,18 @@ class Run:
         """(x, y) of the test set as evaluated: the fixed binarization (or grey levels), and the labels."""
         data = self.data(device)
         return data.test_x, data.test_y
+
+    def codes(self, seed: int | None = None, device: str = "cpu", dataset: str | None = None,
+              data_dir: str | None = None) -> dict[str, torch.Tensor]:
+        """The model's codes (posterior means; an autoencoder's E(x)) of the run's data, for what comes next
+        (retrieval, clustering, another model): {"train": (N, z_dim), "train_labels", "test", "test_labels"},
+        of the training split (without the validation images; grey levels, or the fixed draw of binarize
+        static) and of the test split's grey levels. dataset / data_dir: another data set of the same
+        shape, as data() takes them."""
+        model = self.model(seed, device)
+        data = self.data(next(model.parameters()).device, dataset, data_dir, whole_training_set=True)
+        return {"train": encode_all(model, data.train_x, data.train_y).cpu(), "train_labels": data.train_y.cpu(),
+                "test": encode_all(model, data.test_x_grey, data.test_y).cpu(), "test_labels": data.test_y.cpu()}
 
 
 def load_run(path, model: Model | None = None, data=None) -> Run:
