@@ -118,7 +118,7 @@ def _jl_margin(eps: float) -> float:
 
 def jl_min_dim(n: int, eps: float) -> int:
     """The Johnson-Lindenstrauss dimension for n points and distortion eps in (0, 1) (Dasgupta and Gupta
-    2003; also sklearn's johnson_lindenstrauss_min_dim): L >= 4 ln n / (eps^2/2 - eps^3/3)."""
+    2003; sklearn's johnson_lindenstrauss_min_dim, which rounds down): the least L >= 4 ln n / (eps^2/2 - eps^3/3)."""
     if not 0 < eps < 1 or n < 2:
         raise VaelabError(f"jl_min_dim(n={n}, eps={eps}): give n >= 2 points and eps strictly between 0 and 1")
     return math.ceil(4 * math.log(n) / _jl_margin(eps))
