@@ -1,5 +1,6 @@
 """`vaelab reproduce`: the recipe registry, quick forms end to end, reports, missing-data messages."""
 import re
+import time
 
 import pytest
 
@@ -102,11 +103,10 @@ def test_swissroll_and_anomaly_quick(tmp_path):
     assert "0.92" in md and "0.95" in md and "classes [0, 1] only" in md and "Deep SVDD" in html
 
 
+@pytest.mark.slow
 def test_ae_pca_quick_end_to_end(tmp_path):
     """The linear AE / PCA / JL recipe on mnist-5k with tiny iteration counts: every table and figure, in well
     under a minute (about 15 s on one quiet thread; the bound leaves room for a busy machine)."""
-    import time
-
     t0 = time.perf_counter()
     out = run_recipe("ae-pca-mnist", quick=True, out=tmp_path / "pca", threads=1, progress=False)
     assert time.perf_counter() - t0 < 60
