@@ -1,5 +1,6 @@
 """`vaelab reproduce`: the recipe registry, quick forms end to end, reports, missing-data messages."""
 import re
+import time
 
 import pytest
 
@@ -8,7 +9,7 @@ from vaelab.errors import VaelabError
 from vaelab.recipes import RECIPES, Figure, Section, Table, run_recipe, write_report
 
 REQUIRED = ["vae-mnist", "gmvae-mnist", "ssvae-mnist", "ae-swissroll", "dae-fashion", "cvae-fashion",
-            "convvae-mnist-bce-vs-mse", "vae-mnist-latent", "anomaly-mnist"]
+            "convvae-mnist-bce-vs-mse", "vae-mnist-latent", "anomaly-mnist", "ae-pca-mnist"]
 NUMBER = r"\d+\.\d+"
 
 
@@ -100,3 +101,26 @@ def test_swissroll_and_anomaly_quick(tmp_path):
     md, html = (out / "report.md").read_text(), (out / "report.html").read_text()
     assert re.search(r"\| AUC \(vaelab AE\) \| 0\.\d{4} \| 0\.\d{4} \| \*\*0\.\d{4}\*\* \|", md)
     assert "0.92" in md and "0.95" in md and "classes [0, 1] only" in md and "Deep SVDD" in html
+
+
+@pytest.mark.slow
+def test_ae_pca_quick_end_to_end(tmp_path):
+    """The linear AE / PCA / JL recipe on mnist-5k with tiny iteration counts: every table and figure, in well
+    under a minute (about 15 s on one quiet thread; the bound leaves room for a busy machine)."""
+    t0 = time.perf_counter()
+    out = run_recipe("ae-pca-mnist", quick=True, out=tmp_path / "pca", threads=1, progress=False)
+    assert time.perf_counter() - t0 < 60
+    md, html = (out / "report.md").read_text(), (out / "report.html").read_text()
+    assert "not comparable" in md
+    for size in (2, 10):   # linear AE vs PCA: MSEs, gap, principal angles; ReLU AE beside them
+        assert re.search(rf"\| {size} \| 0\.\d{{5}} \| 0\.\d{{5}} \| [+-]\d+\.\d\d% \| .+ \| {NUMBER} \| {NUMBER} \|", md)
+        assert re.search(rf"\| {size} \| 0\.\d{{5}} \| 0\.\d{{5}} \| 0\.\d{{5}} \| [+-]\d+\.\d\d% \|", md)
+        assert (out / f"linear-ae-z{size}" / "metrics.json").exists() and (out / f"ae-z{size}" / "config.json").exists()
+    for size in (2, 5, 10, 20, 50, 100, 200, 400):   # the JL table: random projection and PCA at every size
+        assert re.search(rf"\| {size} \| random projection \| {NUMBER} \| {NUMBER} - {NUMBER} \|", md)
+        assert re.search(rf"\| {size} \| PCA code \| {NUMBER} \|", md)
+    assert re.search(rf"\| 200 \| random projection \|.*\| 0\.737 \| {NUMBER} \|", md)   # JL eps, n = 1,000
+    assert "| 10 | ReLU AE code |" in md and "| 2 | linear AE code |" in md
+    assert _embedded_images(html) == 4
+    for png in ("convergence.png", "jl-distortion.png", "components.png", "reconstructions.png"):
+        assert f"]({png})" in md and (out / png).exists()

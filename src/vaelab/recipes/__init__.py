@@ -2,7 +2,7 @@
 
     run_recipe("vae-mnist", quick=True)  ->  runs/reproduce-vae-mnist-quick-TIMESTAMP/report.{md,html}
 
-A recipe (see experiments.RECIPES) is a description, a function Context -> report sections, and
+A recipe (see experiments.RECIPES and pca.RECIPES) is a description, a function Context -> report sections, and
 the data sets it needs (full and quick form). The report puts our numbers next to the published or
 reference values; report.html is self-contained (figures embedded).
 """
@@ -21,8 +21,11 @@ from ..data import find_dataset, get_spec, load_dataset
 from ..data.toy import is_toy
 from ..errors import VaelabError, arg
 from ..machine import set_threads
-from .experiments import RECIPES, Context, Recipe
+from .experiments import RECIPES as COURSE_RECIPES, Context, Recipe
+from .pca import RECIPES as PCA_RECIPES
 from .report import Figure, Section, Table, write_report
+
+RECIPES = {**COURSE_RECIPES, **PCA_RECIPES}
 
 __all__ = ["RECIPES", "Recipe", "Context", "Section", "Table", "Figure", "run_recipe", "check_data", "write_report"]
 
