@@ -672,3 +672,29 @@ def test_duplicate_iwae_round_trip():
     m, v = _randn((batch, dim), g), _var((batch, dim), g)
     lp = D.log_normal(D.duplicate(x, rep), D.duplicate(m, rep), D.duplicate(v, rep)).reshape(rep, batch)
     _close(D.log_mean_exp(lp, dim=0), D.log_normal(x, m, v))
+
+
+def test_the_discretized_logistic_sums_to_one_and_matches_torch_distributions():
+    """Over the 256 levels its probabilities sum to 1 (per pixel); a middle bin's log-mass equals the log of
+    torch.distributions' logistic CDF difference (the logistic as a transformed uniform)."""
+    from torch.distributions import AffineTransform, SigmoidTransform, TransformedDistribution, Uniform
+
+    from vaelab.densities import log_discretized_logistic
+
+    gen = torch.Generator().manual_seed(0)
+    mean = torch.rand(5, generator=gen, dtype=torch.float64) * 1.4 - 0.2   # some outside [0, 1]
+    log_scale = torch.rand(5, generator=gen, dtype=torch.float64) * 4 - 6   # scales e^-6 .. e^-2
+    levels = torch.arange(256, dtype=torch.float64) / 255
+    per_level = torch.stack([log_discretized_logistic(levels[k].expand(1, 1), mean[:, None], log_scale[:, None])
+                             for k in range(256)])
+    assert torch.allclose(per_level.exp().sum(0), torch.ones(5, dtype=torch.float64), atol=1e-6)
+    loc, scale = torch.tensor(0.4, dtype=torch.float64), torch.tensor(0.05, dtype=torch.float64)
+    logistic = TransformedDistribution(Uniform(torch.tensor(0.0, dtype=torch.float64), torch.tensor(1.0, dtype=torch.float64)),
+                                       [SigmoidTransform().inv, AffineTransform(loc, scale)])
+    for k in (60, 102, 140):
+        x = torch.tensor(k / 255, dtype=torch.float64)
+        expected = torch.log(logistic.cdf(x + 0.5 / 255) - logistic.cdf(x - 0.5 / 255))
+        got = log_discretized_logistic(x.reshape(1, 1), loc, scale.log())
+        assert torch.allclose(got, expected.reshape(1), rtol=1e-9)
+    far = log_discretized_logistic(torch.tensor([[0.5]]), torch.tensor(0.0), torch.tensor(-7.0))   # a far tail bin
+    assert torch.isfinite(far).all() and far.item() < -100

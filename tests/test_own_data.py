@@ -112,3 +112,17 @@ def test_the_command_line_trains_on_a_folder_and_an_npz_file(tmp_path, capsys):
     capsys.readouterr()
     assert main(["train", "vae", "--dataset", str(photos), "--data-dir", str(tmp_path), *CLI_QUICK]) == 2
     assert "--data-dir" in capsys.readouterr().err
+
+
+def test_the_discretized_logistic_on_8_bit_colour_reports_bits_per_dim(tmp_path):
+    x = (np.random.default_rng(5).random((300, 3, 8, 8)) * 255).astype(np.uint8)
+    run = vaelab.train("vae", dataset=x, likelihood="logistic", net="conv", out=tmp_path / "r", **QUICK)
+    m = run.per_seed()[0]
+    assert run.config.binarize == "none"   # it models the 8-bit levels themselves
+    assert m["nelbo_bpd"] == pytest.approx(m["nelbo"] / (3 * 8 * 8 * np.log(2)))
+    assert m["niwae_5_bpd"] == pytest.approx(m["niwae_5"] / (3 * 8 * 8 * np.log(2)))
+    assert 0 < m["niwae_5_bpd"] <= m["nelbo_bpd"] + 0.05   # the IWAE bound is (nearly always) the tighter
+    with pytest.raises(VaelabError, match=r"^binarize='dynamic': the discretized logistic .* models 8-bit grey levels"):
+        vaelab.train("vae", dataset=x, likelihood="logistic", binarize="dynamic", out=tmp_path / "b", **QUICK)
+    with pytest.raises(VaelabError, match=r"sigma is the Gaussian likelihood's std, and this run's likelihood is logistic"):
+        vaelab.train("vae", dataset=x, likelihood="logistic", sigma="0.2", out=tmp_path / "s", **QUICK)

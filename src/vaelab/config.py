@@ -133,7 +133,7 @@ class TrainConfig:
             raise VaelabError(f"{arg('binarize', self.binarize)}: {self.dataset} is continuous data, which cannot be "
                               f"binarized; use {arg('binarize', 'none')} (or auto)")
         if self.binarize == "auto" and is_registered(self.dataset):   # your own data: once it is read (batches)
-            self.binarize = "none" if is_toy(self.dataset) else cls.DEFAULT_BINARIZE
+            self.binarize = "none" if is_toy(self.dataset) else cls.default_binarize(self.model_options)
         if self.optimizer not in OPTIMIZERS:
             raise VaelabError(f"{arg('optimizer')} must be one of {', '.join(OPTIMIZERS)}, got {self.optimizer!r}")
         if self.optimizer == "auto":
@@ -179,10 +179,13 @@ class TrainConfig:
         """An option given a value of its own that this run would ignore is refused, not stored silently."""
         given = {k: v for k, v in self.model_options.items() if k in known and v != known[k][1]}
         effective = {**{k: d for k, (_, d, _) in known.items()}, **self.model_options}
-        if "sigma" in given and effective.get("likelihood") == "bernoulli":
+        if "sigma" in given and effective.get("likelihood") in ("bernoulli", "logistic"):
             raise VaelabError(f"{arg('sigma', given['sigma'])}: sigma is the Gaussian likelihood's std, and this run's "
-                              f"likelihood is bernoulli; leave {arg('sigma')} out, or add "
+                              f"likelihood is {effective['likelihood']}; leave {arg('sigma')} out, or add "
                               f"{arg('likelihood', 'gaussian')}")
+        if effective.get("likelihood") == "logistic" and self.binarize in ("dynamic", "static"):
+            raise VaelabError(f"{arg('binarize', self.binarize)}: the discretized logistic (likelihood logistic) models "
+                              f"8-bit grey levels, not binary pixels; use {arg('binarize', 'none')} (or auto)")
         if "channels" in given and effective.get("net") == "mlp":
             raise VaelabError(f"{arg('channels', given['channels'])}: the channels are the conv nets' widths, and this "
                               f"run's net is mlp; leave {arg('channels')} out, or add {arg('net', 'conv')}")

@@ -106,6 +106,31 @@ def log_bernoulli_with_logits(x: torch.Tensor, logits: torch.Tensor):
     return -torch.addcmul(F.softplus(logits), x.to(logits.dtype), logits, value=-1).sum(-1)
 
 
+def log_discretized_logistic(x: torch.Tensor, mean: torch.Tensor, log_scale, levels: int = 256):
+    """``log P(x)`` of 8-bit (``levels``) grey levels ``x = k / (levels - 1)`` under a logistic of ``mean`` and
+    ``scale = exp(log_scale)`` discretised into bins of width ``1 / (levels - 1)`` centred on the levels, the
+    two end bins reaching to -inf and +inf (PixelCNN++, Salimans et al. 2017); summed over the last dim.
+
+    P(x) = F(x + h) - F(x - h), h = half a bin, F the logistic CDF sigmoid((x - mean) / scale); the lowest
+    level takes F(x + h), the highest 1 - F(x - h). Where the difference of two sigmoids would round to 0
+    (a bin far in a tail), the density at the bin's centre times its width stands in for it. ``x``,
+    ``mean``: ``(..., dim)``; ``log_scale`` broadcasts against them; returns ``(...,)``.
+    """
+    log_scale = torch.as_tensor(log_scale, dtype=mean.dtype, device=mean.device)
+    half = 0.5 / (levels - 1)
+    centred = x.to(mean.dtype) - mean
+    inv_scale = torch.exp(-log_scale)
+    plus, minus = (centred + half) * inv_scale, (centred - half) * inv_scale
+    log_cdf_plus = plus - F.softplus(plus)              # log sigmoid(plus): the lowest level's bin
+    log_one_minus_cdf_minus = -F.softplus(minus)        # log (1 - sigmoid(minus)): the highest level's
+    delta = torch.sigmoid(plus) - torch.sigmoid(minus)
+    mid = centred * inv_scale
+    log_pdf_mid = mid - log_scale - 2.0 * F.softplus(mid)   # log of the logistic density at the bin's centre
+    inner = torch.where(delta > 1e-5, torch.log(delta.clamp_min(1e-12)), log_pdf_mid + math.log(2 * half))
+    element_wise = torch.where(x < half, log_cdf_plus, torch.where(x > 1 - half, log_one_minus_cdf_minus, inner))
+    return element_wise.sum(-1)
+
+
 def kl_normal(qm: torch.Tensor, qv: torch.Tensor, pm: torch.Tensor, pv: torch.Tensor):
     """Closed-form ``KL(N(qm, diag qv) || N(pm, diag pv))``, summed over the last dim.
 

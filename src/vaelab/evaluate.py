@@ -242,6 +242,9 @@ def evaluate_model(model, data, iwae_ks=(1, 10, 100), repeats: int = 10, progres
         for k in iwae_ks:
             metrics[f"niwae_{k}"] = evaluate_iwae(model, data.test_x, k, progress, y=data.test_y,
                                                   across_ranks=across_ranks)
+    if model.reports_bits_per_dim:   # nats per example -> bits per dimension, as for CIFAR-10 and ImageNet
+        metrics.update({f"{k}_bpd": v / (data.x_dim * math.log(2)) for k, v in list(metrics.items())
+                        if k == "nelbo" or k.startswith("niwae_")})
     if across_ranks and not distributed.is_main():
         return metrics
     with torch.inference_mode():

@@ -119,7 +119,7 @@ class Model(nn.Module):
     n_classes: int = 0                            # classes of y (conditional or semi-supervised), else 0
     labels_per_class: int = 0                     # semi-supervised: labelled images per class, every step
     label_seed: int = 0                           # semi-supervised: the seed that picks them
-    likelihood: str = "bernoulli"                 # p(x|z): bernoulli (binary data) or gaussian
+    likelihood: str = "bernoulli"                 # p(x|z): bernoulli (binary data), gaussian or logistic (8-bit)
     graphable: bool = True                        # its loss does the same device work every step, whatever
                                                   # the data (no host read of a tensor, no host-drawn random
                                                   # number): --cuda-graph may capture it
@@ -228,8 +228,21 @@ class Model(nn.Module):
         return niwae, {"niwae_train": niwae.detach(), "nelbo": (rec + kl).detach(), "kl": kl.detach(), "rec": rec.detach()}
 
     # -- hooks with defaults ----------------------------------------------------------------
+    @classmethod
+    def default_binarize(cls, options: dict) -> str:
+        """How image training data are binarized by default for a model with these options (DEFAULT_BINARIZE)."""
+        return cls.DEFAULT_BINARIZE
+
+    @property
+    def reports_bits_per_dim(self) -> bool:
+        """Whether its bounds are probabilities of discrete data, also reported in bits per dimension."""
+        return False
+
     def check_training(self, iters: int, continuous: bool) -> None:
         """Refuse, before anything is written, a training run this model cannot do (VaelabError)."""
+        if continuous and self.likelihood == "logistic":
+            raise VaelabError(f"the data are continuous (vectors); the discretized logistic models 8-bit levels in "
+                              f"[0, 1]: use {arg('likelihood', 'gaussian')}")
         if continuous and self.likelihood == "bernoulli":
             raise VaelabError(f"the data are continuous (2D points); a Bernoulli decoder cannot model them: use "
                               f"{arg('likelihood', 'gaussian')} for VAEs or {arg('loss', 'mse')} for autoencoders")
@@ -280,8 +293,8 @@ class Model(nn.Module):
         if bad.any():   # a NaN would pass the range check below and come back as a NaN bound or code
             raise VaelabError(f"x holds NaN or infinite values ({int(bad.sum())} example(s), the first at row "
                               f"{int(bad.nonzero()[0])}); drop or repair them first")
-        if self.likelihood == "bernoulli" and x.numel() and (x.min() < 0 or x.max() > 1):   # e.g. 0-255 pixels
-            raise VaelabError(f"x must hold pixel values in [0, 1] for this Bernoulli model, got values from "
+        if self.likelihood in ("bernoulli", "logistic") and x.numel() and (x.min() < 0 or x.max() > 1):   # 0-255
+            raise VaelabError(f"x must hold pixel values in [0, 1] for this {self.likelihood} model, got values from "
                               f"{x.min().item():g} to {x.max().item():g}; scale images first (e.g. x / 255)")
         return x
 
@@ -316,7 +329,8 @@ class Model(nn.Module):
         if isinstance(n, bool) or not isinstance(n, int) or n <= 0:
             raise VaelabError(f"n must be a positive integer (how many samples), got {n!r}")
         if binary and self.likelihood != "bernoulli":
-            raise VaelabError("binary=True draws Bernoulli pixels; this model's p(x|z) is Gaussian: leave binary out")
+            raise VaelabError(f"binary=True draws Bernoulli pixels; this model's p(x|z) is {self.likelihood}: leave binary "
+                              f"out")
         if self.conditional and y is None:
             y = torch.randint(self.n_classes, (n,), device=self._device())
         y = self._labels(y, n)

@@ -23,11 +23,13 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import VaelabError
-from ..densities import (gaussian_log_likelihood, kl_normal, log_bernoulli_with_logits, log_normal,
-                         sample_gaussian)
+from ..densities import (gaussian_log_likelihood, kl_normal, log_bernoulli_with_logits, log_discretized_logistic,
+                         log_normal, sample_gaussian)
 from ..nets import (ConvDecoder, ConvEncoder, Decoder, Encoder, UserDecoder, UserEncoder, check_image_shape,
                     check_networks)
 from .base import Model, resolve
+
+LIKELIHOODS = ("bernoulli", "gaussian", "logistic")
 
 # Samples per data point in a training step (iw_k, mc_samples), at most: a step holds batch x samples
 # decoder rows (100 x 1,000 rows of 784 pixels is 300 MB per tensor; the IWAE paper trains with k <= 50).
@@ -51,7 +53,8 @@ OPTIONS = {
     "z_dim": (int, 10, "latent dimension"),
     "hidden": (str, "300,300", "hidden layer sizes of encoder and decoder, comma separated"),
     "beta": (float, 1.0, "weight of the KL term in the training objective (beta-VAE); reported NELBO always uses 1"),
-    "likelihood": (str, "bernoulli", "p(x|z): bernoulli (binary data) or gaussian (continuous data)"),
+    "likelihood": (str, "bernoulli", "p(x|z): bernoulli (binary data), gaussian (continuous data) or logistic (8-bit "
+                                     "grey or colour levels: a discretized logistic, also reported in bits per dim)"),
     "sigma": (str, "0.1", "gaussian likelihood only: fixed observation std, or 'learned'"),
     "net": (str, "mlp", "encoder/decoder: mlp, or conv (stride-2 convolutions; 28x28 or 32x32 images)"),
     "channels": (str, "16,32,64", "conv nets only: channels of the encoder's three convolutions (the decoder mirrors them)"),
@@ -118,8 +121,8 @@ class VAE(Model):
                  channels="16,32,64", encoder: nn.Module | str | None = None, decoder: nn.Module | str | None = None,
                  iw_k: int = 1, image_shape: tuple[int, int, int] | None = None):
         super().__init__()
-        if likelihood not in ("bernoulli", "gaussian"):
-            raise ValueError(f"unknown likelihood {likelihood!r}: use bernoulli or gaussian")
+        if likelihood not in LIKELIHOODS:
+            raise ValueError(f"unknown likelihood {likelihood!r}: use {', '.join(LIKELIHOODS)}")
         if net not in ("mlp", "conv"):
             raise ValueError(f"unknown net {net!r}: use mlp or conv")
         check_samples_per_point(iw_k, mc_samples)
@@ -166,6 +169,18 @@ class VAE(Model):
                 self.log_sigma = nn.Parameter(log_sigma)
             else:
                 self.register_buffer("log_sigma", log_sigma)
+        if likelihood == "logistic":   # one learned scale per pixel, as the mean comes from the decoder
+            self.log_scale = nn.Parameter(torch.full((x_dim,), math.log(0.1)))
+
+    @classmethod
+    def default_binarize(cls, options: dict) -> str:
+        """Grey levels (none) for the discretized logistic, which models them; else Model's default."""
+        return "none" if options.get("likelihood") == "logistic" else super().default_binarize(options)
+
+    @property
+    def reports_bits_per_dim(self) -> bool:
+        """The discretized logistic is a probability of 8-bit levels: its bounds read in bits per dimension."""
+        return self.likelihood == "logistic"
 
     def saved_options(self) -> dict:
         """Model.saved_options, less the options of the built-in networks (hidden, net, channels) when the
@@ -201,6 +216,8 @@ class VAE(Model):
         out = self.dec(z, y)
         if self.likelihood == "bernoulli":
             return log_bernoulli_with_logits(x, out)
+        if self.likelihood == "logistic":   # scales floored at e^-7, as PixelCNN++: a bin's mass stays finite
+            return log_discretized_logistic(x, out, self.log_scale.clamp_min(-7.0))
         return gaussian_log_likelihood(x, out, self.log_sigma)
 
     def negative_elbo_bound(self, x: torch.Tensor, y: torch.Tensor | None = None, reduce: bool = True):
@@ -255,6 +272,9 @@ class VAE(Model):
         return self.enc(x, self.onehot(y))[0]
 
     def mean_x_given_z(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
-        """E[x | z [, y]]: Bernoulli probabilities or Gaussian means, for pictures."""
+        """E[x | z [, y]]: Bernoulli probabilities, Gaussian means or the logistic's location (in [0, 1]),
+        for pictures."""
         out = self.dec(z, self.onehot(y))
+        if self.likelihood == "logistic":
+            return out.clamp(0.0, 1.0)
         return torch.sigmoid(out) if self.likelihood == "bernoulli" else out
