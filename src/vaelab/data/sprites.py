@@ -156,47 +156,75 @@ def _heart(u: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
 _SHAPE_TESTS = (_square, _ellipse, _heart)
 
 
-def _pixel_centres() -> tuple[torch.Tensor, torch.Tensor]:
-    """x (column) and y (row, downward) of every pixel centre, row-major, in pixels."""
-    c = torch.arange(SIZE, dtype=torch.float32) + 0.5
-    return c.repeat(SIZE), c.repeat_interleave(SIZE)
+# How far from its centre any shape reaches at scale 1: each image is computed in a window this wide
+REACH = max(SQUARE_SIDE / math.sqrt(2), ELLIPSE_AXES[0], HEART_TIP,
+            math.hypot(HEART_HALF_WIDTH - HEART_LOBE, HEART_TOP - HEART_LOBE) + HEART_LOBE)
 
 
-def _inside(f: torch.Tensor) -> torch.Tensor:
-    """(n, SIZE*SIZE) bool: which pixel centres lie inside each image's shape (f: (n, 6) indices)."""
-    value = {name: torch.tensor(v, dtype=torch.float32) for name, v in FACTORS.items()}
-    scale, theta = value["scale"][f[:, 2]], value["orientation"][f[:, 3]].double()
-    cos, sin = theta.cos().float()[:, None], theta.sin().float()[:, None]
-    x, y = _pixel_centres()
-    dx = x - (CENTRE_FROM + CENTRE_SPAN * value["posX"][f[:, 4]])[:, None]
-    up = (CENTRE_FROM + CENTRE_SPAN * value["posY"][f[:, 5]])[:, None] - y   # screen y points down
-    u = (cos * dx + sin * up) / scale[:, None]     # rotate back by theta into the shape's own frame
-    w = (cos * up - sin * dx) / scale[:, None]
-    inside = torch.zeros(u.shape, dtype=torch.bool)
+def _inside(shape, scale, orientation, pos_x, pos_y) -> torch.Tensor:
+    """(n, SIZE*SIZE) bool: which pixel centres lie inside each image's shape (values, not indices).
+
+    Only a window around each shape's centre that holds all of it is computed (32x32 at scale 1)."""
+    n = len(shape)
+    side = min(SIZE, 2 * math.ceil(REACH * float(scale.max())) + 2)
+    cx, cy = (CENTRE_FROM + CENTRE_SPAN * p.float() for p in (pos_x, pos_y))
+    ox, oy = ((c.floor().long() - side // 2).clamp(0, SIZE - side) for c in (cx, cy))   # the window's corner
+    cols, rows = (o[:, None] + torch.arange(side) for o in (ox, oy))
+    dx = (cols + 0.5 - cx[:, None])[:, None, :]      # pixel centres relative to the shape's centre
+    up = (cy[:, None] - rows - 0.5)[:, :, None]      # screen y points down
+    theta = orientation.double()
+    cos, sin = (v.float()[:, None, None] for v in (theta.cos(), theta.sin()))
+    scale = scale.float()[:, None, None]
+    u = (cos * dx + sin * up) / scale     # rotated back by theta into the shape's own frame
+    w = (cos * up - sin * dx) / scale
+    window = torch.zeros(u.shape, dtype=torch.bool)
     for k, test in enumerate(_SHAPE_TESTS):
-        rows = f[:, 1] == k
-        if rows.any():
-            inside[rows] = test(u[rows], w[rows])
-    return inside
+        these = shape == k
+        if these.any():
+            window[these] = test(u[these], w[these])
+    inside = torch.zeros(n, SIZE, SIZE, dtype=torch.bool)
+    inside[torch.arange(n)[:, None, None], rows[:, :, None], cols[:, None, :]] = window
+    return inside.reshape(n, SIZE * SIZE)
+
+
+def draw(shape, scale, orientation, pos_x, pos_y, colour=None) -> torch.Tensor:
+    """Shapes at any factor values, on the grid or between its points: float32 (N, C*64*64) in [0, 1].
+
+    ``shape``: int indices into SHAPES; ``scale`` (1: the original's largest), ``orientation``
+    (radians), ``pos_x``, ``pos_y`` (0..1): numbers, one per image (tensors of length N, or scalars).
+    ``colour``: None for one binary channel, else int indices into COLOURS (three channels).
+    Rendered CHUNK images at a time, without a Python loop over images.
+    """
+    shape = torch.as_tensor(shape, dtype=torch.int64).reshape(-1)
+    values = [torch.as_tensor(v, dtype=torch.float64).reshape(-1) for v in (scale, orientation, pos_x, pos_y)]
+    n = max(len(shape), *(len(v) for v in values))
+    shape, *values = (v.expand(n) if len(v) == 1 else v for v in (shape, *values))
+    if len(shape) != n or any(len(v) != n for v in values):
+        raise VaelabError(f"draw: give one value per image, or one for all; got lengths "
+                          f"{[len(v) for v in (shape, *values)]}")
+    channels = 1 if colour is None else 3
+    if colour is not None:
+        colour = torch.as_tensor(colour, dtype=torch.int64).reshape(-1).expand(n)
+    out = torch.empty(n, channels * SIZE * SIZE, dtype=torch.float32)
+    for start in range(0, n, CHUNK):
+        part = slice(start, start + CHUNK)
+        inside = _inside(shape[part], *(v[part] for v in values)).to(torch.float32)
+        if colour is not None:
+            inside = (_RGB[colour[part]][:, :, None] * inside[:, None, :]).reshape(len(inside), -1)
+        out[part] = inside
+    return out
 
 
 def render(factors, colour: bool = False) -> torch.Tensor:
     """The grid images of factor indices (N, 6) as float32 (N, C*64*64) in [0, 1], channels first.
 
     ``colour`` False: one channel, 1 inside the shape and 0 outside (the colour index must be 0,
-    white). True: three channels, the shape in the colour factor's hue (COLOURS) on black. Rendered
-    CHUNK images at a time, without a Python loop over images.
+    white). True: three channels, the shape in the colour factor's hue (COLOURS) on black.
     """
     f = _check_factors(factors, colour).reshape(-1, len(FACTOR_NAMES))
-    channels = 3 if colour else 1
-    out = torch.empty(len(f), channels * SIZE * SIZE, dtype=torch.float32)
-    for start in range(0, len(f), CHUNK):
-        part = f[start:start + CHUNK]
-        inside = _inside(part).to(torch.float32)
-        if colour:
-            inside = (_RGB[part[:, 0]][:, :, None] * inside[:, None, :]).reshape(len(part), -1)
-        out[start:start + CHUNK] = inside
-    return out
+    value = {name: torch.tensor(v, dtype=torch.float64) for name, v in FACTORS.items()}
+    return draw(f[:, 1], value["scale"][f[:, 2]], value["orientation"][f[:, 3]], value["posX"][f[:, 4]],
+                value["posY"][f[:, 5]], f[:, 0] if colour else None)
 
 
 # --------------------------------------------------------------------------- the data sets
