@@ -10,7 +10,10 @@ posX, posY), posY varying fastest:
     orientation  40 values, linspace(0, 2 pi, 40) radians (0 and 2 pi both present, as in the original)
     posX, posY   32 values each, linspace(0, 1, 32)
 
-``render`` draws any of them from its factor indices, so the grid needs no file. The geometry
+``render`` draws any of them from its factor indices, so the grid needs no file (``draw`` takes factor
+values, on the grid or between its points); ``index_to_factors`` and ``factors_to_index`` map grid
+rows to factor indices and back. ``load_sprites`` makes the data sets ``dsprites`` and
+``dsprites-colour``: a fixed sample of the grid and a sampler of fresh grid images. The geometry
 follows the original's images (measured on the 320 frames of its published ``dsprites.gif``):
 
 * positions: the shape's centre is at 16 + 32 * pos pixels (a quarter to three quarters of the
