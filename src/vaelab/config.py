@@ -13,6 +13,7 @@ import torch
 
 from . import distributed
 from .data import BINARIZE_MODES, is_registered
+from .data.registry import is_generated
 from .data.toy import is_toy
 from .errors import VaelabError, arg
 from .evaluate import check_evaluation_sizes
@@ -64,7 +65,8 @@ class TrainConfig:
         model_options: the model's constructor options (`vaelab.options(model)`).
         optimizer: `auto` (the model's DEFAULT_OPTIMIZER: AdamW for autoencoders, else Adam), `adam`, `adamw`.
         train_classes: train (and validate) on these classes only, e.g. one-class anomaly detection.
-        fresh_batches: toy data: a fresh draw for every batch instead of the fixed training sample.
+        fresh_batches: generated data (the toy sets, dsprites): a fresh draw for every batch instead of the
+            fixed training sample.
         precision: `fp32`, or `bf16` (the networks under bfloat16 autocast; log-densities stay float32).
         compile: torch.compile the training step (forward and backward).
         cuda_graph: on a GPU, capture the training step (forward, backward, Adam) as one CUDA graph
@@ -138,9 +140,8 @@ class TrainConfig:
             raise VaelabError(f"{arg('optimizer')} must be one of {', '.join(OPTIMIZERS)}, got {self.optimizer!r}")
         if self.optimizer == "auto":
             self.optimizer = cls.DEFAULT_OPTIMIZER
-        if self.fresh_batches and not is_toy(self.dataset):
-            raise VaelabError(f"{arg('fresh_batches')}: only the generated toy data sets can draw fresh batches, "
-                              f"not {self.dataset}; drop the option")
+        if self.fresh_batches:
+            self._check_fresh_batches()
         if self.train_classes is not None and not self.train_classes:
             raise VaelabError(f"{arg('train_classes')} needs at least one class")
         self._check_model_options()
@@ -161,6 +162,16 @@ class TrainConfig:
         if self.cuda_graph:
             self._check_cuda_graph(cls, device)
         return self
+
+    def _check_fresh_batches(self) -> None:
+        """Fresh batches come from a generated set's sampler: whole draws at the set's own size."""
+        if not is_generated(self.dataset):
+            raise VaelabError(f"{arg('fresh_batches')}: only the generated toy and dSprites data sets can draw fresh "
+                              f"batches, not {self.dataset}; drop the option")
+        for name, value in (("train_classes", self.train_classes), ("resize", self.resize)):
+            if value:
+                raise VaelabError(f"{arg('fresh_batches')} draws from the whole data set at its own size, which "
+                                  f"{arg(name, value)} would not apply to; drop one of the two")
 
     def _check_model_options(self) -> None:
         """Each registered option's value against its type and range (option_rule): the CLI's argparse types

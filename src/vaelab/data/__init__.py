@@ -5,6 +5,7 @@
     files.py       where IDX files are looked for, SHA-256 checks, downloads
     datasets.py    loading: load_dataset, dataset_status
     toy.py         the generated 2D toy sets
+    sprites.py     dSprites rendered in code (dsprites, dsprites-colour): render, the factor grid's indices
     transforms.py  split_validation, labelled_subset, resize_images
     user.py        a user's own data (arrays, tensors, .npz/.npy, image folders, torch Datasets):
                    user_dataset, fingerprint; arrays.py checks and converts them, images.py reads folders
@@ -37,7 +38,8 @@ from vaelab.data.files import (
 )
 from vaelab.data.idx import read_idx, write_idx
 from vaelab.data.sources import dataset_label, is_registered, load_given, open_dataset, user_source
-from vaelab.data.registry import DATASETS, DEFAULT_DATASET, DatasetSpec, get_spec, reads_no_files
+from vaelab.data.registry import DATASETS, DEFAULT_DATASET, DatasetSpec, get_spec, is_generated, reads_no_files
+from vaelab.data.sprites import SPRITE_DATASETS
 from vaelab.data.transforms import labelled_subset, resize_images, split_validation
 from vaelab.data.user import fingerprint, user_dataset
 
@@ -47,6 +49,7 @@ __all__ = [
     "DEFAULT_DATASET",
     "Dataset",
     "DatasetSpec",
+    "SPRITE_DATASETS",
     "STATIC_BINARIZATION_SEED",
     "binarize_dynamic",
     "binarize_static",
@@ -55,6 +58,7 @@ __all__ = [
     "find_dataset",
     "fingerprint",
     "get_spec",
+    "is_generated",
     "labelled_subset",
     "load_dataset",
     "resize_images",

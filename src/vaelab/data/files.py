@@ -31,6 +31,7 @@ from vaelab.progress import progress_bar
 
 from vaelab.data.idx import read_idx_bytes
 from vaelab.data.registry import DATASETS, DEFAULT_DATASET, DatasetSpec, get_spec
+from vaelab.data.sprites import is_sprites
 from vaelab.data.toy import is_toy
 from vaelab.errors import VaelabError, arg
 
@@ -184,8 +185,9 @@ def _check_sha256(spec: DatasetSpec, path: Path, actual: str) -> None:
 
 def _file_spec(name: str, what: str):
     """The spec of a data set kept in IDX files (mnist, fashion-mnist); VaelabError for the embedded and the toy ones."""
-    if is_toy(name):
-        raise VaelabError(f"{name} is generated on the fly (a 2D toy set) and {what}; pick mnist or fashion-mnist")
+    if is_toy(name) or is_sprites(name):
+        kind = "a 2D toy set" if is_toy(name) else "rendered by vaelab"
+        raise VaelabError(f"{name} is generated on the fly ({kind}) and {what}; pick mnist or fashion-mnist")
     spec = get_spec(name)
     if spec.embedded:
         raise VaelabError(f"{spec.name} is embedded in a package and {what}; pick mnist or fashion-mnist")

@@ -7,13 +7,15 @@ Three data sets, all 28x28 grey images in 10 classes:
 * ``mnist`` and ``fashion-mnist``: the full 60,000 + 10,000 image sets, read from the four
   standard IDX files, whose published SHA-256 and download mirrors are recorded here.
 
-The 2D toy sets have their own registry, ``vaelab.data.toy.TOY_DATASETS``.
+The generated sets have their own registries: the 2D toy sets ``vaelab.data.toy.TOY_DATASETS``,
+the rendered dSprites sets ``vaelab.data.sprites.SPRITE_DATASETS``.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from vaelab.data.sprites import SPRITE_DATASETS, is_sprites
 from vaelab.data.toy import TOY_DATASETS, is_toy
 from vaelab.errors import VaelabError
 
@@ -97,14 +99,19 @@ DEFAULT_DATASET = "mnist-5k"
 # --------------------------------------------------------------------------- names
 
 
+def is_generated(name: str) -> bool:
+    """Whether data set `name` is made in code on loading (the 2D toy sets, the dSprites sets)."""
+    return is_toy(name) or is_sprites(name)
+
+
 def reads_no_files(name: str) -> bool:
     """Whether data set `name` is embedded in a package or generated (a data folder means nothing to it)."""
-    return is_toy(name) or (name in DATASETS and DATASETS[name].embedded)
+    return is_generated(name) or (name in DATASETS and DATASETS[name].embedded)
 
 
 def get_spec(name: str) -> DatasetSpec:
     """Return the spec of data set ``name`` (case and ``_``/``-`` insensitive)."""
     key = str(name).strip().lower().replace("_", "-")
     if key not in DATASETS:
-        raise VaelabError(f"unknown dataset {name!r}; choose one of: {', '.join([*DATASETS, *TOY_DATASETS])}")
+        raise VaelabError(f"unknown dataset {name!r}; choose one of: {', '.join([*DATASETS, *SPRITE_DATASETS, *TOY_DATASETS])}")
     return DATASETS[key]

@@ -13,8 +13,9 @@ from pathlib import Path
 
 from vaelab.data.dataset import Dataset
 from vaelab.data.datasets import load_dataset
-from vaelab.data.registry import DATASETS
-from vaelab.data.toy import TOY_DATASETS, is_toy
+from vaelab.data.registry import DATASETS, is_generated
+from vaelab.data.sprites import SPRITE_DATASETS
+from vaelab.data.toy import TOY_DATASETS
 from vaelab.data.user import user_dataset
 from vaelab.errors import VaelabError, arg
 
@@ -24,7 +25,7 @@ IN_MEMORY = ("array", "torch-dataset")   # origins whose data a run cannot read 
 def is_registered(name: str) -> bool:
     """Whether `name` is one of vaelab's own data sets (a name wins over a folder of the same name)."""
     key = str(name).strip().lower().replace("_", "-")
-    return key in DATASETS or is_toy(key)
+    return key in DATASETS or is_generated(key)
 
 
 def user_source(dataset) -> bool:
@@ -52,7 +53,7 @@ def open_dataset(dataset: str, data_dir=None, resize: int | None = None, origin:
                           f"vaelab.load_run(path, data=...) or vaelab.train(..., dataset=..., resume=True)")
     path = Path(os.path.expanduser(str(origin["path"] if origin else dataset)))
     if not path.exists():
-        known = ", ".join([*DATASETS, *TOY_DATASETS])
+        known = ", ".join([*DATASETS, *TOY_DATASETS, *SPRITE_DATASETS])
         raise VaelabError(f"{arg('dataset', str(dataset))}: neither a data set vaelab knows ({known}) nor a folder "
                           f"of images or an .npz / .npy file; check the name or the path")
     how = {} if origin is None else {k: origin[k] for k in ("split_seed", "test_size") if origin.get(k) is not None}

@@ -17,8 +17,7 @@ from pathlib import Path
 
 import torch
 
-from ..data import find_dataset, get_spec, load_dataset
-from ..data.toy import is_toy
+from ..data import find_dataset, load_dataset, reads_no_files
 from ..errors import VaelabError, arg
 from ..machine import set_threads
 from .experiments import RECIPES as COURSE_RECIPES, Context, Recipe
@@ -39,7 +38,7 @@ def check_data(name: str, quick: bool = False, data_dir=None) -> None:
     """Fail before training when a data set the recipe needs cannot be found (or downloaded)."""
     recipe = RECIPES[name]
     for ds in recipe.quick_data if quick else recipe.data:
-        if is_toy(ds) or get_spec(ds).embedded or find_dataset(ds, data_dir) is not None:
+        if reads_no_files(ds) or find_dataset(ds, data_dir) is not None:
             continue
         try:
             load_dataset(ds, data_dir=data_dir)   # downloads when allowed, else explains where it looked

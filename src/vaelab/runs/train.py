@@ -179,7 +179,7 @@ def _train_run(cfg: TrainConfig, device: torch.device, resume: bool = False, tem
             metrics.update(_one_class_auc(model, data, cfg))
             if judge:
                 classifier, accuracy, by_class = judge[0]
-                metrics.update(sample_quality(model, classifier), judge_test_accuracy=accuracy,
+                metrics.update(sample_quality(model, classifier, len(by_class)), judge_test_accuracy=accuracy,
                                judge_test_accuracy_by_class=by_class)
             per_seed[str(seed)], histories[str(seed)] = require_finite(metrics, f"seed {seed}"), hist
             _write_seed_outputs(cfg, data, device, run_dir, seed, model, per_seed, histories)
