@@ -170,6 +170,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=Parser)
     _add_train(sub)
     _add_saved_run_commands(sub)
+    _add_code_commands(sub)
     _add_other_commands(sub)
     return parser
 
@@ -298,26 +299,6 @@ def _add_saved_run_commands(sub) -> None:
                     "no IWAE bound is computed unless --iwae-k is given)")
     _add_runtime_args(ev)
 
-    en = sub.add_parser("encode", help="write the codes of a run's data (train and test, with labels) to an .npz file",
-                        formatter_class=DefaultsFormatter)
-    en.add_argument("run", type=Path, help="run folder")
-    en.add_argument("--dataset", help="another data set of the run's shape (a name, a folder of images or an .npz "
-                    "file; default: the run's own)")
-    en.add_argument("--out", type=Path, help="the .npz file (default: RUN/codes-DATASET-seedS.npz)")
-    en.add_argument("--run-seed", type=_seed, help="which training seed's model (default: the first)")
-    en.add_argument("--data-dir", type=_existing_dir, help="where the data set is, if not where it was found at training time")
-    _add_device_threads(en)
-
-    nb = sub.add_parser("neighbours", help="retrieval: the training images whose codes are nearest to each query's",
-                        formatter_class=DefaultsFormatter)
-    nb.add_argument("run", type=Path, help="run folder")
-    nb.add_argument("--query", nargs="+", metavar="IMAGE", help="image files to look up (default: the first 8 test "
-                    "images); converted to the run's channels and size")
-    nb.add_argument("--k", type=_positive_int, default=8, help="neighbours per query")
-    nb.add_argument("--out", type=Path, help="PNG path (default: RUN/neighbours-seedS.png)")
-    nb.add_argument("--run-seed", type=_seed, help="which training seed's model (default: the first)")
-    _add_device_threads(nb)
-
     sa = sub.add_parser("sample", help="draw images from p(x) of a trained run as one grid PNG",
                         formatter_class=DefaultsFormatter)
     sa.add_argument("run", type=Path, help="run folder")
@@ -348,6 +329,29 @@ def _add_saved_run_commands(sub) -> None:
     sc.add_argument("--eval-repeats", type=_positive_int, default=10, help="Monte Carlo passes for VAE NELBO scores")
     _add_runtime_args(sc)
 
+
+
+def _add_code_commands(sub) -> None:
+    """encode, neighbours: a run's codes, for what comes next."""
+    en = sub.add_parser("encode", help="write the codes of a run's data (train and test, with labels) to an .npz file",
+                        formatter_class=DefaultsFormatter)
+    en.add_argument("run", type=Path, help="run folder")
+    en.add_argument("--dataset", help="another data set of the run's shape (a name, a folder of images or an .npz "
+                    "file; default: the run's own)")
+    en.add_argument("--out", type=Path, help="the .npz file (default: RUN/codes-DATASET-seedS.npz)")
+    en.add_argument("--run-seed", type=_seed, help="which training seed's model (default: the first)")
+    en.add_argument("--data-dir", type=_existing_dir, help="where the data set is, if not where it was found at training time")
+    _add_device_threads(en)
+
+    nb = sub.add_parser("neighbours", help="retrieval: the training images whose codes are nearest to each query's",
+                        formatter_class=DefaultsFormatter)
+    nb.add_argument("run", type=Path, help="run folder")
+    nb.add_argument("--query", nargs="+", metavar="IMAGE", help="image files to look up (default: the first 8 test "
+                    "images); converted to the run's channels and size")
+    nb.add_argument("--k", type=_positive_int, default=8, help="neighbours per query")
+    nb.add_argument("--out", type=Path, help="PNG path (default: RUN/neighbours-seedS.png)")
+    nb.add_argument("--run-seed", type=_seed, help="which training seed's model (default: the first)")
+    _add_device_threads(nb)
 
 
 def _add_other_commands(sub) -> None:

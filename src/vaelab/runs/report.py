@@ -40,6 +40,8 @@ def _fmt(key: str, v: float, scale: float | None = None) -> str:
     scale = v if scale is None else scale
     if key in ("iters_per_second", "train_seconds"):
         return f"{v:.0f}"
+    if key.endswith("_bpd"):   # bits per dimension: small numbers
+        return f"{v:.4f}"
     if key in AE_KEYS or key == "rec" and abs(scale) < 1:
         return f"{v:.5f}" if abs(v) >= 1e-3 or v == 0 else f"{v:.2e}"
     return f"{v:.4f}" if key.startswith(("accuracy", "sample_")) or key == "nonzero_fraction" else f"{v:.2f}"
@@ -47,9 +49,11 @@ def _fmt(key: str, v: float, scale: float | None = None) -> str:
 
 def metrics_table(metrics: dict) -> str:
     per_seed, summary = metrics["per_seed"], metrics["mean_se"]
-    iwae = sorted((k for k in summary if k.startswith("niwae_")), key=lambda k: int(k.split("_")[1]))
-    keys = [k for k in ELBO_COLUMNS if k in summary] + iwae + [k for k in OTHER_COLUMNS if k in summary]
-    titles = [{**ELBO_COLUMNS, **OTHER_COLUMNS}.get(k) or f"IWAE-{k.split('_')[1]}" for k in keys]
+    iwae = sorted((k for k in summary if k.startswith("niwae_") and not k.endswith("_bpd")),
+                  key=lambda k: int(k.split("_")[1]))
+    bits = [k for k in ("nelbo_bpd", *(f"{k}_bpd" for k in iwae)) if k in summary]   # bits per dimension
+    keys = [k for k in ELBO_COLUMNS if k in summary] + iwae + bits + [k for k in OTHER_COLUMNS if k in summary]
+    titles = [{**ELBO_COLUMNS, **OTHER_COLUMNS}.get(k) or _bound_title(k) for k in keys]
     lines = ["| seed | " + " | ".join(titles) + " |",
              "|---" * (len(keys) + 1) + "|"]
     for seed, m in per_seed.items():
@@ -58,6 +62,13 @@ def metrics_table(metrics: dict) -> str:
         lines.append("| **mean ± SE** | " + " | ".join(
             f"**{_fmt(k, summary[k]['mean'])} ± {_fmt(k, summary[k]['se'], summary[k]['mean'])}**" for k in keys) + " |")
     return "\n".join(lines)
+
+
+def _bound_title(key: str) -> str:
+    """IWAE-k for niwae_k; "NELBO bits/dim", "IWAE-k bits/dim" for their values in bits per dimension."""
+    if key == "nelbo_bpd":
+        return "NELBO bits/dim"
+    return f"IWAE-{key.split('_')[1]}" + (" bits/dim" if key.endswith("_bpd") else "")
 
 
 def by_class_table(metrics: dict) -> str | None:

@@ -328,7 +328,8 @@ def _metrics_doc(cfg, data: DeviceData, device, per_seed: dict) -> dict:
         "data_source": data.source,
         "test_set": (f"{len(data.test_x)} points" if data.image_shape is None else
                      f"{len(data.test_x)} images, "
-                     + ("grey levels" if cfg.binarize == "none" else f"fixed binarization seed {STATIC_BINARIZATION_SEED}")),
+                     + (("grey levels" if data.channels == 1 else "colour levels") if cfg.binarize == "none"
+                        else f"fixed binarization seed {STATIC_BINARIZATION_SEED}")),
         "validation_set": _validation_line(cfg, data),
         "machine": machine_description(device),
         "processes": distributed.world(),   # torchrun --nproc_per_node (1: a plain run)
