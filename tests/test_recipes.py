@@ -124,3 +124,34 @@ def test_ae_pca_quick_end_to_end(tmp_path):
     assert _embedded_images(html) == 4
     for png in ("convergence.png", "jl-distortion.png", "components.png", "reconstructions.png"):
         assert f"]({png})" in md and (out / png).exists()
+
+
+def test_an_interrupted_recipe_continues_with_resume(tmp_path, monkeypatch):
+    """anomaly-mnist stopped after its first class's run: --resume keeps that run as it is, trains the rest,
+    writes the report; a folder of another recipe or form, or of none, is refused."""
+    import vaelab.recipes.blocks as blocks
+
+    real, calls = blocks.score_run, []
+
+    def stop_after_one(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(blocks, "score_run", stop_after_one)
+    out = tmp_path / "anomaly"
+    with pytest.raises(KeyboardInterrupt):
+        run_recipe("anomaly-mnist", quick=True, out=out, threads=1, progress=False, options={"classes": [0, 1]})
+    monkeypatch.setattr(blocks, "score_run", real)
+    first = (out / "class-0" / "seed-0" / "model.safetensors").stat().st_mtime_ns
+    with pytest.raises(VaelabError, match=r"not an empty folder.*add resume to continue"):
+        run_recipe("anomaly-mnist", quick=True, out=out, threads=1, progress=False, options={"classes": [0, 1]})
+    with pytest.raises(VaelabError, match=r"holds anomaly-mnist \(quick form\), not anomaly-mnist \(full form\)"):
+        run_recipe("anomaly-mnist", out=out, resume=True, progress=False)
+    run_recipe("anomaly-mnist", quick=True, out=out, threads=1, progress=False, options={"classes": [0, 1]},
+               resume=True)
+    assert (out / "report.md").is_file() and (out / "class-1" / "metrics.json").is_file()
+    assert (out / "class-0" / "seed-0" / "model.safetensors").stat().st_mtime_ns == first   # kept, not retrained
+    with pytest.raises(VaelabError, match=r"holds no recipe \(recipe.json missing\)"):
+        run_recipe("anomaly-mnist", quick=True, out=tmp_path, resume=True, progress=False)

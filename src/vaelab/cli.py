@@ -164,7 +164,7 @@ def cmd_reproduce(args) -> int:
     if args.name is None:
         raise VaelabError("vaelab reproduce needs a recipe NAME; `vaelab reproduce --list` shows them")
     out = run_recipe(args.name, quick=args.quick, data_dir=args.data_dir, out=args.out, threads=args.threads,
-                     progress=args.progress, command="vaelab " + " ".join(args.argv))
+                     progress=args.progress, command="vaelab " + " ".join(args.argv), resume=args.resume)
     print(f"report: {out / 'report.md'}\nreport (HTML, figures embedded): {out / 'report.html'}")
     return 0
 

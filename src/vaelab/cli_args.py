@@ -365,6 +365,8 @@ def _add_other_commands(sub) -> None:
     rp.add_argument("--data-dir", type=_existing_dir, help="folder holding data sets as DIR/mnist/, DIR/fashion-mnist/")
     rp.add_argument("--out", type=Path, help="folder to create for the runs and the report "
                     "(default: runs/reproduce-NAME[-quick]-TIMESTAMP)")
+    rp.add_argument("--resume", action="store_true", help="continue the recipe that was interrupted in --out: its "
+                    "finished runs are kept, an interrupted run goes on from its last checkpoints")
     rp.add_argument("--threads", type=_positive_int, help="CPU threads for PyTorch (default: all cores)")
     rp.add_argument("--no-progress", dest="progress", action="store_false", help="no progress output")
 

@@ -11,7 +11,7 @@ import torch
 from ..runs.run import Run
 from ..config import TrainConfig
 from ..batches import prepare_data
-from ..runs.train import train_run
+from ..runs.train import resume_run, train_run
 from ..pictures import save_figure, save_grid
 from ..runs.figures import (draw_interpolation_2d, draw_reconstruction_2d, draw_samples_2d, interpolation_endpoints,
                            interpolation_path, reconstruct)
@@ -41,9 +41,21 @@ def first_seed_metrics(run: Path) -> dict:
     return next(iter(Run(run).per_seed().values()))
 
 
+def train_or_resume(cfg: TrainConfig, resume: bool = False) -> Path:
+    """train_run(cfg); resume=True continues a run folder cfg.out left by an interrupted recipe (from its last
+    checkpoints), and keeps one that is complete as it is."""
+    out = Path(cfg.out)
+    if resume and (out / "config.json").is_file():
+        if Run(out).complete and (out / "report.md").exists():
+            return out
+        return resume_run(out, threads=cfg.threads, progress=cfg.progress, data_dir=cfg.data_dir)
+    return train_run(cfg)
+
+
 def one_class_aucs(out: Path, dataset: str, classes, model: str = "ae", options: dict | None = None,
                    iters: int = 2000, batch_size: int = 100, lr: float = 1e-3, binarize: str = "auto", seed: int = 0,
-                   data_dir=None, threads=None, progress: bool = False, log=print) -> dict[int, float]:
+                   data_dir=None, threads=None, progress: bool = False, log=print,
+                   resume: bool = False) -> dict[int, float]:
     """One-class anomaly detection: for each class c, train on class c only (run folder out/class-c),
     score every test image (reconstruction MSE for autoencoders, NELBO for VAEs) and return the ROC AUC
     of finding the other classes, per class."""
@@ -53,7 +65,7 @@ def one_class_aucs(out: Path, dataset: str, classes, model: str = "ae", options:
                           seeds=[seed], iters=iters, batch_size=batch_size, lr=lr, binarize=binarize, iwae_k=[],
                           eval_repeats=1, threads=threads, progress=progress, model_options=dict(options or {}),
                           train_classes=[c])
-        run = train_run(cfg)
+        run = train_or_resume(cfg, resume)
         aucs[c] = score_run(run, threads=threads, data_dir=data_dir)["auc"]
         if log:
             log(f"class {c}: AUC {aucs[c]:.4f}")

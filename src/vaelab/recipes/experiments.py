@@ -13,9 +13,8 @@ from typing import Callable
 
 from ..runs.report import by_class_table
 from ..config import TrainConfig
-from ..runs.train import train_run
 from ..runs.run import Run
-from .blocks import (DAE_NOISES, ON_DATA_DISTANCE, SWISS_ROLL_VAE_ITERS, SWISS_ROLL_VAE_OPTIONS, denoising_triplets, first_seed_metrics, metrics_of,
+from .blocks import (DAE_NOISES, train_or_resume, ON_DATA_DISTANCE, SWISS_ROLL_VAE_ITERS, SWISS_ROLL_VAE_OPTIONS, denoising_triplets, first_seed_metrics, metrics_of,
                      one_class_aucs, swiss_roll_figure)
 from .report import Figure, Section, Table
 
@@ -30,6 +29,7 @@ class Context:
     threads: int | None = None
     progress: bool = True
     options: dict = field(default_factory=dict)   # recipe-specific overrides (Python API; tests)
+    resume: bool = False                          # continue the runs an interrupted recipe left in `out`
 
     def mnist(self) -> str:
         return "mnist-5k" if self.quick else "mnist"
@@ -39,11 +39,12 @@ class Context:
             print(f"[{self.name}] {message}", flush=True)
 
     def train(self, sub: str, **config) -> Path:
-        """train_run into OUT/sub with the recipe's data folder, threads and progress setting."""
+        """train_run into OUT/sub with the recipe's data folder, threads and progress setting (resuming: a run
+        left by the interrupted recipe continued, a complete one kept)."""
         cfg = TrainConfig(out=str(self.out / sub), data_dir=self.data_dir, threads=self.threads,
                           progress=self.progress, **config)
         self.log(f"training {cfg.model} on {cfg.dataset} -> {cfg.out}")
-        return train_run(cfg)
+        return train_or_resume(cfg, self.resume)
 
 
 # ------------------------------------------------------------------------------ formatting
@@ -213,7 +214,7 @@ def anomaly_mnist(ctx: Context) -> list[Section]:
     iters = 150 if ctx.quick else 2000
     ctx.log(f"one-class AEs for classes {classes}")
     aucs = one_class_aucs(ctx.out, ctx.mnist(), classes, iters=iters, data_dir=ctx.data_dir, threads=ctx.threads,
-                          progress=False, log=ctx.log if ctx.progress else None)
+                          progress=False, log=ctx.log if ctx.progress else None, resume=ctx.resume)
     mean = sum(aucs.values()) / len(aucs)
     over = "the 10 classes" if len(aucs) == 10 else f"classes {classes} only"
     table = Table(["", *(str(c) for c in aucs), "**mean**"],
