@@ -141,13 +141,15 @@ class Run:
                 f"{ckpt['config'].get('iters')}); results from it are provisional")
 
     # -- results --------------------------------------------------------------------------------
-    def summary(self) -> "MetricsTable":
-        """Mean ± standard error of every metric over the finished seeds, as a table."""
+    def summary(self, everything: bool = False) -> "MetricsTable":
+        """Mean ± standard error of every metric over the finished seeds, as a table that shows the test
+        metrics (bookkeeping such as timings and evaluation settings stays in it, listed under the table;
+        everything=True shows those rows too)."""
         doc = self.metrics
         if not doc:
             raise VaelabError(f"{self.path}: no seed has finished yet, so there are no metrics; train or resume it")
         return MetricsTable(doc["mean_se"], title=f"{self.config.model} on {self.config.dataset}, "
-                            f"{len(doc['per_seed'])} seed(s)")
+                            f"{len(doc['per_seed'])} seed(s)", everything=everything)
 
     def per_seed(self) -> dict[int, dict]:
         """Each finished seed's metrics."""
@@ -241,13 +243,19 @@ def load_run(path, model: Model | None = None, data=None) -> Run:
     return Run(path, model=model, data=data)
 
 
+# Rows of metrics.json that describe how a run was evaluated or how fast it went, not how good its model is
+BOOKKEEPING = ("eval_repeats", "n_test", "nelbo_mc_se", "train_seconds", "iters_per_second", "judge_test_accuracy")
+
+
 class MetricsTable:
     """Mean ± standard error over seeds, metric by metric; shows as a table in a notebook.
 
-    table["nelbo"] -> {"mean": ..., "se": ..., "n": ...}; table.to_dict() gives them all."""
+    table["nelbo"] -> {"mean": ..., "se": ..., "n": ...}; table.to_dict() gives them all. The table shows
+    the test metrics; the bookkeeping rows (BOOKKEEPING) are named under it, or shown with everything=True."""
 
-    def __init__(self, mean_se: dict, title: str = ""):
+    def __init__(self, mean_se: dict, title: str = "", everything: bool = False):
         self._rows, self.title = dict(mean_se), title
+        self._hidden = [] if everything else [k for k in self._rows if k in BOOKKEEPING]
 
     def __getitem__(self, metric: str) -> dict:
         if metric not in self._rows:
@@ -266,14 +274,20 @@ class MetricsTable:
 
     def _lines(self):
         for k, v in self._rows.items():
+            if k in self._hidden:
+                continue
             se = f" ± {v['se']:.4g}" if v["n"] > 1 else ""
             yield k, f"{v['mean']:.6g}{se}", v["n"]
+
+    def _footer(self) -> str:
+        return f"also: {', '.join(self._hidden)} (summary(everything=True) shows them)" if self._hidden else ""
 
     def __str__(self) -> str:
         rows = list(self._lines())
         width = max([len(k) for k, _, _ in rows] + [6])
         head = [self.title] if self.title else []
-        return "\n".join(head + [f"{k:<{width}}  {val}  (n={n})" for k, val, n in rows])
+        return "\n".join(head + [f"{k:<{width}}  {val}  (n={n})" for k, val, n in rows]
+                         + ([self._footer()] if self._hidden else []))
 
     __repr__ = __str__
 
@@ -281,5 +295,6 @@ class MetricsTable:
         cells = "".join(f"<tr><td>{html.escape(k)}</td><td>{html.escape(val)}</td><td>{n}</td></tr>"
                         for k, val, n in self._lines())
         caption = f"<caption>{html.escape(self.title)}</caption>" if self.title else ""
+        foot = f"<tfoot><tr><td colspan='3'>{html.escape(self._footer())}</td></tr></tfoot>" if self._hidden else ""
         return (f"<table>{caption}<thead><tr><th>metric</th><th>mean ± SE</th><th>seeds</th></tr></thead>"
-                f"<tbody>{cells}</tbody></table>")
+                f"<tbody>{cells}</tbody>{foot}</table>")
