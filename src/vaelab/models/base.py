@@ -294,7 +294,8 @@ class Model(nn.Module):
             raise VaelabError(f"x holds NaN or infinite values ({int(bad.sum())} example(s), the first at row "
                               f"{int(bad.nonzero()[0])}); drop or repair them first")
         if self.likelihood in ("bernoulli", "logistic") and x.numel() and (x.min() < 0 or x.max() > 1):   # 0-255
-            raise VaelabError(f"x must hold pixel values in [0, 1] for this {self.likelihood} model, got values from "
+            what = "Bernoulli" if self.likelihood == "bernoulli" else "discretized logistic"
+            raise VaelabError(f"x must hold pixel values in [0, 1] for this {what} model, got values from "
                               f"{x.min().item():g} to {x.max().item():g}; scale images first (e.g. x / 255)")
         return x
 
