@@ -71,6 +71,17 @@ def test_png_encoder_writes_a_valid_png(tmp_path):
     assert back.shape[:2] == (28, 20) and abs(float(back[-1, -1]) - 1.0) < 1e-6 and float(back[0, 0]) == 0.0
 
 
+def test_png_encoder_writes_colour_channels_first_images(tmp_path):
+    import torch
+    from PIL import Image
+
+    img = torch.rand(3, 5, 7, generator=torch.Generator().manual_seed(0))
+    (tmp_path / "c.png").write_bytes(png_bytes(img))
+    back = Image.open(tmp_path / "c.png")
+    assert back.mode == "RGB" and back.size == (7, 5)
+    assert back.getpixel((6, 4)) == tuple((img[:, 4, 6] * 255).round().int().tolist())   # (x, y): column 6, row 4
+
+
 def test_api_answers(server):
     code, ctype, body = _get(server + "api/info")
     info = json.loads(body)
