@@ -404,6 +404,50 @@ def test_model_contract_is_declared_not_probed():
         assert (model.n_classes == 10) == model.conditional
 
 
+@pytest.mark.parametrize("name", ["vae", "gmvae", "vamp", "hvae", "ssvae", "m1m2", "cvae", "ae", "sae", "cae", "dae"])
+def test_every_model_gives_the_terms_it_names_and_only_the_vae_family_an_elbo(name):
+    """terms() returns what TERMS names, per example; the VAE family's terms are its negative_elbo_bound and
+    its elbo is -NELBO; autoencoders write terms alone (no negative_elbo_bound) and refuse elbo."""
+    torch.manual_seed(0)
+    model = vaelab.build_model(name, 784).eval()
+    x, y = torch.rand(4, 784).bernoulli(), torch.arange(4)
+    y = y if model.conditional else None
+    terms = model.terms(x, y, reduce=False)
+    assert len(terms) == len(model.TERMS) and all(t.shape == (4,) for t in terms)
+    variational = isinstance(model, vaelab.VariationalModel)
+    autoencoder = name in ("ae", "sae", "cae", "dae")
+    assert variational == model.has_likelihood == hasattr(model, "negative_elbo_bound") == (not autoencoder)
+    if not variational:
+        with pytest.raises(vaelab.VaelabError, match=r"has no likelihood, so no ELBO; terms\(x\) gives its test terms "
+                                                     r"loss, rec, penalty, mse$"):
+            model.elbo(x)
+        return
+    torch.manual_seed(1)
+    bound = model.negative_elbo_bound(x, y, reduce=False)
+    for again in (lambda: model.terms(x, y, reduce=False), lambda: (-model.elbo(x, y),)):
+        torch.manual_seed(1)
+        assert all(torch.equal(a, b) for a, b in zip(again(), bound))
+
+
+def test_training_defaults_and_report_policy_are_declared_apart_from_the_maths():
+    """Each model declares its training defaults (TRAINING) and report policy (REPORT) as one frozen value each;
+    the old class attributes are gone."""
+    import dataclasses
+
+    assert vaelab.AE.TRAINING == vaelab.TrainingDefaults(iters=10_000, optimizer="adamw", binarize="none")
+    assert vaelab.VAE.TRAINING.iters == 20_000 and vaelab.SSVAE.TRAINING.iters == 30_000
+    assert vaelab.M1M2.TRAINING == vaelab.TrainingDefaults(iters=40_000)
+    assert [vaelab.CVAE.TRAINING.binarize_for({"likelihood": lik}) for lik in ("bernoulli", "logistic")] == ["dynamic", "none"]
+    assert vaelab.HVAE.REPORT == vaelab.ReportPolicy() == vaelab.ReportPolicy(("nelbo", "kl", "rec"), (), "NELBO")
+    assert vaelab.SparseAE.REPORT.figures == ("reconstruction", "codes") and vaelab.ContractiveAE.REPORT == vaelab.AE.REPORT
+    assert vaelab.DenoisingAE.REPORT.curves == ("loss", "rec", "penalty") and vaelab.DenoisingAE.REPORT.figures == ("denoising",)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        vaelab.AE.TRAINING.iters = 1
+    old = ("ELBO_TERMS", "CURVE_TERMS", "DEFAULT_ITERS", "DEFAULT_OPTIMIZER", "DEFAULT_BINARIZE", "FIGURES",
+           "ANOMALY_SCORE", "default_binarize")
+    assert not [n for n in old for cls in (vaelab.Model, vaelab.VAE, vaelab.DenoisingAE) if hasattr(cls, n)]
+
+
 def test_model_options_as_one_dict_or_one_by_one():
     """train(model_options={...}) is the same as the options given one by one; an option given both ways,
     or model_options that is not a dict, is refused."""

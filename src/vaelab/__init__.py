@@ -25,11 +25,13 @@ from .models.dae import DenoisingAE  # noqa: E402
 from .models.gmvae import GMVAE, VampVAE  # noqa: E402
 from .models.hvae import HVAE  # noqa: E402
 from .models.m1m2 import M1M2  # noqa: E402
+from .models.policy import ReportPolicy, TrainingDefaults  # noqa: E402
 from .models.sae import SparseAE  # noqa: E402
 from .models.ssvae import SSVAE  # noqa: E402
 from .models.vae import VAE  # noqa: E402
+from .models.variational import VariationalModel  # noqa: E402
 from .runs.run import MetricsTable, Run  # noqa: E402
 
-__all__ = ["__version__", "AE", "CVAE", "ContractiveAE", "DenoisingAE", "GMVAE", "HVAE", "M1M2", "MODELS", "MetricsTable", "Model", "Run",
-           "SSVAE", "SparseAE", "TrainConfig", "VAE", "VaelabError", "VampVAE", "anomaly_scores", "build_model", "datasets", "evaluate_elbo",
+__all__ = ["__version__", "AE", "CVAE", "ContractiveAE", "DenoisingAE", "GMVAE", "HVAE", "M1M2", "MODELS", "MetricsTable", "Model", "ReportPolicy",
+           "Run", "SSVAE", "SparseAE", "TrainConfig", "TrainingDefaults", "VAE", "VaelabError", "VampVAE", "VariationalModel", "anomaly_scores", "build_model", "datasets", "evaluate_elbo",
            "evaluate_iwae", "load_dataset", "load_run", "options", "plots", "roc_auc", "train"]

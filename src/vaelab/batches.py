@@ -110,7 +110,7 @@ def _resolve_binarize(cfg: TrainConfig, ds) -> None:
         raise VaelabError(f"{arg('binarize', cfg.binarize)}: {cfg.dataset} holds vectors, not grey levels in [0, 1], "
                           f"which cannot be binarized; use {arg('binarize', 'none')} (or auto)")
     if cfg.binarize == "auto":
-        cfg.binarize = "none" if ds.continuous else model_class(cfg.model).default_binarize(cfg.model_options)
+        cfg.binarize = "none" if ds.continuous else model_class(cfg.model).TRAINING.binarize_for(cfg.model_options)
 
 
 BATCH_STREAM, LABELLED_STREAM = 2**32, 2 * 2**32   # seed offsets of the data-order streams (user seeds < 2**32)

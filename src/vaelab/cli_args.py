@@ -229,7 +229,7 @@ def _add_optimisation_args(g, d, cls) -> None:
     g.add_argument("--seeds", type=_seed, nargs="+", default=d.seeds, help="one training run per seed")
     g.add_argument("--seed", type=_seed, dest="seeds", nargs=1, help="a single seed (same as --seeds S)")
     g.add_argument("--iters", type=_positive_int, default=d.iters,
-                   help=f"training iterations (default: the model's, {cls.DEFAULT_ITERS})")
+                   help=f"training iterations (default: the model's, {cls.TRAINING.iters})")
     g.add_argument("--epochs", type=_positive_int, help="train for N passes over the training set instead of --iters "
                    "(validation, log and checkpoint once per epoch)")
     g.add_argument("--patience", type=_positive_int, help="with --epochs: stop after P epochs without a better "

@@ -43,7 +43,7 @@ class TrainConfig:
         data_dir: folder holding DATASET/ subfolders of IDX files (None: $VAELAB_DATA, the user cache, ...).
         out: the run folder to create (None: runs/MODEL-DATASET-TIMESTAMP).
         seeds: one training run per seed; metrics are reported as mean ± standard error over them.
-        iters: training iterations (None: the model's DEFAULT_ITERS, or `epochs`).
+        iters: training iterations (None: the model's TRAINING.iters, or `epochs`).
         epochs: train for this many passes over the training set instead (validation, log and
             checkpoint once per epoch).
         patience: with epochs, stop after this many epochs without a better validation loss and keep
@@ -63,7 +63,7 @@ class TrainConfig:
         threads: CPU threads for PyTorch (None: training times 1 thread and all cores and keeps the faster).
         progress: show progress bars.
         model_options: the model's constructor options (`vaelab.options(model)`).
-        optimizer: `auto` (the model's DEFAULT_OPTIMIZER: AdamW for autoencoders, else Adam), `adam`, `adamw`.
+        optimizer: `auto` (the model's TRAINING.optimizer: AdamW for autoencoders, else Adam), `adam`, `adamw`.
         train_classes: train (and validate) on these classes only, e.g. one-class anomaly detection.
         fresh_batches: generated data (the toy sets, dsprites): a fresh draw for every batch instead of the
             fixed training sample.
@@ -124,7 +124,7 @@ class TrainConfig:
         """Check every field and resolve the `auto` / None defaults; returns self (VaelabError if bad)."""
         cls = model_class(self.model)
         if self.iters is None:
-            self.iters = cls.DEFAULT_ITERS
+            self.iters = cls.TRAINING.iters
         self._check_counts()
         if not (isinstance(self.lr, (int, float)) and self.lr > 0 and math.isfinite(self.lr)):
             raise VaelabError(f"{arg('lr')} must be a positive number, got {self.lr!r}")
@@ -135,11 +135,11 @@ class TrainConfig:
             raise VaelabError(f"{arg('binarize', self.binarize)}: {self.dataset} is continuous data, which cannot be "
                               f"binarized; use {arg('binarize', 'none')} (or auto)")
         if self.binarize == "auto" and is_registered(self.dataset):   # your own data: once it is read (batches)
-            self.binarize = "none" if is_toy(self.dataset) else cls.default_binarize(self.model_options)
+            self.binarize = "none" if is_toy(self.dataset) else cls.TRAINING.binarize_for(self.model_options)
         if self.optimizer not in OPTIMIZERS:
             raise VaelabError(f"{arg('optimizer')} must be one of {', '.join(OPTIMIZERS)}, got {self.optimizer!r}")
         if self.optimizer == "auto":
-            self.optimizer = cls.DEFAULT_OPTIMIZER
+            self.optimizer = cls.TRAINING.optimizer
         if self.fresh_batches:
             self._check_fresh_batches()
         if self.train_classes is not None and not self.train_classes:

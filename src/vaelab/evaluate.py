@@ -5,8 +5,9 @@
     IWAE-k  = -E_x[ log (1/k) sum_i p(x, z_i) / q(z_i | x) ],  z_i ~ q(z|x)  (Burda et al. 2016),
               a bound on -log p(x) that tightens as k grows. Stored as niwae_<k> (nats, lower is better).
 
-Autoencoders have no ELBO: their `negative_elbo_bound` returns their own per-example test terms
-(model.ELBO_TERMS: loss, rec, penalty, mse), evaluated in one pass since they are deterministic.
+Both come from the model's `terms`, its per-example test terms named by model.TERMS: the NELBO and
+its parts for the VAE family (negative_elbo_bound); for autoencoders, which have no ELBO, their loss, rec,
+penalty and mse, evaluated in one pass since they are deterministic.
 `anomaly_scores` gives a per-example anomaly score: reconstruction error for autoencoders,
 the NELBO (averaged over Monte Carlo passes) for VAEs.
 
@@ -104,14 +105,15 @@ def _share(x: torch.Tensor, y: torch.Tensor | None, across_ranks: bool):
 @torch.inference_mode()
 def evaluate_elbo(model, x: torch.Tensor, repeats: int = 10, batch_size: int = 2000, y: torch.Tensor | None = None,
                   across_ranks: bool = False) -> dict:
-    """Mean NELBO and its terms (model.ELBO_TERMS) over all of x, averaged over `repeats` Monte Carlo passes
-    (one pass for deterministic models); `<first term>_mc_se` is the standard error over passes (None for one pass).
+    """Mean NELBO and its terms over all of x (model.TERMS, from model.terms: an autoencoder's loss, rec, penalty and
+    mse), averaged over `repeats` Monte Carlo passes (one pass for deterministic models); `<first term>_mc_se` is
+    the standard error over passes (None for one pass).
     y: class labels, needed by conditional models (ignored by the others)."""
     repeats = _repeats(repeats)
     batch_size = positive_int("batch_size", batch_size, "examples per forward pass")
     x, y = _checked(model, x, y)
     model.eval()
-    names = model.ELBO_TERMS
+    names = model.TERMS
     if model.deterministic:
         repeats = 1
     n = len(x)
@@ -120,7 +122,7 @@ def evaluate_elbo(model, x: torch.Tensor, repeats: int = 10, batch_size: int = 2
     for r in range(repeats):
         for i in range(0, len(x), batch_size):
             yb = None if y is None else y[i:i + batch_size]
-            terms = model.negative_elbo_bound(x[i:i + batch_size], yb, reduce=False)
+            terms = model.terms(x[i:i + batch_size], yb, reduce=False)
             totals[r] += torch.stack([t.sum() for t in terms]).double().cpu()
     if across_ranks:
         totals = distributed.sum_across(totals)

@@ -377,7 +377,7 @@ def curves(run, save=None) -> Figure:
         raise VaelabError(f"run must be a Run, a run folder or a dict seed -> history, got {type(run).__name__}")
     if isinstance(run, Run):
         histories = {str(s): run.history(s) for s in run.seeds if (run.seed_dir(s) / "history.json").exists()}
-        keys, title = model_class(run.config.model).CURVE_TERMS, f"{run.config.model} on {run.config.dataset}"
+        keys, title = model_class(run.config.model).REPORT.curves, f"{run.config.model} on {run.config.dataset}"
     else:
         histories, title = dict(run), ""
         keys = ("loss", "rec", "penalty") if "nelbo" not in next(iter(histories.values())) else ("nelbo", "kl", "rec")

@@ -79,7 +79,7 @@ class Trainer:
             xl, yl = labelled_subset(data.train_x, data.train_y, model.labels_per_class, model.label_seed)
             self.labelled = Batches(xl, yl, min(cfg.batch_size, len(xl)), dynamic, None, seed + LABELLED_STREAM, shard,
                                     what=f"the labelled batch ({arg('labels_per_class')} x classes, at most {arg('batch_size')})")
-        self.val_key = model.ELBO_TERMS[0]   # nelbo for VAEs, loss for autoencoders
+        self.val_key = model.TERMS[0]   # nelbo for VAEs, loss for autoencoders
         self.hist = {"iteration": [], "val_iteration": [], f"val_{self.val_key}": []}
         self.window: dict = {}   # sums of the logged terms since the last log point
         self.start, self.seconds_before, self.last_ckpt = 1, 0.0, None
@@ -257,9 +257,9 @@ class Trainer:
         with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []):
             val = evaluate_elbo(self.model, self.data.val_x, repeats=1, y=self.data.val_y, across_ranks=True)
         self.hist["val_iteration"].append(it)
-        for k in self.model.ELBO_TERMS:
+        for k in self.model.TERMS:
             self.hist.setdefault(f"val_{k}", []).append(val[k])
-        self.curves.validation(it, {k: val[k] for k in self.model.ELBO_TERMS})
+        self.curves.validation(it, {k: val[k] for k in self.model.TERMS})
         self.model.train()
         if self.seed_dir is None:
             return

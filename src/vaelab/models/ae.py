@@ -14,6 +14,7 @@ import torch.nn.functional as F
 
 from ..nets import ACTIVATIONS, check_activation, full_precision, mlp
 from .base import Model
+from .policy import ReportPolicy, TrainingDefaults
 from .vae import parse_hidden
 
 OPTIONS = {
@@ -33,17 +34,12 @@ def psnr(x: torch.Tensor, x_hat: torch.Tensor) -> torch.Tensor:
 class AE(Model):
     """Autoencoder (deterministic), MSE or BCE reconstruction loss."""
 
-    # What negative_elbo_bound returns per example (an AE has no ELBO: these are its test-set terms).
-    ELBO_TERMS = ("loss", "rec", "penalty", "mse")
-    CURVE_TERMS = ("loss", "rec", "penalty")       # training curves drawn per iteration
-    DEFAULT_ITERS = 10_000
-    DEFAULT_OPTIMIZER = "adamw"
-    DEFAULT_BINARIZE = "none"                      # trains on grey levels / continuous values
-    FIGURES = ("reconstruction",)
-    ANOMALY_SCORE = "reconstruction MSE"
+    TERMS = ("loss", "rec", "penalty", "mse")      # what terms returns (an AE has no likelihood, so no ELBO)
     deterministic = True                           # one evaluation pass is exact
-    has_likelihood = False
-    has_iwae = False
+    # trained on grey levels / continuous values (not binarized), with AdamW
+    TRAINING = TrainingDefaults(iters=10_000, optimizer="adamw", binarize="none")
+    REPORT = ReportPolicy(curves=("loss", "rec", "penalty"), figures=("reconstruction",),
+                          anomaly_score="reconstruction MSE")
 
     def __init__(self, x_dim: int = 784, z_dim: int = 16, hidden="128,64,32", loss: str = "mse",
                  activation: str = "relu"):
@@ -77,8 +73,8 @@ class AE(Model):
         """Per-example regulariser; 0 for the plain AE."""
         return torch.zeros(len(x), dtype=x.dtype, device=x.device)
 
-    def negative_elbo_bound(self, x: torch.Tensor, y: torch.Tensor | None = None, reduce: bool = True):
-        """(loss, rec, penalty, mse) per example (batch means with reduce=True); not an ELBO.
+    def terms(self, x: torch.Tensor, y: torch.Tensor | None = None, reduce: bool = True):
+        """(loss, rec, penalty, mse) per example (batch means with reduce=True).
 
         rec is the training reconstruction loss (MSE or BCE, mean over coordinates), mse the
         mean squared error of the reconstruction, loss = rec + penalty."""
@@ -95,7 +91,7 @@ class AE(Model):
         return tuple(t.mean() for t in terms) if reduce else terms
 
     def loss(self, x: torch.Tensor, y: torch.Tensor | None = None):
-        loss, rec, pen, mse = self.negative_elbo_bound(x)
+        loss, rec, pen, mse = self.terms(x)
         return loss, {"rec": rec, "penalty": pen, "mse": mse}
 
     def anomaly_score(self, x: torch.Tensor) -> torch.Tensor:

@@ -6,7 +6,9 @@ here, never a probe at the call site.
 
 The maths, as each model file writes it:
 
-    negative_elbo_bound(x, y)  ->  (NELBO, its terms...)     named by ELBO_TERMS, batch means
+    terms(x, y)                ->  its test-set terms         named by TERMS, batch means (the VAE
+                                                             family, VariationalModel: negative_elbo_bound,
+                                                             (NELBO, its terms...))
     loss(x, y[, labelled])     ->  (objective, terms to log)  what the optimizer minimises
     posterior_mean(x, y)       ->  E[z | x (, y)]             the code, for pictures
     mean_x_given_z(z, y)       ->  E[x | z (, y)]             Bernoulli probabilities or means
@@ -14,8 +16,12 @@ The maths, as each model file writes it:
     log_importance_weights(x, k, y) -> log p(x, z_i) - log q(z_i | x), shape (k, batch)
                                                              (models with has_iwae)
 
-and the user-facing verbs built on them: `encode`, `decode`, `sample`, `reconstruct`, `elbo`,
-`iwae` and (models with `classifies`) `classify`.
+and the user-facing verbs built on them: `encode`, `decode`, `sample`, `reconstruct`, `elbo`
+(VariationalModel), `iwae` (models with `has_iwae`) and (models with `classifies`) `classify`.
+
+What the layers above ask of a model besides its maths, its training defaults and report policy, is
+declared apart as TRAINING and REPORT (models/policy.py): read by the trainer's configuration and the
+run folder, never by the model itself.
 
 Labels: `y` is a tensor of class indices (long, shape (batch,)). Conditional models
 (`conditional = True`) need it in encode / decode / elbo / iwae; `sample` draws classes
@@ -32,6 +38,7 @@ from torch import nn
 from ..densities import log_mean_exp
 from ..errors import VaelabError, at_most, positive_int, arg
 from ..machine import check_memory
+from .policy import ReportPolicy, TrainingDefaults
 
 # Rows of the decoder input per forward pass when evaluating IWAE bounds. On a CPU, small enough that each
 # pass's (rows, 784) tensors stay in cache, which there is faster than larger passes; on a GPU, large enough
@@ -104,16 +111,10 @@ class Model(nn.Module):
     """Base class of every vaelab model (see the module docstring for the contract)."""
 
     # -- declared capabilities (class attributes; a model overrides what differs) -------------
-    ELBO_TERMS: ClassVar[tuple[str, ...]] = ("nelbo", "kl", "rec")   # what negative_elbo_bound returns
-    CURVE_TERMS: ClassVar[tuple[str, ...]] = ("nelbo", "kl", "rec")  # training curves drawn per iteration
-    DEFAULT_ITERS: ClassVar[int] = 20_000
-    DEFAULT_OPTIMIZER: ClassVar[str] = "adam"
-    DEFAULT_BINARIZE: ClassVar[str] = "dynamic"   # how image training data are binarized by default
-    FIGURES: ClassVar[tuple[str, ...]] = ()       # extra run figures: reconstruction, denoising, codes
-    ANOMALY_SCORE: ClassVar[str] = "NELBO"        # what anomaly_score measures
+    TERMS: ClassVar[tuple[str, ...]]              # what terms returns, in order; the first is validated on
     deterministic: ClassVar[bool] = False         # evaluation needs one pass (no Monte Carlo noise)
-    has_likelihood: ClassVar[bool] = True         # an ELBO on log p(x) exists (the VAE family)
-    has_iwae: ClassVar[bool] = True               # log_importance_weights, so IWAE-k bounds, exist
+    has_likelihood: ClassVar[bool] = False        # an ELBO on log p(x) exists (VariationalModel: the VAE family)
+    has_iwae: ClassVar[bool] = False              # log_importance_weights, so IWAE-k bounds, exist
     classifies: ClassVar[bool] = False            # has a classifier q(y | x): classify, accuracy
     conditional: bool = False                     # encoder and decoder take the label y
     n_classes: int = 0                            # classes of y (conditional or semi-supervised), else 0
@@ -137,6 +138,9 @@ class Model(nn.Module):
                                                   # device tensor while a --cuda-graph run warms up)
     z_dim: int
     x_dim: int
+    # -- policy of the layers above (models/policy.py), not maths: Model's are the VAE's ---------------
+    TRAINING: ClassVar[TrainingDefaults] = TrainingDefaults()   # iters, optimizer, binarize that auto means
+    REPORT: ClassVar[ReportPolicy] = ReportPolicy()             # training curves, extra figures, anomaly score
 
     # The constructor arguments of the outermost __init__ call, recorded for every subclass, so that
     # a model can be saved as (class, options) and built again: see options().
@@ -194,8 +198,9 @@ class Model(nn.Module):
         return out
 
     # -- the maths each model writes --------------------------------------------------------
-    def negative_elbo_bound(self, x: torch.Tensor, y: torch.Tensor | None = None, reduce: bool = True):
-        """(NELBO, terms...) named by ELBO_TERMS: batch means, or per-example values with reduce=False."""
+    def terms(self, x: torch.Tensor, y: torch.Tensor | None = None, reduce: bool = True):
+        """Its test-set terms, named by TERMS: batch means, or per-example values with reduce=False
+        (VariationalModel: negative_elbo_bound; an autoencoder: loss, rec, penalty, mse)."""
         raise NotImplementedError
 
     def loss(self, x: torch.Tensor, y: torch.Tensor | None = None, labelled=None):
@@ -228,11 +233,6 @@ class Model(nn.Module):
         return niwae, {"niwae_train": niwae.detach(), "nelbo": (rec + kl).detach(), "kl": kl.detach(), "rec": rec.detach()}
 
     # -- hooks with defaults ----------------------------------------------------------------
-    @classmethod
-    def default_binarize(cls, options: dict) -> str:
-        """How image training data are binarized by default for a model with these options (DEFAULT_BINARIZE)."""
-        return cls.DEFAULT_BINARIZE
-
     @property
     def reports_bits_per_dim(self) -> bool:
         """Whether its bounds are probabilities of discrete data, also reported in bits per dimension."""
@@ -252,8 +252,9 @@ class Model(nn.Module):
         return {}
 
     def anomaly_score(self, x: torch.Tensor) -> torch.Tensor:
-        """Per-example anomaly score, higher = more anomalous: one Monte Carlo pass of the NELBO."""
-        return self.negative_elbo_bound(x, reduce=False)[0]
+        """Per-example anomaly score, higher = more anomalous: one pass of its first test term (the NELBO
+        of the VAE family, one Monte Carlo sample); REPORT.anomaly_score names it."""
+        return self.terms(x, reduce=False)[0]
 
     # -- the user-facing verbs ----------------------------------------------------------------
     def _device(self) -> torch.device:
@@ -350,16 +351,10 @@ class Model(nn.Module):
         y = torch.arange(self.n_classes, device=self._device()).repeat_interleave(per_class)
         return self.mean_x_given_z(self.sample_z(len(y)), y)
 
-    @torch.no_grad()
     def elbo(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
-        """The evidence lower bound on log p(x) per example (nats; one Monte Carlo sample): -NELBO.
-
-        An evaluation: no gradient is kept (the training objective is loss())."""
-        if not self.has_likelihood:
-            raise VaelabError(f"{type(self).__name__} has no likelihood, so no ELBO; negative_elbo_bound gives "
-                              f"its test terms {', '.join(self.ELBO_TERMS)}")
-        x = self._inputs(x)
-        return -self.negative_elbo_bound(x, self._labels(y, len(x)), reduce=False)[0]
+        """The evidence lower bound on log p(x) per example: models with a likelihood (VariationalModel)."""
+        raise VaelabError(f"{type(self).__name__} has no likelihood, so no ELBO; terms(x) gives its test terms "
+                          f"{', '.join(getattr(self, 'TERMS', ()))}")
 
     @torch.no_grad()
     def iwae(self, x: torch.Tensor, k: int = 100, y: torch.Tensor | None = None) -> torch.Tensor:

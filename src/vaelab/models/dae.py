@@ -10,6 +10,8 @@ range: the MSE (and PSNR for images) of the corrupted and of the denoised images
 """
 from __future__ import annotations
 
+from dataclasses import replace
+
 import torch
 
 from ..data.corruption import NOISE_TYPES, corrupt, draw_level, parse_level
@@ -29,8 +31,8 @@ EVAL_NOISE_SEED = 4321   # the fixed corruption of the test set
 class DenoisingAE(AE):
     """Denoising autoencoder: trained to reconstruct x from T(x) (gaussian, mask, salt-pepper)."""
 
-    FIGURES = ("denoising",)
-    ANOMALY_SCORE = "denoising MSE (the input against the reconstruction of its corrupted copy, fixed noise)"
+    REPORT = replace(AE.REPORT, figures=("denoising",), anomaly_score="denoising MSE (the input against the "
+                     "reconstruction of its corrupted copy, fixed noise)")
 
     def __init__(self, x_dim: int = 784, noise: str = "mask", level="0.5", clip: int = 1, **ae_options):
         super().__init__(x_dim=x_dim, **ae_options)

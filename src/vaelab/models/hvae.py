@@ -18,7 +18,7 @@ import torch
 
 from ..densities import log_bernoulli_with_logits, log_normal, sample_gaussian
 from ..nets import Decoder, Encoder
-from .base import Model
+from .variational import VariationalModel
 from .vae import check_samples_per_point, parse_hidden
 
 OPTIONS = {
@@ -30,7 +30,7 @@ OPTIONS = {
 }
 
 
-class HVAE(Model):
+class HVAE(VariationalModel):
     """VAE with two stochastic layers x -> z1 -> z2 (the IWAE paper's two-layer model); ELBO or IWAE objective."""
 
     anneals_kl = True

@@ -42,6 +42,7 @@ from .. import distributed
 from ..errors import VaelabError, first_line, arg
 from ..storage import read_json
 from ..densities import gaussian_log_likelihood, kl_normal, log_normal, sample_gaussian
+from .policy import TrainingDefaults
 from .ssvae import SSVAE
 from .ssvae import OPTIONS as SSVAE_OPTIONS
 from ..nets import Decoder
@@ -70,8 +71,8 @@ _LOG_SIGMA_BOUND = 7.0   # z1_sigma="decoder": |log std| at most this (std 1e-3 
 class M1M2(SSVAE):
     """M2 (semi-supervised VAE) stacked on M1 (a VAE), trained one after the other in one run."""
 
-    ELBO_TERMS = ("nelbo", "kl", "rec", "kl_y", "kl_z2")
-    DEFAULT_ITERS = 40_000   # 10,000 for M1, then 30,000 for M2
+    TERMS = ("nelbo", "kl", "rec", "kl_y", "kl_z2")
+    TRAINING = TrainingDefaults(iters=40_000)   # 10,000 for M1, then 30,000 for M2
     WEIGHT_OPTIONS = ("m1_run", "m1_seed")   # they only choose M1's first weights
     graphable = False   # the loss reads its stage (steps_done) on the host
 

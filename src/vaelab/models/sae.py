@@ -8,6 +8,8 @@ each input (the others are set to 0) before decoding. Reported: the fraction of 
 """
 from __future__ import annotations
 
+from dataclasses import replace
+
 import torch
 
 from .ae import AE, OPTIONS as AE_OPTIONS
@@ -31,7 +33,7 @@ def top_k_codes(z: torch.Tensor, k: int) -> torch.Tensor:
 class SparseAE(AE):
     """Sparse autoencoder: alpha ||E(x)||_p^p penalty, optional top-K codes at inference."""
 
-    FIGURES = ("reconstruction", "codes")
+    REPORT = replace(AE.REPORT, figures=("reconstruction", "codes"))
 
     def __init__(self, x_dim: int = 784, alpha: float = 1e-3, p: float = 1.0, top_k: int = 0, **ae_options):
         super().__init__(x_dim=x_dim, **ae_options)

@@ -19,7 +19,8 @@ import torch.nn.functional as F
 
 from ..densities import kl_cat, kl_normal, log_bernoulli_with_logits, sample_gaussian
 from ..nets import ACTIVATIONS, Classifier, Decoder, Encoder, check_activation
-from .base import Model
+from .policy import TrainingDefaults
+from .variational import VariationalModel
 from .vae import parse_hidden
 
 OPTIONS = {
@@ -39,11 +40,11 @@ OPTIONS = {
 }
 
 
-class SSVAE(Model):
+class SSVAE(VariationalModel):
     """Semi-supervised VAE (M2): classifier q(y|x), exact sum over labels."""
 
-    ELBO_TERMS = ("nelbo", "kl_y", "kl_z", "rec")
-    DEFAULT_ITERS = 30_000
+    TERMS = ("nelbo", "kl_y", "kl_z", "rec")
+    TRAINING = TrainingDefaults(iters=30_000)
     conditional = True   # q(z | x, y) and p(x | z, y): pictures pass labels to posterior_mean / mean_x_given_z
     classifies = True
     has_iwae = False     # the bound sums over labels exactly; no importance-weighted form is written

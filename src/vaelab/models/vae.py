@@ -27,7 +27,9 @@ from ..densities import (gaussian_log_likelihood, kl_normal, log_bernoulli_with_
                          log_normal, sample_gaussian)
 from ..nets import (ConvDecoder, ConvEncoder, Decoder, Encoder, UserDecoder, UserEncoder, check_image_shape,
                     check_networks)
-from .base import Model, resolve
+from .base import resolve
+from .policy import TrainingDefaults
+from .variational import VariationalModel
 
 LIKELIHOODS = ("bernoulli", "gaussian", "logistic")
 
@@ -62,6 +64,12 @@ OPTIONS = {
     "iw_k": (int, 1, "importance samples of the training objective: k > 1 trains on the IWAE-k bound "
                      "(Burda et al. 2016), 1 on the ELBO"),
 }
+
+
+def binarize_unless_logistic(options: dict) -> str:
+    """The VAE's default binarization: grey levels (none) for the discretized logistic, which models
+    them; else dynamic (a new Bernoulli draw of every image per batch)."""
+    return "none" if options.get("likelihood") == "logistic" else "dynamic"
 
 
 def parse_hidden(hidden, what: str = "hidden sizes", example: str = "300,300") -> tuple[int, ...]:
@@ -100,7 +108,7 @@ def _network(net, what: str) -> nn.Module:
     return net
 
 
-class VAE(Model):
+class VAE(VariationalModel):
     """Variational autoencoder (beta-VAE with --beta); Bernoulli or Gaussian p(x|z).
 
     encoder, decoder: networks of your own (any nn.Module, or the import path module:Class of one
@@ -111,9 +119,9 @@ class VAE(Model):
     (net="conv"); None: square single-channel 28x28 or 32x32 images. The MLP nets need only x_dim.
     """
 
-    ELBO_TERMS = ("nelbo", "kl", "rec")   # what negative_elbo_bound returns, in order
+    TERMS = ("nelbo", "kl", "rec")   # what negative_elbo_bound returns, in order
     DATA_OPTIONS = ("image_shape",)
-    DEFAULT_ITERS = 20_000
+    TRAINING = TrainingDefaults(iters=20_000, binarize=binarize_unless_logistic)
     anneals_kl = True
 
     def __init__(self, x_dim: int = 784, z_dim: int = 10, hidden="300,300", beta: float = 1.0,
@@ -171,11 +179,6 @@ class VAE(Model):
                 self.register_buffer("log_sigma", log_sigma)
         if likelihood == "logistic":   # one learned scale per pixel, as the mean comes from the decoder
             self.log_scale = nn.Parameter(torch.full((x_dim,), math.log(0.1)))
-
-    @classmethod
-    def default_binarize(cls, options: dict) -> str:
-        """Grey levels (none) for the discretized logistic, which models them; else Model's default."""
-        return "none" if options.get("likelihood") == "logistic" else super().default_binarize(options)
 
     @property
     def reports_bits_per_dim(self) -> bool:

@@ -120,7 +120,7 @@ def plot_run(run: Path, kind: str, run_seed=None, tsne=False, data_dir=None, dev
             if not hists:
                 raise VaelabError(f"{r.path}: no seed has finished training yet, so there are no curves to draw")
             return [save_curves(r.path / "curves.png", hists, f"{r.config.model} on {r.config.dataset}",
-                                model_class(r.config.model).CURVE_TERMS)]
+                                model_class(r.config.model).REPORT.curves)]
         model = r.model(seed, device)
         data = r.data(next(model.parameters()).device, data_dir=data_dir)
         if data.image_shape is None:
@@ -200,7 +200,7 @@ def score_run(run: Path, dataset: str | None = None, normal_classes=None, run_se
     labels = data.test_y.cpu()
     normal = trained_on if normal_classes is None else list(normal_classes)
     summary = {"run": str(run), "run_seed": run_seed, "dataset": scored, "n": len(scores),
-               "score": model.ANOMALY_SCORE + ("" if model.deterministic else f" (mean of {repeats} passes)"),
+               "score": model.REPORT.anomaly_score + ("" if model.deterministic else f" (mean of {repeats} passes)"),
                "normal_classes": normal, "mean_score": scores.double().mean().item(),
                "mean_score_per_class": {int(c): scores[labels == c].double().mean().item() for c in labels.unique()}}
     anomaly = None

@@ -1,6 +1,6 @@
 """The model-specific figures of a run folder: 2D point clouds (toy data) and the autoencoders'
 reconstructions, denoising triplets and code histograms. `model_figures` picks them from the model's
-declared FIGURES; plots.py holds the latent-space figures and the notebook functions.
+declared REPORT.figures; plots.py holds the latent-space figures and the notebook functions.
 """
 from __future__ import annotations
 
@@ -104,7 +104,7 @@ def save_image_ae_figures(model, data, out_dir: Path, n: int = 20) -> list[str]:
     out_dir = Path(out_dir)
     x = data.test_x_grey[:n]
     written = []
-    if "denoising" in model.FIGURES:
+    if "denoising" in model.REPORT.figures:
         gen = torch.Generator(device=x.device).manual_seed(0)
         noisy = model.corrupt(x, model.eval_level, gen)
         save_grid(out_dir / "denoising.png", torch.cat([x, noisy, model.denoise(noisy)]), 3, n, data.picture_shape)
@@ -112,7 +112,7 @@ def save_image_ae_figures(model, data, out_dir: Path, n: int = 20) -> list[str]:
     else:
         save_grid(out_dir / "reconstruction.png", torch.cat([x, reconstruct(model, x)]), 2, n, data.picture_shape)
         written.append("reconstruction.png")
-    if "codes" in model.FIGURES:
+    if "codes" in model.REPORT.figures:
         save_code_histogram(out_dir / "codes.png", _codes(model, data.test_x[:2000]))
         written.append("codes.png")
     return written
@@ -135,6 +135,6 @@ def model_figures(model, data, out_dir: Path) -> list[str]:
     """The model-specific figures of a run (file names written into out_dir)."""
     if data.image_shape is None:
         return save_toy_figures(model, data, out_dir)
-    if model.FIGURES:   # autoencoders: reconstructions, denoising, code histograms
+    if model.REPORT.figures:   # autoencoders: reconstructions, denoising, code histograms
         return save_image_ae_figures(model, data, out_dir)
     return []

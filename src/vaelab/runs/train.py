@@ -240,7 +240,7 @@ def _write_seed_outputs(cfg, data: DeviceData, device, run_dir: Path, seed: int,
             shutil.copyfile(seed_dir / name, run_dir / name)
         if data.image_shape is not None and model.has_likelihood:   # the VAE family's latent figures
             make_latent_figures(run_dir, model, data)
-    save_curves(run_dir / "curves.png", histories, f"{cfg.model} on {cfg.dataset}", model.CURVE_TERMS)
+    save_curves(run_dir / "curves.png", histories, f"{cfg.model} on {cfg.dataset}", model.REPORT.curves)
     write_json(run_dir / "metrics.json", _metrics_doc(cfg, data, device, per_seed))
     write_report(run_dir)
 
