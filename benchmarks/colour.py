@@ -12,7 +12,6 @@ import argparse
 import json
 import shutil
 import time
-from pathlib import Path
 
 from common import RESULTS, save
 

@@ -2,7 +2,7 @@
 
 glibc's malloc hands a freed block of a few megabytes back to the kernel once the free memory at the top of
 its heap passes its trim threshold; the next evaluation pass then faults every page of its (rows, 784)
-buffers in again. evaluate_iwae and evaluate_elbo set the thresholds so that those blocks stay in the
+buffers in again. evaluate_niwae and evaluate_terms set the thresholds so that those blocks stay in the
 process. How often the defaults trim depends on what the process freed before (a freed 30 MB tensor
 raises glibc's adaptive thresholds), so each measurement here is a fresh process that evaluates the way
 a user's first evaluation does: the model at its initial weights, --images random images, IWAE-k, once
@@ -25,17 +25,17 @@ from likelihood_race import cpu_model
 
 WORKER = """
 import json, resource, sys, time, torch
-from vaelab.evaluate import evaluate_iwae, hold_freed_memory
+from vaelab.evaluate import evaluate_niwae, hold_freed_memory
 from vaelab.models import build_model
 name, images, k, threads, compile = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), sys.argv[5] == "1"
 torch.set_num_threads(threads)
 torch.manual_seed(0)
 model = build_model(name, 784).eval()
 x = torch.bernoulli(torch.rand(images, 784))
-evaluate_iwae(model, x, k, progress=False, compile=compile)
+evaluate_niwae(model, x, k, progress=False, compile=compile)
 faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
 t = time.perf_counter()
-evaluate_iwae(model, x, k, progress=False, compile=compile)
+evaluate_niwae(model, x, k, progress=False, compile=compile)
 seconds = time.perf_counter() - t
 print(json.dumps({"s": seconds, "faults": resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults,
                   "held": hold_freed_memory()}))

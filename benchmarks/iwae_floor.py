@@ -4,7 +4,7 @@ The floor of evaluating log (1/k) sum_i p(x, z_i) / q(z_i | x) for the default V
 matrix products plus the Bernoulli log-likelihood's elementwise work, for every one of the
 N x k decoder rows: each part is timed here on its own, at exactly the shapes the evaluation uses
 (IWAE_ROWS_PER_PASS rows per pass), best of several repeats, before and after the evaluation (the
-lower of the two), and multiplied out. The evaluation itself (vaelab.evaluate.evaluate_iwae, encoder,
+lower of the two), and multiplied out. The evaluation itself (vaelab.evaluate.evaluate_niwae, encoder,
 sampling, prior and posterior densities and the log-mean-exp included) is timed on the first N test
 images; the ratio is the distance from the floor (the issue's target: within 1.5x).
 
@@ -39,7 +39,7 @@ from likelihood_race import cpu_model
 
 import vaelab
 from vaelab.densities import log_bernoulli_with_logits
-from vaelab.evaluate import evaluate_iwae
+from vaelab.evaluate import evaluate_niwae
 from vaelab.models import build_model
 from vaelab.models.base import iwae_rows_per_pass
 from vaelab.models.gmvae import VampVAE
@@ -104,7 +104,7 @@ def main() -> None:
     ap.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
     ap.add_argument("--rows", type=int, default=None, help="decoder rows per pass (default: the device's, "
                     "iwae_rows_per_pass)")
-    ap.add_argument("--compile", action="store_true", help="time evaluate_iwae(compile=True): the passes compiled "
+    ap.add_argument("--compile", action="store_true", help="time evaluate_niwae(compile=True): the passes compiled "
                     "by torch.compile (the one-off compile, timed apart, is left out of the runs timed)")
     ap.add_argument("--results", type=Path, default=RESULTS, help="folder of the results files")
     args = ap.parse_args()
@@ -138,13 +138,13 @@ def main() -> None:
     compile_s = None
     if args.compile:   # compiled once here, on one image: the runs timed below reuse the compiled code
         t = time.perf_counter()
-        evaluate_iwae(model, x[:1], args.k, progress=False, rows_per_pass=rows, compile=True)
+        evaluate_niwae(model, x[:1], args.k, progress=False, rows_per_pass=rows, compile=True)
         compile_s = time.perf_counter() - t
     measured = []
     for _ in range(args.repeats):
         sync()
         t = time.perf_counter()
-        evaluate_iwae(model, x, args.k, progress=False, rows_per_pass=rows, compile=args.compile)
+        evaluate_niwae(model, x, args.k, progress=False, rows_per_pass=rows, compile=args.compile)
         measured.append(time.perf_counter() - t)
     measured.sort()
     after = floor_per_pass(model, rows, per_sample, device)
@@ -158,12 +158,12 @@ def main() -> None:
     rows_md = "\n".join(f"| {name} | {s * 1e3:.3f} | {s * passes:.2f} |" for name, s in parts.items())
     what = "the default VAE" if model_name == "vae" else f"{model_name} ({', '.join(f'{k}={v}' for k, v in options.items()) or 'defaults'})"
     what += f", trained ({args.run}, its first seed and test images)" if args.run else ", initial weights, random images"
-    what += ", compiled (evaluate_iwae(compile=True))" if args.compile else ""
+    what += ", compiled (evaluate_niwae(compile=True))" if args.compile else ""
     md = (f"# IWAE-{args.k} evaluation of {what} against its arithmetic floor\n\n"
           f"{machine}. {n_images} test images x k = {args.k} = {n_images * args.k:,} sample rows in passes of "
           f"{rows}.\n\n| floor part | ms per pass | s in all |\n|---|---|---|\n{rows_md}\n"
           f"| **floor** | {sum(parts.values()) * 1e3:.3f} | **{floor:.2f}** |\n\n"
-          f"Measured evaluate_iwae: median {median:.2f} s (min {measured[0]:.2f}, max {measured[-1]:.2f}, "
+          f"Measured evaluate_niwae: median {median:.2f} s (min {measured[0]:.2f}, max {measured[-1]:.2f}, "
           f"{args.repeats} runs): **{ratio:.2f}x the floor** (target: within 1.5x)."
           + (f" The one-off compile took {compile_s:.1f} s (with one image), not counted." if args.compile else "")
           + f" For the full 10,000-image test "

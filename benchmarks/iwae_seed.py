@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 from common import DEFAULT_DATA, save
 
-from vaelab.evaluate import evaluate_iwae
+from vaelab.evaluate import evaluate_niwae
 from vaelab.runs.folder import mean_se
 from vaelab.storage import read_json
 from vaelab.runs.run import Run
@@ -27,9 +27,9 @@ def one_seed(run: Path, seed: int, x: torch.Tensor, k: int, compare_k: list[int]
     model = Run(run).model(seed)
     torch.manual_seed(30_000 + seed)
     with flush_denormal():
-        smaller = {f"niwae_{c}": evaluate_iwae(model, x, c, progress=False) for c in compare_k}
+        smaller = {f"niwae_{c}": evaluate_niwae(model, x, c, progress=False) for c in compare_k}
         t0 = time.perf_counter()
-        bound = evaluate_iwae(model, x, k, progress=False)
+        bound = evaluate_niwae(model, x, k, progress=False)
     seconds = time.perf_counter() - t0
     recorded = read_json(run / "metrics.json")["per_seed"][str(seed)]
     known = {n: v for n, v in recorded.items() if n.startswith("niwae_") or n == "nelbo"}

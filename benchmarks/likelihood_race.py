@@ -29,7 +29,7 @@ from common import DEFAULT_DATA, RESULTS, command_line, portable
 
 import vaelab
 import vaelab.schedules
-from vaelab.evaluate import evaluate_iwae
+from vaelab.evaluate import evaluate_niwae
 
 # name -> (model, options of vaelab.train): what each configuration adds is in its name.
 CONFIGS = {
@@ -93,7 +93,7 @@ def run_one(config: str, minutes: float, seed: int, args) -> dict:
     torch.set_num_threads(args.threads)
     torch.manual_seed(40_000 + seed)
     t = time.perf_counter()
-    niwae = evaluate_iwae(run.model(seed), x, args.k, progress=not args.no_progress, compile=True)
+    niwae = evaluate_niwae(run.model(seed), x, args.k, progress=not args.no_progress, compile=True)
     return {"config": config, "model": model, "options": options, "minutes": minutes, "seed": seed,
             "run": str(out), "iterations": hist.get("iterations_run", hist["iteration"][-1]),
             "epochs": hist.get("iterations_run", hist["iteration"][-1]) / (len(run.data().train_x) // 100),

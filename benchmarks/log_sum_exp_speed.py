@@ -2,7 +2,7 @@
 
 PyTorch's CPU exp() takes a slow path for arguments below about -87; `vaelab.densities.log_sum_exp`
 clamps the shifted terms at -80 (nothing in float32 rounding) to stay off it. This times
-`evaluate_iwae` of a trained run's model (its first seed) on its first test images with that
+`evaluate_niwae` of a trained run's model (its first seed) on its first test images with that
 log-sum-exp and with plain `torch.logsumexp` in its place, alternately, and reports both bounds
 (they should agree) and the share of the prior's shifted component log-densities below -87 on
 samples of q(z | x).
@@ -21,7 +21,7 @@ from likelihood_race import cpu_model
 
 import vaelab
 import vaelab.densities as D
-from vaelab.evaluate import evaluate_iwae
+from vaelab.evaluate import evaluate_niwae
 
 
 @torch.inference_mode()
@@ -50,7 +50,7 @@ def main() -> None:
                 D.log_sum_exp = fn   # log_mean_exp and the mixture density look it up here
                 torch.manual_seed(0)
                 t = time.perf_counter()
-                bound[name] = evaluate_iwae(model, x, args.k, progress=False)
+                bound[name] = evaluate_niwae(model, x, args.k, progress=False)
                 seconds[name].append(time.perf_counter() - t)
     finally:
         D.log_sum_exp = ways["clamped (vaelab)"]

@@ -15,7 +15,7 @@ from torch import nn
 
 import vaelab
 from vaelab.densities import log_mean_exp
-from vaelab.evaluate import evaluate_elbo
+from vaelab.evaluate import evaluate_terms
 
 QUICK = dict(iters=60, eval_every=30, log_every=10, checkpoint_every=30, iwae_k=[1, 10], eval_repeats=2,
              progress=False, val_size=100)
@@ -51,7 +51,7 @@ def test_the_run_model_and_test_data_reproduce_the_recorded_metrics(run):
     again = vaelab.load_run(run.path).model(seed=1)
     assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), again.state_dict().values()))
     torch.manual_seed(0)
-    nelbo = evaluate_elbo(model, x, repeats=20)["nelbo"]
+    nelbo = evaluate_terms(model, x, repeats=20)["nelbo"]
     assert nelbo == pytest.approx(run.per_seed()[1]["nelbo"], rel=0.02)
 
 
@@ -107,7 +107,7 @@ def test_figures_are_returned_and_optionally_saved(run, tmp_path):
     (lambda run, x, y: vaelab.plots.manifold(run.model(), x, y, span=-1), r"^span must be positive"),
     (lambda run, x, y: vaelab.plots.interpolation(run.model(), x, y, steps=1), r"^steps must be at least 2"),
     (lambda run, x, y: vaelab.plots.interpolation(run.model(), x, y, pairs=[3]), r"^pairs must be pairs of classes"),
-    (lambda run, x, y: vaelab.evaluate_iwae(run, x, 10), r"got Run: pass a model such as run.model\(\)"),
+    (lambda run, x, y: vaelab.evaluate_niwae(run, x, 10), r"got Run: pass a model such as run.model\(\)"),
     (lambda run, x, y: vaelab.plots.scatter(run.model(), x, None), r"^y must hold one class label per image of x"),
 ])
 def test_figure_mistakes_get_one_line_errors(run, draw, message):
@@ -494,7 +494,7 @@ def test_nan_is_refused_as_input_and_never_reported_as_a_result(run, tmp_path):
     x[2, 5] = float("nan")
     model = run.model()
     for call in (lambda: model.encode(x), lambda: model.elbo(x), lambda: model.iwae(x, k=2),
-                 lambda: vaelab.evaluate_elbo(model, x), lambda: vaelab.evaluate_iwae(model, x, 2, progress=False)):
+                 lambda: vaelab.evaluate_terms(model, x), lambda: vaelab.evaluate_niwae(model, x, 2, progress=False)):
         with pytest.raises(vaelab.VaelabError, match=r"^x holds NaN or infinite values \(1 example\(s\), the first "
                                                      r"at row 2\); drop or repair them first$"):
             call()

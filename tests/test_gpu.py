@@ -12,7 +12,7 @@ from conftest import REAL_DATA, killed_then_resumed, requires_real
 import vaelab
 from vaelab.batches import prepare_data
 from vaelab.config import TrainConfig
-from vaelab.evaluate import evaluate_elbo, evaluate_iwae
+from vaelab.evaluate import evaluate_terms, evaluate_niwae
 from vaelab.models import MODELS, build_model
 from vaelab.runs.train import train_run
 from vaelab.trainer import fit
@@ -30,12 +30,12 @@ def test_a_run_trains_on_the_gpu_and_its_model_evaluates_alike_on_the_cpu(tmp_pa
     got = run.per_seed()[0]
     cpu_model, (x, _) = run.model(), run.test_data()
     torch.manual_seed(0)
-    on_cpu = evaluate_elbo(cpu_model, x, repeats=2)["nelbo"]
+    on_cpu = evaluate_terms(cpu_model, x, repeats=2)["nelbo"]
     assert abs(on_cpu - got["nelbo"]) < 0.5   # Monte Carlo error of 2 passes over 10,000 images: ~0.05 nats
     gpu_model, xg = run.model(device="cuda"), x[:1000].cuda()
-    big_passes = evaluate_iwae(gpu_model, xg, 100, progress=False)          # the GPU's pass size
-    small_passes = evaluate_iwae(gpu_model, xg, 100, progress=False, rows_per_pass=1000)
-    cpu = evaluate_iwae(cpu_model, x[:1000], 100, progress=False)
+    big_passes = evaluate_niwae(gpu_model, xg, 100, progress=False)          # the GPU's pass size
+    small_passes = evaluate_niwae(gpu_model, xg, 100, progress=False, rows_per_pass=1000)
+    cpu = evaluate_niwae(cpu_model, x[:1000], 100, progress=False)
     assert abs(big_passes - small_passes) < 0.2 and abs(big_passes - cpu) < 0.2
     assert got["niwae_100"] < got["nelbo"]
 

@@ -47,8 +47,8 @@ def test_python_calls_bound_their_sizes(done):
         (lambda: model.sample(10**9), r"^n = 1,000,000,000 samples needs about .* of memory, more than the .* free "
                                       r"on this machine; draw them in batches"),
         (lambda: model.iwae(x[:2], k=10**9), r"^k 1,000,000,000 is more than 1,000,000 \("),
-        (lambda: vaelab.evaluate_iwae(model, x[:2], 10**12), r"^k 1,000,000,000,000 is more than 1,000,000"),
-        (lambda: vaelab.evaluate_elbo(model, x[:2], repeats=10**9), r"^repeats 1,000,000,000 is more than 10,000"),
+        (lambda: vaelab.evaluate_niwae(model, x[:2], 10**12), r"^k 1,000,000,000,000 is more than 1,000,000"),
+        (lambda: vaelab.evaluate_terms(model, x[:2], repeats=10**9), r"^repeats 1,000,000,000 is more than 10,000"),
         (lambda: vaelab.plots.samples(model, rows=1000, cols=1000), r"^rows=1000 x cols=1000 = 1,000,000 images"),
         (lambda: vaelab.plots.grid(x, rows=200, cols=200), r"^rows=200 x cols=200 = 40,000 images"),
         (lambda: vaelab.train("vae", eval_repeats=10**9, iters=10), r"^eval_repeats 1,000,000,000 is more than"),

@@ -12,7 +12,7 @@ import torch
 from torch import distributions as D
 from torch import nn
 
-from vaelab.evaluate import evaluate_elbo, evaluate_iwae
+from vaelab.evaluate import evaluate_terms, evaluate_niwae
 from vaelab.models import build_model
 from vaelab.models.base import Model
 from vaelab.errors import VaelabError
@@ -75,8 +75,8 @@ def test_iwae_converges_to_the_exact_log_likelihood_of_a_linear_gaussian_model()
     exact_nll = -D.MultivariateNormal(lin.bias, cov).log_prob(x).mean().item()
     torch.manual_seed(0)
     with torch.no_grad():
-        nelbo = evaluate_elbo(model, x, repeats=20)["nelbo"]
-        iwae = {k: evaluate_iwae(model, x, k, progress=False) for k in (1, 100, 5000)}
+        nelbo = evaluate_terms(model, x, repeats=20)["nelbo"]
+        iwae = {k: evaluate_niwae(model, x, k, progress=False) for k in (1, 100, 5000)}
     # Each bound sits above -log p(x), tightens with k, and IWAE-5000 nearly closes the gap
     # even though the (untrained) encoder is a poor proposal.
     assert nelbo > exact_nll and iwae[1] > exact_nll
@@ -103,7 +103,7 @@ def test_iwae_passes_merge_exactly():
     x = torch.arange(7, dtype=torch.float64).unsqueeze(1)
     exact = -(x[:, 0] + torch.logsumexp(torch.sin(torch.arange(50.0, dtype=torch.float64)), 0) - math.log(50)).mean()
     for rows in (7, 30, 1000):      # 8 passes of up to 7 weights per image / 1 image per pass / all at once
-        assert evaluate_iwae(Fixed(), x, 50, progress=False, rows_per_pass=rows) == pytest.approx(exact.item(), abs=1e-9)
+        assert evaluate_niwae(Fixed(), x, 50, progress=False, rows_per_pass=rows) == pytest.approx(exact.item(), abs=1e-9)
 
 
 @pytest.mark.parametrize("name", ["vamp", "hvae"])
@@ -117,11 +117,11 @@ def test_compiled_evaluation_gives_the_same_bound(name):
         warnings.simplefilter("always")
         for compile in (False, True):
             torch.manual_seed(1)
-            bounds.append(evaluate_iwae(model, x, 300, progress=False, rows_per_pass=100, compile=compile))
+            bounds.append(evaluate_niwae(model, x, 300, progress=False, rows_per_pass=100, compile=compile))
     assert not [w for w in caught if "compile=True" in str(w.message)]   # it compiled (gcc is installed)
     assert bounds[1] == pytest.approx(bounds[0], abs=1e-3)
     torch.manual_seed(2)   # and another draw differs: the comparison above is not of constants
-    assert evaluate_iwae(model, x, 300, progress=False, rows_per_pass=100) != pytest.approx(bounds[0], abs=1e-3)
+    assert evaluate_niwae(model, x, 300, progress=False, rows_per_pass=100) != pytest.approx(bounds[0], abs=1e-3)
 
 
 def test_log_importance_weights_shape_and_mean_is_elbo():
@@ -173,12 +173,12 @@ def test_iwae_passes_halve_when_the_gpu_runs_out_of_memory(monkeypatch):
     monkeypatch.setattr(ev, "iwae_per_example", small_memory)
     monkeypatch.setattr(ev, "iwae_rows_per_pass", lambda device: 8000)
     torch.manual_seed(1)
-    backed_off = evaluate_iwae(model, x, 100, progress=False)
+    backed_off = evaluate_niwae(model, x, 100, progress=False)
     assert sizes[:3] == [8000, 4000, 2000] and set(sizes[2:]) == {2000}
     torch.manual_seed(1)
-    assert backed_off == evaluate_iwae(model, x, 100, progress=False, rows_per_pass=2000)
+    assert backed_off == evaluate_niwae(model, x, 100, progress=False, rows_per_pass=2000)
     with pytest.raises(torch.cuda.OutOfMemoryError):
-        evaluate_iwae(model, x, 100, progress=False, rows_per_pass=4000)
+        evaluate_niwae(model, x, 100, progress=False, rows_per_pass=4000)
 
 
 def test_compiled_evaluation_falls_back_once_with_a_warning(monkeypatch):
@@ -194,16 +194,16 @@ def test_compiled_evaluation_falls_back_once_with_a_warning(monkeypatch):
     model = build_model("vae", 20, z_dim=2, hidden="8").eval()
     x = torch.bernoulli(torch.rand(3, 20))
     torch.manual_seed(1)
-    eager = evaluate_iwae(model, x, 50, progress=False, rows_per_pass=10)
+    eager = evaluate_niwae(model, x, 50, progress=False, rows_per_pass=10)
     torch.manual_seed(1)
     with pytest.warns(UserWarning, match="torch.compile failed here .no C.. compiler") as caught:
-        assert evaluate_iwae(model, x, 50, progress=False, rows_per_pass=10, compile=True) == pytest.approx(eager)
+        assert evaluate_niwae(model, x, 50, progress=False, rows_per_pass=10, compile=True) == pytest.approx(eager)
     assert len([w for w in caught if "compile=True" in str(w.message)]) == 1   # not once per pass
     def own(x, k, y=None):
         raise ValueError("the model's own error")
     model.log_importance_weights = own   # after the fallback, the model's own error is raised as is
     with pytest.warns(UserWarning, match="torch.compile failed here"), pytest.raises(ValueError, match="own error"):
-        evaluate_iwae(model, x, 50, progress=False, rows_per_pass=10, compile=True)
+        evaluate_niwae(model, x, 50, progress=False, rows_per_pass=10, compile=True)
 
 
 def test_long_evaluations_compile_by_default_and_short_ones_do_not(monkeypatch):
@@ -222,14 +222,14 @@ def test_long_evaluations_compile_by_default_and_short_ones_do_not(monkeypatch):
     torch.manual_seed(0)
     model = build_model("vae", 20, z_dim=2, hidden="8").eval()
     x = torch.bernoulli(torch.rand(3, 20))
-    evaluate_iwae(model, x, 49, progress=False)                  # 147 rows: below
+    evaluate_niwae(model, x, 49, progress=False)                  # 147 rows: below
     assert made == []
-    evaluate_iwae(model, x, 49, progress=False, compile=True)
-    evaluate_iwae(model, x, 50, progress=False, compile=False)   # 150 rows, told not to
-    evaluate_iwae(model, x, 50, progress=False)                  # 150 rows: compiled, as the default's choice
+    evaluate_niwae(model, x, 49, progress=False, compile=True)
+    evaluate_niwae(model, x, 50, progress=False, compile=False)   # 150 rows, told not to
+    evaluate_niwae(model, x, 50, progress=False)                  # 150 rows: compiled, as the default's choice
     assert made == [False, True]
     with pytest.raises(VaelabError, match=r"^compile = 'yes': give True, False or None"):
-        evaluate_iwae(model, x, 50, progress=False, compile="yes")
+        evaluate_niwae(model, x, 50, progress=False, compile="yes")
 
 
 @pytest.mark.parametrize("name, bad, message", [
@@ -248,20 +248,20 @@ def test_evaluation_checks_its_data_before_computing_anything(name, bad, message
     model = build_model(name, 784).eval()
     xb, yb = bad(x, y)
     with pytest.raises(VaelabError, match=message):
-        evaluate_elbo(model, xb, y=yb) if evaluate == "elbo" else evaluate_iwae(model, xb, 5, progress=False, y=yb)
+        evaluate_terms(model, xb, y=yb) if evaluate == "elbo" else evaluate_niwae(model, xb, 5, progress=False, y=yb)
 
 
 def test_evaluation_refuses_what_is_not_a_model():
     with pytest.raises(VaelabError, match=r"^model must be a vaelab model, got object: pass a model such as run.model\(\)"):
-        evaluate_iwae(object(), torch.rand(2, 784), 5, progress=False)
+        evaluate_niwae(object(), torch.rand(2, 784), 5, progress=False)
 
 
 @pytest.mark.parametrize("call, message", [
-    (lambda m, x: evaluate_elbo(m, x, repeats=0), r"^repeats must be a positive integer .*, got 0$"),
-    (lambda m, x: evaluate_elbo(m, x, batch_size=2.5), r"^batch_size must be a positive integer .*, got 2.5$"),
-    (lambda m, x: evaluate_iwae(m, x, k=0), r"^k must be a positive integer .*, got 0$"),
-    (lambda m, x: evaluate_iwae(m, x, k=2.5), r"^k must be a positive integer .*, got 2.5$"),
-    (lambda m, x: evaluate_iwae(m, x, k=5, rows_per_pass=-1), r"^rows_per_pass must be a positive integer"),
+    (lambda m, x: evaluate_terms(m, x, repeats=0), r"^repeats must be a positive integer .*, got 0$"),
+    (lambda m, x: evaluate_terms(m, x, batch_size=2.5), r"^batch_size must be a positive integer .*, got 2.5$"),
+    (lambda m, x: evaluate_niwae(m, x, k=0), r"^k must be a positive integer .*, got 0$"),
+    (lambda m, x: evaluate_niwae(m, x, k=2.5), r"^k must be a positive integer .*, got 2.5$"),
+    (lambda m, x: evaluate_niwae(m, x, k=5, rows_per_pass=-1), r"^rows_per_pass must be a positive integer"),
 ])
 def test_evaluation_refuses_bad_counts(call, message):
     """A count that is not a positive integer is a one-line error naming the argument, not NaN metrics
@@ -269,27 +269,27 @@ def test_evaluation_refuses_bad_counts(call, message):
     model, x = build_model("vae", 784, z_dim=2, hidden="16"), torch.rand(4, 784).round()
     with pytest.raises(VaelabError, match=message):
         call(model, x)
-    assert math.isfinite(evaluate_iwae(model, x, np.int64(3), progress=False))
-    assert math.isfinite(evaluate_elbo(model, x, repeats=np.int64(2))["nelbo"])
+    assert math.isfinite(evaluate_niwae(model, x, np.int64(3), progress=False))
+    assert math.isfinite(evaluate_terms(model, x, repeats=np.int64(2))["nelbo"])
 
 
 _FAULTS_SCRIPT = """
 import resource, sys, torch
-from vaelab.evaluate import evaluate_iwae, hold_freed_memory
+from vaelab.evaluate import evaluate_niwae, hold_freed_memory
 from vaelab.models import build_model
 torch.set_num_threads(1)
 model = build_model("vae", 784).eval()
 x = torch.bernoulli(torch.rand(10, 784))
-evaluate_iwae(model, x, 5000, progress=False)            # the first passes find the heap empty
+evaluate_niwae(model, x, 5000, progress=False)            # the first passes find the heap empty
 before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-evaluate_iwae(model, x, 5000, progress=False)            # 50 passes of 1,000 x 784 decoder rows
+evaluate_niwae(model, x, 5000, progress=False)            # 50 passes of 1,000 x 784 decoder rows
 print(hold_freed_memory(), resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
 """
 
 
 @pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="glibc's malloc thresholds")
 def test_iwae_passes_reuse_freed_memory_instead_of_faulting_it_in_again():
-    """evaluate_iwae keeps freed tensor memory in the process: after the first evaluation, the 50 passes of
+    """evaluate_niwae keeps freed tensor memory in the process: after the first evaluation, the 50 passes of
     another take (almost) no page faults, where glibc's defaults can fault a 3 MB pass buffer in every pass
     (hundreds of thousands of faults, a third of the eager time). VAELAB_HOLD_MEMORY=0 turns it off."""
     def run(**env):
@@ -299,3 +299,16 @@ def test_iwae_passes_reuse_freed_memory_instead_of_faulting_it_in_again():
     held, faults = run(VAELAB_HOLD_MEMORY="1")
     assert held and faults < 200, faults   # a 3 MB buffer faulted in again would be 784 faults in one pass
     assert run(VAELAB_HOLD_MEMORY="0")[0] is False   # (here: 35,000-40,000 faults then)
+
+
+def test_every_image_vae_reports_its_reconstruction_mse(done):
+    """metrics.json's mse: the grey test images against the decoder's mean at their posterior means, so that
+    Bernoulli, Gaussian and logistic VAEs and the autoencoders compare on one number."""
+    import vaelab
+
+    run = vaelab.load_run(done)
+    model, data = run.model(), run.data()
+    with torch.no_grad():
+        recon = model.mean_x_given_z(model.posterior_mean(data.test_x, data.test_y), data.test_y)
+    expected = (recon - data.test_x_grey).pow(2).mean(1).mean().item()
+    assert run.per_seed()[0]["mse"] == pytest.approx(expected, rel=1e-5)

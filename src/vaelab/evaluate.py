@@ -62,7 +62,7 @@ def hold_freed_memory() -> bool:
     """Keep freed tensor memory in the process for reuse (glibc's malloc on Linux; nothing elsewhere):
     blocks of up to 32 MiB come from the heap, and up to 64 MiB of free heap stays in the process, instead
     of going back to the kernel to be faulted in again by the next evaluation pass. Process-wide and
-    lasting; evaluate_iwae and evaluate_elbo call it on a CPU (tried once per process). VAELAB_HOLD_MEMORY=0
+    lasting; evaluate_niwae and evaluate_terms call it on a CPU (tried once per process). VAELAB_HOLD_MEMORY=0
     in the environment turns it off. Returns whether glibc took the thresholds (under a preloaded other
     allocator, e.g. jemalloc, glibc takes them without effect)."""
     global _heap_held
@@ -103,12 +103,12 @@ def _share(x: torch.Tensor, y: torch.Tensor | None, across_ranks: bool):
 
 
 @torch.inference_mode()
-def evaluate_elbo(model, x: torch.Tensor, repeats: int = 10, batch_size: int = 2000, y: torch.Tensor | None = None,
-                  across_ranks: bool = False) -> dict:
+def evaluate_terms(model, x: torch.Tensor, repeats: int = 10, batch_size: int = 2000, y: torch.Tensor | None = None,
+                  across_ranks: bool = False, progress: bool = False) -> dict:
     """Mean NELBO and its terms over all of x (model.TERMS, from model.terms: an autoencoder's loss, rec, penalty and
     mse), averaged over `repeats` Monte Carlo passes (one pass for deterministic models); `<first term>_mc_se` is
     the standard error over passes (None for one pass).
-    y: class labels, needed by conditional models (ignored by the others)."""
+    y: class labels, needed by conditional models (ignored by the others). progress: a bar over the passes."""
     repeats = _repeats(repeats)
     batch_size = positive_int("batch_size", batch_size, "examples per forward pass")
     x, y = _checked(model, x, y)
@@ -119,11 +119,14 @@ def evaluate_elbo(model, x: torch.Tensor, repeats: int = 10, batch_size: int = 2
     n = len(x)
     x, y = _share(x, y, across_ranks)
     totals = torch.zeros(repeats, len(names), dtype=torch.float64)
-    for r in range(repeats):
-        for i in range(0, len(x), batch_size):
-            yb = None if y is None else y[i:i + batch_size]
-            terms = model.terms(x[i:i + batch_size], yb, reduce=False)
-            totals[r] += torch.stack([t.sum() for t in terms]).double().cpu()
+    with progress_bar(total=repeats * len(x), desc=names[0].upper(), unit="img", disable=not progress,
+                      leave=False) as bar:
+        for r in range(repeats):
+            for i in range(0, len(x), batch_size):
+                yb = None if y is None else y[i:i + batch_size]
+                terms = model.terms(x[i:i + batch_size], yb, reduce=False)
+                totals[r] += torch.stack([t.sum() for t in terms]).double().cpu()
+                bar.update(len(terms[0]))
     if across_ranks:
         totals = distributed.sum_across(totals)
     per_pass = totals / n
@@ -133,16 +136,17 @@ def evaluate_elbo(model, x: torch.Tensor, repeats: int = 10, batch_size: int = 2
     return {**{n: mean[i].item() for i, n in enumerate(names)}, f"{names[0]}_mc_se": se, "eval_repeats": repeats}
 
 
-# Sample rows (images x k) from which evaluate_iwae compiles its passes on a CPU unless told otherwise: the
+# Sample rows (images x k) from which evaluate_niwae compiles its passes on a CPU unless told otherwise: the
 # one-off compile (4-11 s) costs less than it saves there (IWAE-5000 of the default VAE: 18% less time per
 # pass, about 0.9 s per million rows at 2 threads: benchmarks/results/iwae-floor.md and iwae-floor-compiled.md). IWAE-1000 and up on a 10,000-image test set.
 COMPILE_AUTO_ROWS = 10_000_000
 
 
 @torch.inference_mode()
-def evaluate_iwae(model, x: torch.Tensor, k: int, progress: bool = True, y: torch.Tensor | None = None,
+def evaluate_niwae(model, x: torch.Tensor, k: int, progress: bool = True, y: torch.Tensor | None = None,
                   across_ranks: bool = False, rows_per_pass: int | None = None, compile: bool | None = None) -> float:
-    """-(1/N) sum_n log (1/k) sum_i w_ni over all of x: the negative IWAE-k bound in nats, in passes of
+    """-(1/N) sum_n log (1/k) sum_i w_ni over all of x: the negative IWAE-k bound in nats (a loss, as metrics.json's
+    niwae_k; model.iwae(x, k) gives the bound itself per example), in passes of
     `rows_per_pass` decoder rows (default: iwae_rows_per_pass of x's device, halved while a pass runs out
     of GPU memory).
 
@@ -204,7 +208,7 @@ class CompiledWeights:
     def __call__(self, x: torch.Tensor, k: int, y: torch.Tensor | None = None) -> torch.Tensor:
         try:
             return self.fn(x, k, y)
-        except torch.cuda.OutOfMemoryError:   # evaluate_iwae's to handle (smaller passes), compiled as before
+        except torch.cuda.OutOfMemoryError:   # evaluate_niwae's to handle (smaller passes), compiled as before
             raise
         except Exception as e:   # noqa: BLE001 -- whatever stops the compiler: evaluate without it
             if not self.compiled:   # the model's own method failed: its error, as without compile
@@ -239,10 +243,10 @@ def evaluate_model(model, data, iwae_ks=(1, 10, 100), repeats: int = 10, progres
     across_ranks=True (under torchrun, called on every rank): NELBO terms and IWAE bounds are
     summed over the ranks' shards of the test set; the model-specific metrics, deterministic,
     are computed by rank 0 alone on the whole test set (the other ranks return without them)."""
-    metrics = evaluate_elbo(model, data.test_x, repeats, y=data.test_y, across_ranks=across_ranks)
+    metrics = evaluate_terms(model, data.test_x, repeats, y=data.test_y, across_ranks=across_ranks, progress=progress)
     if model.has_iwae:
         for k in iwae_ks:
-            metrics[f"niwae_{k}"] = evaluate_iwae(model, data.test_x, k, progress, y=data.test_y,
+            metrics[f"niwae_{k}"] = evaluate_niwae(model, data.test_x, k, progress, y=data.test_y,
                                                   across_ranks=across_ranks)
     if model.reports_bits_per_dim:   # nats per example -> bits per dimension, as for CIFAR-10 and ImageNet
         metrics.update({f"{k}_bpd": v / (data.x_dim * math.log(2)) for k, v in list(metrics.items())
@@ -251,8 +255,25 @@ def evaluate_model(model, data, iwae_ks=(1, 10, 100), repeats: int = 10, progres
         return metrics
     with torch.inference_mode():
         metrics.update(model.eval().evaluate_extra(data))
+    if data.image_shape is not None and model.has_likelihood:   # autoencoders report their own mse
+        metrics["mse"] = reconstruction_mse(model, data.test_x, data.test_x_grey, data.test_y)
     metrics["n_test"] = len(data.test_x)
     return metrics
+
+
+@torch.inference_mode()
+def reconstruction_mse(model, x: torch.Tensor, target: torch.Tensor, y: torch.Tensor | None = None,
+                       batch_size: int = 2000) -> float:
+    """Mean over examples of the mean squared error per value between `target` (the grey levels) and the
+    decoder's mean at the posterior mean of x: one number on which Bernoulli, Gaussian and logistic VAEs
+    and the autoencoders (whose own terms report it) compare. Deterministic: no Monte Carlo draw."""
+    model.eval()
+    total = 0.0
+    for i in range(0, len(x), batch_size):
+        yb = None if y is None else y[i:i + batch_size]
+        recon = model.mean_x_given_z(model.posterior_mean(x[i:i + batch_size], yb), yb)
+        total += (recon.float() - target[i:i + batch_size].float()).pow(2).mean(1).sum().item()
+    return total / max(len(x), 1)
 
 
 @torch.inference_mode()

@@ -32,7 +32,7 @@ from .batches import BATCH_STREAM, LABELLED_STREAM, Batches, DeviceData
 from .config import TrainConfig
 from .data import labelled_subset
 from .errors import VaelabError, first_line, arg
-from .evaluate import evaluate_elbo
+from .evaluate import evaluate_terms
 from .pace import ThreadPacer, chooses_threads
 from .graphs import GraphedStep, capturable_adam, lr_to_device, set_lr
 from .progress import progress_bar
@@ -255,7 +255,7 @@ class Trainer:
     def _validate(self, it: int) -> None:
         """Validation loss (under a forked RNG: it never shifts the training noise) and early stopping."""
         with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []):
-            val = evaluate_elbo(self.model, self.data.val_x, repeats=1, y=self.data.val_y, across_ranks=True)
+            val = evaluate_terms(self.model, self.data.val_x, repeats=1, y=self.data.val_y, across_ranks=True)
         self.hist["val_iteration"].append(it)
         for k in self.model.TERMS:
             self.hist.setdefault(f"val_{k}", []).append(val[k])

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from ..errors import VaelabError, arg
-from ..evaluate import anomaly_scores, check_evaluation_sizes, evaluate_elbo, evaluate_iwae, require_finite, roc_auc
+from ..evaluate import anomaly_scores, check_evaluation_sizes, evaluate_terms, evaluate_niwae, require_finite, roc_auc
 from ..models import model_class
 from ..codes import code_metrics
 from ..data import dataset_label
@@ -50,7 +50,7 @@ def evaluate_run(run: Path, iwae_k=None, repeats: int | None = None, data_dir=No
     metrics and report. A metric enters the mean ± SE once every seed has it, so a long evaluation can be
     done one seed per call. Only finished seeds (listed in metrics.json) are evaluated. iwae_k: default 5000
     for the models that have the bound (none for the others; asked of one of those, an error; none when
-    codes is asked alone). compile: as evaluate_iwae's. codes: also the k-nearest-neighbour (k = 5) and
+    codes is asked alone). compile: as evaluate_niwae's. codes: also the k-nearest-neighbour (k = 5) and
     linear-probe test accuracies of the model's codes (labelled data)."""
     r = Run(run)
     if codes and iwae_k is None:
@@ -97,9 +97,9 @@ def evaluate_run(run: Path, iwae_k=None, repeats: int | None = None, data_dir=No
 def _evaluate_seed(model, seed: int, m: dict, data, iwae_k, repeats, progress, compile: bool | None) -> None:
     torch.manual_seed(20_000 + seed)
     if repeats:
-        m.update(evaluate_elbo(model, data.test_x, repeats, y=data.test_y))
+        m.update(evaluate_terms(model, data.test_x, repeats, y=data.test_y))
     for k in iwae_k:
-        m[f"niwae_{k}"] = evaluate_iwae(model, data.test_x, k, progress, y=data.test_y, compile=compile)
+        m[f"niwae_{k}"] = evaluate_niwae(model, data.test_x, k, progress, y=data.test_y, compile=compile)
         if progress:
             print(f"seed {seed}: IWAE-{k} = {m[f'niwae_{k}']:.3f}")
     require_finite(m, f"seed {seed}")
