@@ -209,9 +209,10 @@ def _add_model_parser(models, name: str, cls, options: dict) -> None:
 
 def _add_data_args(g, d) -> None:
     """Which data, and how they are prepared."""
-    g.add_argument("--dataset", default=d.dataset, help="data set name (see `vaelab datasets`)")
-    g.add_argument("--resize", type=_positive_int, help="resize images to N x N first (e.g. 32: the 32x32 "
-                   "form of the conv nets)")
+    g.add_argument("--dataset", default=d.dataset, help="data set name (see `vaelab datasets`), or your own data: a "
+                   "folder of images (one subfolder per class) or an .npz / .npy file")
+    g.add_argument("--resize", type=_positive_int, help="resize images to N x N first (e.g. 32 for MNIST in 32x32; "
+                   "a folder of images of several sizes needs it)")
     g.add_argument("--binarize", choices=("auto", *BINARIZE_MODES), default=d.binarize,
                    help="training images: fresh Bernoulli draw per batch, one fixed draw, or grey levels; "
                         "auto: none for continuous data and autoencoders, dynamic otherwise")
