@@ -2,8 +2,8 @@
 
 Each model module defines the model class and its options, one frozen dataclass (e.g. VAEOptions,
 declared with models.options.option: type, default, help, rule): the keyword arguments its constructor
-takes beyond the data dimension. The registry holds (class, options dataclass); `option_table` reads the
-dataclass for the CLI flags, `vaelab.options()` and the validation.
+takes beyond the data dimension. The registry holds (class, options dataclass); `declared_options(name)`
+reads the dataclass for the CLI flags, `vaelab.options()`, the validation and `with_defaults`.
 """
 from __future__ import annotations
 
