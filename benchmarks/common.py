@@ -44,27 +44,28 @@ def save(name: str, payload: dict, markdown: str, folder: Path = RESULTS) -> Non
 def model_options(model: str, items: list[str], flag: str = "--set", allowed=None) -> dict:
     """NAME=VALUE items as a model's options, each converted to the option's type (SystemExit naming
     `flag` for an unknown name, a missing '=' or a value of the wrong type)."""
-    from vaelab.models import MODELS
+    from vaelab.models import declared_options
 
-    known = [n for n in MODELS[model][1] if allowed is None or allowed(n)]
+    table = declared_options(model)
+    known = [n for n in table if allowed is None or allowed(n)]
     options = {}
     for item in items:
         name, sep, value = item.partition("=")
         if not sep or name not in known:
             raise SystemExit(f"{flag} {item}: give NAME=VALUE with NAME one of {', '.join(known)}")
         try:
-            options[name] = MODELS[model][1][name][0](value)
+            options[name] = table[name].type(value)
         except ValueError:
-            raise SystemExit(f"{flag} {item}: {value!r} is not a {MODELS[model][1][name][0].__name__}") from None
+            raise SystemExit(f"{flag} {item}: {value!r} is not a {table[name].type.__name__}") from None
     return options
 
 
 def train_command(cfg: dict, seeds: list[str]) -> str:
     """The `vaelab train` command of a run's saved configuration (options that differ from the defaults)."""
-    from vaelab.models import MODELS
+    from vaelab.models import with_defaults
     from vaelab.config import TrainConfig
 
-    base, defaults = TrainConfig(), MODELS[cfg["model"]][1]
+    base, defaults = TrainConfig(), with_defaults(cfg["model"], {})
     parts = [f"vaelab train {cfg['model']} --dataset {cfg['dataset']}"]
     if cfg.get("resize"):
         parts.append(f"--resize {cfg['resize']}")
@@ -74,5 +75,5 @@ def train_command(cfg: dict, seeds: list[str]) -> str:
             parts.append(f"--{key.replace('_', '-')} {cfg[key]}")
     parts.append("--seeds " + " ".join(seeds))
     parts += [f"--{k.replace('_', '-')} {v}" for k, v in cfg["model_options"].items()
-              if k not in defaults or v != defaults[k][1]]
+              if k not in defaults or v != defaults[k]]
     return " ".join(parts)

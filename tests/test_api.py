@@ -466,18 +466,20 @@ def test_model_options_as_one_dict_or_one_by_one():
 
 @pytest.mark.parametrize("name", list(vaelab.MODELS))
 def test_every_option_default_is_the_constructors_default(name):
-    """A model's defaults are written twice, in its OPTIONS table (vaelab.options, the CLI flags) and in
-    its constructor; the class that first names an option in its __init__ (a subclass may pass the rest
-    on as **options) must give it the table's default."""
+    """A model's defaults are written twice, in its options dataclass (vaelab.options, the CLI flags, the
+    validation) and in its constructor; the class that first names an option in its __init__ (a subclass
+    may pass the rest on as **options) must give it the declared default."""
     import inspect
 
-    cls, table = vaelab.MODELS[name]
-    for option, (_, default, _) in table.items():
+    from vaelab.models import declared_options
+
+    cls = vaelab.MODELS[name][0]
+    for option, default in ((o.name, o.default) for o in declared_options(name).values()):
         owner = next((c for c in cls.__mro__ if "__init__" in c.__dict__
                       and option in inspect.signature(inspect.unwrap(c.__init__)).parameters), None)
         assert owner is not None, f"{name}: option {option} is taken by no constructor"
         given = inspect.signature(inspect.unwrap(owner.__init__)).parameters[option].default
-        assert given == default, f"{name}.{option}: OPTIONS says {default!r}, {owner.__name__}.__init__ {given!r}"
+        assert given == default, f"{name}.{option}: declared {default!r}, {owner.__name__}.__init__ {given!r}"
 
 
 class NaNInEvalDecoder(Decoder):   # a bug users meet: an eval-mode branch that divides by zero

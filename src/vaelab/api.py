@@ -19,7 +19,7 @@ from .config import EXTENDABLE, RUNTIME_OPTIONS
 from .configure import build_config, resume_changes
 from .data import dataset_status
 from .errors import VaelabError
-from .models import MODELS, Model
+from .models import MODELS, Model, declared_options
 from .runs.train import resume_run, train_run
 from .runs.run import Run, load_run as _load
 from .runs.folder import is_run_dir
@@ -126,7 +126,7 @@ def options(model: str | None = None) -> "OptionsTable":
                             "models (vaelab.options(name) shows a model's options)", ("model", "", "what it is"))
     if model not in MODELS:
         raise VaelabError(f"model={model!r}: unknown; choose one of {', '.join(MODELS)}")
-    rows = [(k, repr(default), text) for k, (_, default, text) in MODELS[model][1].items()]
+    rows = [(o.name, repr(o.default), o.help) for o in declared_options(model).values()]
     return OptionsTable(rows, f"{model} options (pass them to vaelab.train({model!r}, ...) or the model class)")
 
 

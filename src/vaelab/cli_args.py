@@ -8,9 +8,10 @@ import re
 import sys
 from pathlib import Path
 
-from .config import MAX_SEED, OPTIMIZERS, PRECISIONS, TrainConfig, kl_annealing_models, option_rule
+from .config import MAX_SEED, OPTIMIZERS, PRECISIONS, TrainConfig, kl_annealing_models
 from .data import BINARIZE_MODES
-from .models import MODELS
+from .models import MODELS, declared_options
+from .models.options import Option
 
 
 # Python arguments whose flag is not the argument's name with dashes (progress=False is --no-progress)
@@ -130,11 +131,10 @@ def _existing_dir(s: str) -> str:
     return s
 
 
-def _option_type(name: str, typ, default=None):
-    """argparse type of a model option: the text converted to `typ`, then checked by the rule that
-    TrainConfig.validate() applies to Python values too (config.option_rule)."""
-    ok, what = option_rule(name, typ, default)
-    return typ if ok is None else _checked(typ, ok, what)
+def _option_type(option: Option):
+    """argparse type of a model option: the text converted to its declared type, then checked by its rule,
+    the one TrainConfig.validate() applies to Python values too (models.options)."""
+    return option.type if option.rule is None else _checked(option.type, *option.rule)
 
 
 class DefaultsFormatter(argparse.HelpFormatter):
@@ -188,11 +188,11 @@ def _add_train(sub) -> None:
                      help="a new time budget per seed (total training time): a longer one continues the seeds "
                           "the old budget stopped, e.g. `vaelab train --resume RUN --time-budget 2h`")
     models = train.add_subparsers(dest="model", required=False, metavar="MODEL", parser_class=Parser, prog="vaelab train")
-    for name, (cls, options) in MODELS.items():
-        _add_model_parser(models, name, cls, options)
+    for name, (cls, _) in MODELS.items():
+        _add_model_parser(models, name, cls)
 
 
-def _add_model_parser(models, name: str, cls, options: dict) -> None:
+def _add_model_parser(models, name: str, cls) -> None:
     """`vaelab train NAME`: the training options (TrainConfig's fields, in three groups) and the model's own."""
     d = TrainConfig()
     p = models.add_parser(name, help=(cls.__doc__ or name).strip().splitlines()[0],
@@ -202,9 +202,9 @@ def _add_model_parser(models, name: str, cls, options: dict) -> None:
     _add_bookkeeping_args(p.add_argument_group("run folder, logging and evaluation"), d)
     _add_runtime_args(p)
     group = p.add_argument_group(f"{name} options")
-    for opt, (typ, default, help_) in options.items():
-        group.add_argument("--" + opt.replace("_", "-"), dest=f"opt_{opt}", type=_option_type(opt, typ, default),
-                           default=default, metavar=opt.upper(), help=help_)
+    for opt in declared_options(name).values():
+        group.add_argument("--" + opt.name.replace("_", "-"), dest=f"opt_{opt.name}", type=_option_type(opt),
+                           default=opt.default, metavar=opt.name.upper(), help=opt.help)
 
 
 def _add_data_args(g, d) -> None:

@@ -17,7 +17,8 @@ from .data.registry import is_generated
 from .data.toy import is_toy
 from .errors import VaelabError, arg
 from .evaluate import check_evaluation_sizes
-from .models import MODELS, model_class
+from .models import MODELS, declared_options, model_class
+from .models.options import MAX_SEED
 from .schedules import parse_duration, parse_schedule
 from .machine import check_threads
 
@@ -25,7 +26,6 @@ OPTIMIZERS = ("auto", "adam", "adamw")
 PRECISIONS = ("fp32", "bf16")
 MAX_STEPS = 10**9   # iterations or epochs: far beyond any real run
 MAX_RESIZE = 256     # image side for --resize: 2,000 would need 64 GB for MNIST
-MAX_SEED = 2**32 - 1
 RUNTIME_OPTIONS = ("data_dir", "device", "threads", "progress")   # what may change when a run is resumed
 # What a resume may also change to extend the run: a longer budget continues the seeds the old one stopped.
 EXTENDABLE = ("time_budget",)
@@ -174,22 +174,23 @@ class TrainConfig:
                                   f"{arg(name, value)} would not apply to; drop one of the two")
 
     def _check_model_options(self) -> None:
-        """Each registered option's value against its type and range (option_rule): the CLI's argparse types
-        check the same, so a value that a flag would refuse fails here too, before anything is written."""
-        known = MODELS[self.model][1] if self.model in MODELS else {}
+        """Each declared option's value against its rule (models.options): the CLI's argparse types check the
+        same, so a value that a flag would refuse fails here too, before anything is written."""
+        known = declared_options(self.model)
         for name, value in self.model_options.items():
-            default = known.get(name, (None, None))[1]
-            if name not in known or value is None or (type(value) is type(default) and value == default):
+            if name not in known or value is None:
                 continue
-            ok, what = option_rule(name, known[name][0], known[name][1])
-            if ok is not None and not ok(value):
-                raise VaelabError(f"{arg(name)} must be {what}, got {value!r}")
+            option = known[name]
+            if type(value) is type(option.default) and value == option.default:
+                continue
+            if option.rule is not None and not option.rule.ok(value):
+                raise VaelabError(f"{arg(name)} must be {option.rule.what}, got {value!r}")
         self._check_options_apply(known)
 
-    def _check_options_apply(self, known: dict) -> None:
+    def _check_options_apply(self, known) -> None:
         """An option given a value of its own that this run would ignore is refused, not stored silently."""
-        given = {k: v for k, v in self.model_options.items() if k in known and v != known[k][1]}
-        effective = {**{k: d for k, (_, d, _) in known.items()}, **self.model_options}
+        given = {k: v for k, v in self.model_options.items() if k in known and v != known[k].default}
+        effective = {**{k: o.default for k, o in known.items()}, **self.model_options}
         if "sigma" in given and effective.get("likelihood") in ("bernoulli", "logistic"):
             raise VaelabError(f"{arg('sigma', given['sigma'])}: sigma is the Gaussian likelihood's std, and this run's "
                               f"likelihood is {effective['likelihood']}; leave {arg('sigma')} out, or add "
@@ -253,40 +254,13 @@ def _positive_int(v) -> bool:
     return isinstance(v, int) and not isinstance(v, bool) and v > 0
 
 
-def _number(v) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
-
-
 def _whole(v) -> bool:
     return isinstance(v, int) and not isinstance(v, bool)
-
-
-# model options that are switches although their type is int (dae's clip: 0 or 1; from Python also a bool)
-_FROM_ZERO = ("clip",)
 
 
 def kl_annealing_models() -> list[str]:
     """The registered models whose loss weights a KL term by the warm-up (--warmup)."""
     return [name for name, (cls, _) in MODELS.items() if cls.anneals_kl]
-
-
-def option_rule(name: str, typ: type, default=None):
-    """(ok(value), what it must be) for a model option of type `typ`, or (None, '') where any value of the
-    type goes (strings: the model parses them): sizes and counts are positive integers, seeds whole numbers
-    from 0, stage lengths and options whose default is 0 integers >= 0, weights finite numbers, beta positive."""
-    if name == "beta":
-        return (lambda v: _number(v) and v > 0), "a positive finite number"
-    if typ is int:
-        if name.endswith("seed"):
-            return (lambda v: _whole(v) and 0 <= v <= MAX_SEED), f"a whole number from 0 to {MAX_SEED}"
-        if name in _FROM_ZERO:   # a switch: 0 or 1, False or True
-            return (lambda v: isinstance(v, int) and v in (0, 1)), "0 or 1"
-        if name.endswith("_iters") or default in (0, None):
-            return (lambda v: _whole(v) and v >= 0), "an integer >= 0"
-        return _positive_int, "a positive integer"
-    if typ is float:
-        return _number, "a finite number"
-    return None, ""
 
 
 def ungraphable(model: str) -> VaelabError:

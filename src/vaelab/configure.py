@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+from collections.abc import Mapping
 from pathlib import Path
 
 from .config import EXTENDABLE, RUNTIME_OPTIONS, TrainConfig
 from .data import reads_no_files, user_source
 from .errors import VaelabError, arg
-from .models import MODELS, NETWORK_OPTIONS, Model, with_defaults
+from .models import MODELS, NETWORK_OPTIONS, Model, declared_options, with_defaults
 
 TRAIN_FIELDS = [f.name for f in dataclasses.fields(TrainConfig) if f.name not in ("model", "model_options")]
 _NOT_COMPARED = (*RUNTIME_OPTIONS, *EXTENDABLE, "out", "model_options")   # what a resume may change or moves
@@ -29,7 +30,7 @@ def build_config(model: str | Model, dataset: str, seeds, out, options: dict) ->
     instance, name, known = _model(model)
     options = _merged(dict(options))
     train_opts = {k: v for k, v in options.items() if k in TRAIN_FIELDS}
-    model_opts = {k: _sizes(v) if known.get(k, (None,))[0] is str else v for k, v in options.items() if k in known}
+    model_opts = {k: _sizes(v) if known[k].type is str else v for k, v in options.items() if k in known}
     unknown = sorted(set(options) - set(train_opts) - set(model_opts))
     if unknown:
         raise VaelabError(_unknown_message(unknown, name, known, instance))
@@ -75,15 +76,15 @@ def resume_changes(saved: TrainConfig, model, dataset, seeds, options: dict) -> 
     return sorted(changed, key=lambda c: c[0])
 
 
-def _model(model) -> tuple[Model | None, str, dict]:
-    """(instance or None, registry name, the model's OPTIONS) of a model name or instance."""
+def _model(model) -> tuple[Model | None, str, Mapping]:
+    """(instance or None, registry name, the model's declared options by name) of a model name or instance."""
     if isinstance(model, Model):
         return model, model.registry_name(), {}
     if isinstance(model, str):
         if model not in MODELS:
             raise VaelabError(f"{arg('model', model)}: unknown; choose one of {', '.join(MODELS)} or pass a model "
                               f"instance")
-        return None, model, MODELS[model][1]
+        return None, model, declared_options(model)
     raise VaelabError(f"model must be a model name ({', '.join(MODELS)}) or a vaelab model instance, "
                       f"got {type(model).__name__}")
 
@@ -105,11 +106,11 @@ def _merged(options: dict) -> dict:
     return {k: _plain(v) for k, v in options.items()}
 
 
-def _unknown_message(unknown: list[str], name: str, known: dict, instance: Model | None) -> str:
+def _unknown_message(unknown: list[str], name: str, known: Mapping, instance: Model | None) -> str:
     """Unknown options, each with the model that has it or the nearest known name."""
     hints = []
     for k in unknown:
-        owners = [n for n, (_, opts) in MODELS.items() if k in opts]   # another model's option
+        owners = [n for n in MODELS if k in declared_options(n)]   # another model's option
         close = difflib.get_close_matches(k, [*TRAIN_FIELDS, *known], n=1)
         hints.append(f"{k!r}" + (f" (an option of {', '.join(owners)})" if owners else
                                  f" (did you mean {close[0]!r}?)" if close else ""))

@@ -1,35 +1,39 @@
 """Model registry: a new model is one file plus one line here.
 
-Each model module defines the model class and OPTIONS (name -> (type, default, help)),
-the keyword arguments its constructor takes beyond the data dimension.
+Each model module defines the model class and its options, one frozen dataclass (e.g. VAEOptions,
+declared with models.options.option: type, default, help, rule): the keyword arguments its constructor
+takes beyond the data dimension. The registry holds (class, options dataclass); `declared_options(name)`
+reads the dataclass for the CLI flags, `vaelab.options()`, the validation and `with_defaults`.
 """
 from __future__ import annotations
 
 import copy
 import inspect
+from collections.abc import Mapping
 
 import torch
 
 from ..errors import VaelabError, first_line
 from . import ae, cae, cvae, dae, gmvae, hvae, m1m2, sae, ssvae, vae
 from .base import Model, resolve
+from .options import Option, option_table
 
 MODELS = {
-    "vae": (vae.VAE, vae.OPTIONS),
-    "gmvae": (gmvae.GMVAE, gmvae.OPTIONS),
-    "vamp": (gmvae.VampVAE, gmvae.VAMP_OPTIONS),
-    "hvae": (hvae.HVAE, hvae.OPTIONS),
-    "ssvae": (ssvae.SSVAE, ssvae.OPTIONS),
-    "m1m2": (m1m2.M1M2, m1m2.OPTIONS),
-    "cvae": (cvae.CVAE, cvae.OPTIONS),
-    "ae": (ae.AE, ae.OPTIONS),
-    "sae": (sae.SparseAE, sae.OPTIONS),
-    "cae": (cae.ContractiveAE, cae.OPTIONS),
-    "dae": (dae.DenoisingAE, dae.OPTIONS),
+    "vae": (vae.VAE, vae.VAEOptions),
+    "gmvae": (gmvae.GMVAE, gmvae.GMVAEOptions),
+    "vamp": (gmvae.VampVAE, gmvae.VampOptions),
+    "hvae": (hvae.HVAE, hvae.HVAEOptions),
+    "ssvae": (ssvae.SSVAE, ssvae.SSVAEOptions),
+    "m1m2": (m1m2.M1M2, m1m2.M1M2Options),
+    "cvae": (cvae.CVAE, cvae.CVAEOptions),
+    "ae": (ae.AE, ae.AEOptions),
+    "sae": (sae.SparseAE, sae.SparseAEOptions),
+    "cae": (cae.ContractiveAE, cae.ContractiveAEOptions),
+    "dae": (dae.DenoisingAE, dae.DenoisingAEOptions),
 }
 for _name, (_cls, _) in MODELS.items():   # Model.registry_name reads it: the models know no registry
     _cls.registered_name = _name
-# Constructor arguments beyond the CLI's OPTIONS that a saved run may record: networks of the user's own.
+# Constructor arguments beyond the declared options that a saved run may record: networks of the user's own.
 NETWORK_OPTIONS = {"vae": {"encoder", "decoder", "n_classes"}, "cvae": {"encoder", "decoder"},
                    "gmvae": {"encoder", "decoder"}, "vamp": {"encoder", "decoder"}}
 
@@ -46,6 +50,12 @@ def model_class(name: str) -> type[Model]:
     return MODELS[name][0]
 
 
+def declared_options(name: str) -> Mapping[str, Option]:
+    """name -> Option (type, default, help, rule) of a registered model's declared options, in their order;
+    none for a model class of your own (module:Class)."""
+    return option_table(MODELS[name][1]) if name in MODELS else {}
+
+
 def takes_data_option(cls: type[Model], name: str) -> bool:
     """Whether cls's constructor takes the data's `name` (image_shape): declared in DATA_OPTIONS, and a
     parameter of its __init__ (a subclass of your own whose __init__ leaves it out inherits the declaration)."""
@@ -58,18 +68,18 @@ def takes_data_option(cls: type[Model], name: str) -> bool:
 def build_model(name: str, x_dim: int, **options) -> Model:
     """The model `name` (registered, or module:Class) for data of x_dim values, with its options
     (VaelabError if they are bad). Built-in models also accept the options of their own networks
-    (encoder=, decoder= for the VAE family) beyond OPTIONS, and those that describe the data
+    (encoder=, decoder= for the VAE family) beyond the declared ones, and those that describe the data
     (the class's DATA_OPTIONS: image_shape=(C, H, W) for the models with conv nets)."""
     cls = model_class(name)
     if isinstance(x_dim, bool) or not isinstance(x_dim, int) or x_dim < 1:
         raise VaelabError(f"x_dim = {x_dim!r}: a model needs a positive whole number of input values per example")
     if name in MODELS:
-        known = (set(MODELS[name][1]) | NETWORK_OPTIONS.get(name, set())
+        known = (set(declared_options(name)) | NETWORK_OPTIONS.get(name, set())
                  | {k for k in cls.DATA_OPTIONS if takes_data_option(cls, k)})
         unknown = set(options) - known
         if unknown:
             raise VaelabError(f"model {name!r} has no option(s) {', '.join(sorted(unknown))}; it takes "
-                              f"{', '.join(MODELS[name][1])}")
+                              f"{', '.join(declared_options(name))}")
     try:
         return cls(x_dim=x_dim, **options)
     except ValueError as e:
@@ -80,9 +90,10 @@ def build_model(name: str, x_dim: int, **options) -> Model:
 
 
 def with_defaults(name: str, options: dict) -> dict:
-    """A run's saved model options with each option it left out standing at the registry's default
-    (a saved run records only what was asked for), so that two runs compare option by option."""
-    return {**{k: d for k, (_, d, _) in MODELS.get(name, (None, {}))[1].items()}, **options}
+    """A run's saved model options with each option it left out standing at its declared default
+    (a saved run records only what was asked for), so that two runs compare option by option; a model
+    class of your own (module:Class) declares none."""
+    return {**{k: o.default for k, o in declared_options(name).items()}, **options}
 
 
 def load_model(ckpt: dict, device: torch.device | str = "cpu", model: Model | None = None) -> Model:

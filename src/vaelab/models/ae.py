@@ -9,20 +9,26 @@ back, L = 16, ReLU, trained with AdamW.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 import torch.nn.functional as F
 
 from ..nets import ACTIVATIONS, check_activation, full_precision, mlp
 from .base import Model
+from .options import option
 from .policy import ReportPolicy, TrainingDefaults
 from .vae import parse_hidden
 
-OPTIONS = {
-    "z_dim": (int, 16, "code dimension L"),
-    "hidden": (str, "128,64,32", "encoder hidden sizes (the decoder mirrors them), comma separated"),
-    "loss": (str, "mse", "reconstruction loss: mse (continuous data) or bce (images in [0, 1])"),
-    "activation": (str, "relu", f"hidden activation: {', '.join(ACTIVATIONS)}"),
-}
+
+@dataclass(frozen=True)
+class AEOptions:
+    """The autoencoder's options (`vaelab train ae --help`); the sparse, contractive and denoising
+    autoencoders extend them."""
+    z_dim: int = option(16, "code dimension L")
+    hidden: str = option("128,64,32", "encoder hidden sizes (the decoder mirrors them), comma separated")
+    loss: str = option("mse", "reconstruction loss: mse (continuous data) or bce (images in [0, 1])")
+    activation: str = option("relu", f"hidden activation: {', '.join(ACTIVATIONS)}")
 
 
 def psnr(x: torch.Tensor, x_hat: torch.Tensor) -> torch.Tensor:

@@ -129,8 +129,8 @@ class Model(nn.Module):
     # Options that only choose first weights (e.g. M1M2's m1_run): a saved model is rebuilt without them,
     # its checkpoint holding every weight, so the run opens even where their source is gone.
     WEIGHT_OPTIONS: ClassVar[tuple[str, ...]] = ()
-    # Constructor arguments that describe the data, as x_dim does, not options of the user's (none in OPTIONS):
-    # image_shape, (C, H, W), for the models whose conv nets need it. build_model takes them besides OPTIONS,
+    # Constructor arguments that describe the data, as x_dim does, not options of the user's (none is a declared option):
+    # image_shape, (C, H, W), for the models whose conv nets need it. build_model takes them besides the declared options,
     # and load_model passes a checkpoint's image_shape to them.
     DATA_OPTIONS: ClassVar[tuple[str, ...]] = ()
     registered_name: ClassVar[str | None] = None   # set on the registry's own classes (models/__init__.py)

@@ -13,17 +13,22 @@ reports the exact value.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 from torch.func import jacfwd, jacrev, jvp, vmap
 
-from .ae import AE, OPTIONS as AE_OPTIONS
+from .ae import AE, AEOptions
+from .options import option
 
-OPTIONS = {
-    **AE_OPTIONS,
-    "alpha": (float, 1e-2, "weight of the contractive penalty alpha ||dE/dx||_F^2"),
-    "jacobian": (str, "auto", "exact, hutchinson (random projections) or auto (exact for small inputs)"),
-    "projections": (int, 1, "random projections per example for the hutchinson estimate"),
-}
+
+@dataclass(frozen=True)
+class ContractiveAEOptions(AEOptions):
+    """The contractive autoencoder's options: the AE's and its penalty's (`vaelab train cae --help`)."""
+    alpha: float = option(1e-2, "weight of the contractive penalty alpha ||dE/dx||_F^2")
+    jacobian: str = option("auto", "exact, hutchinson (random projections) or auto (exact for small inputs)")
+    projections: int = option(1, "random projections per example for the hutchinson estimate")
+
 
 EXACT_MAX_DIM = 64
 

@@ -9,14 +9,19 @@ decoded with that label.
 """
 from __future__ import annotations
 
-from .vae import OPTIONS as VAE_OPTIONS
-from .vae import VAE
+from dataclasses import dataclass
 
-# Defaults as in the course text's conditional VAE: conv nets, latent 128 (train it on
-# fashion-mnist with --resize 32 --epochs 50 --batch-size 256 --binarize none).
-OPTIONS = {**VAE_OPTIONS, "z_dim": (int, 128, "latent dimension"),
-           "net": (str, "conv", VAE_OPTIONS["net"][2]),
-           "n_classes": (int, 10, "number of classes of the label y")}
+from .options import option, option_table
+from .vae import VAE, VAEOptions
+
+
+@dataclass(frozen=True)
+class CVAEOptions(VAEOptions):
+    """The CVAE's options: the VAE's, with defaults as in the course text's conditional VAE: conv nets,
+    latent 128 (train it on fashion-mnist with --resize 32 --epochs 50 --batch-size 256 --binarize none)."""
+    z_dim: int = option(128, "latent dimension")
+    net: str = option("conv", option_table(VAEOptions)["net"].help)
+    n_classes: int = option(10, "number of classes of the label y")
 
 
 class CVAE(VAE):

@@ -10,20 +10,25 @@ range: the MSE (and PSNR for images) of the corrupted and of the denoised images
 """
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 import torch
 
 from ..data.corruption import NOISE_TYPES, corrupt, draw_level, parse_level
 from ..errors import VaelabError, arg
-from .ae import AE, OPTIONS as AE_OPTIONS, psnr
+from .ae import AE, AEOptions, psnr
+from .options import SWITCH, option
 
-OPTIONS = {
-    **AE_OPTIONS,
-    "noise": (str, "mask", f"corruption T: {', '.join(NOISE_TYPES)}"),
-    "level": (str, "0.5", "noise level (std for gaussian, probability otherwise), or a range p_min,p_max drawn per batch"),
-    "clip": (int, 1, "1: clip gaussian-corrupted inputs to [0, 1] (images); 0: do not (continuous data)"),
-}
+
+@dataclass(frozen=True)
+class DenoisingAEOptions(AEOptions):
+    """The denoising autoencoder's options: the AE's and its corruption's (`vaelab train dae --help`)."""
+    noise: str = option("mask", f"corruption T: {', '.join(NOISE_TYPES)}")
+    level: str = option("0.5", "noise level (std for gaussian, probability otherwise), or a range p_min,p_max drawn "
+                               "per batch")
+    clip: int = option(1, "1: clip gaussian-corrupted inputs to [0, 1] (images); 0: do not (continuous data)",
+                       rule=SWITCH)
+
 
 EVAL_NOISE_SEED = 4321   # the fixed corruption of the test set
 

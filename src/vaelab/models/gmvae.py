@@ -10,29 +10,36 @@ z ~ q(z|x) that the reconstruction term uses:  KL ~ log q(z|x) - log p(z).
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import torch
 from torch import nn
 
 from ..densities import gaussian_parameters, log_normal, log_normal_mixture, sample_gaussian
+from .options import POSITIVE_NUMBER, option
 from .vae import VAE
 
 MAX_COMPONENTS = 20_000   # mixture components, at most: a step evaluates batch x k Gaussians (500 by default)
 
-OPTIONS = {
-    "z_dim": (int, 10, "latent dimension"),
-    "hidden": (str, "300,300", "hidden layer sizes of encoder and decoder, comma separated"),
-    "k": (int, 500, "number of mixture components in the prior"),
-    "beta": (float, 1.0, "weight of the KL term in the training objective; reported NELBO always uses 1"),
-    "iw_k": (int, 1, "importance samples of the training objective (1: the ELBO; k > 1: the IWAE-k bound)"),
-}
 
-VAMP_OPTIONS = {
-    "z_dim": (int, 40, "latent dimension"),
-    "hidden": (str, "300,300", "hidden layer sizes of encoder and decoder, comma separated"),
-    "k": (int, 500, "number of pseudo-inputs u_k (mixture components of the prior)"),
-    "iw_k": (int, 1, "importance samples of the training objective (1: the ELBO; k > 1: the IWAE-k bound)"),
-}
+@dataclass(frozen=True)
+class GMVAEOptions:
+    """The GMVAE's options (`vaelab train gmvae --help`)."""
+    z_dim: int = option(10, "latent dimension")
+    hidden: str = option("300,300", "hidden layer sizes of encoder and decoder, comma separated")
+    k: int = option(500, "number of mixture components in the prior")
+    beta: float = option(1.0, "weight of the KL term in the training objective; reported NELBO always uses 1",
+                         rule=POSITIVE_NUMBER)
+    iw_k: int = option(1, "importance samples of the training objective (1: the ELBO; k > 1: the IWAE-k bound)")
+
+
+@dataclass(frozen=True)
+class VampOptions:
+    """The VampPrior VAE's options (`vaelab train vamp --help`)."""
+    z_dim: int = option(40, "latent dimension")
+    hidden: str = option("300,300", "hidden layer sizes of encoder and decoder, comma separated")
+    k: int = option(500, "number of pseudo-inputs u_k (mixture components of the prior)")
+    iw_k: int = option(1, "importance samples of the training objective (1: the ELBO; k > 1: the IWAE-k bound)")
 
 
 class MixturePrior:

@@ -14,20 +14,25 @@ Pictures use the top layer: z = z2, decoded through the mean of p(z1 | z2).
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 
 from ..densities import log_bernoulli_with_logits, log_normal, sample_gaussian
 from ..nets import Decoder, Encoder
+from .options import option
 from .variational import VariationalModel
 from .vae import check_samples_per_point, parse_hidden
 
-OPTIONS = {
-    "z_dim": (int, 50, "top latent dimension z2"),
-    "z1_dim": (int, 100, "bottom latent dimension z1"),
-    "hidden": (str, "200,200", "hidden sizes between x and z1 (and back), comma separated"),
-    "hidden2": (str, "100,100", "hidden sizes between z1 and z2 (and back), comma separated"),
-    "iw_k": (int, 1, "importance samples of the training objective (1: the ELBO; k > 1: the IWAE-k bound)"),
-}
+
+@dataclass(frozen=True)
+class HVAEOptions:
+    """The two-layer VAE's options (`vaelab train hvae --help`)."""
+    z_dim: int = option(50, "top latent dimension z2")
+    z1_dim: int = option(100, "bottom latent dimension z1")
+    hidden: str = option("200,200", "hidden sizes between x and z1 (and back), comma separated")
+    hidden2: str = option("100,100", "hidden sizes between z1 and z2 (and back), comma separated")
+    iw_k: int = option(1, "importance samples of the training objective (1: the ELBO; k > 1: the IWAE-k bound)")
 
 
 class HVAE(VariationalModel):

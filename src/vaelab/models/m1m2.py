@@ -31,6 +31,7 @@ where NELBO_M2(z1) = KL_y + KL_z2 - sum_y q(y|z1) log p(z1 | y, z2_y) >= -log p(
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -42,28 +43,36 @@ from .. import distributed
 from ..errors import VaelabError, first_line, arg
 from ..storage import read_json
 from ..densities import gaussian_log_likelihood, kl_normal, log_normal, sample_gaussian
+from .options import SEED, option, option_defaults
 from .policy import TrainingDefaults
-from .ssvae import SSVAE
-from .ssvae import OPTIONS as SSVAE_OPTIONS
+from .ssvae import SSVAE, SSVAEOptions
 from ..nets import Decoder
-from .vae import OPTIONS as VAE_OPTIONS
-from .vae import VAE, parse_hidden
+from .vae import VAE, VAEOptions, parse_hidden
 
-OPTIONS = {
-    "z1_dim": (int, 50, "M1's latent dimension: the features M2 models and classifies"),
-    "m1_hidden": (str, "600,600", "M1 encoder and decoder hidden layer sizes, comma separated"),
-    "m1_iters": (int, None, "stage 1: iterations that train M1 alone; the remaining --iters train M2 "
-                            "(default: 10,000, or 0 with --m1-run)"),
-    "m1_run": (str, None, "a finished vae run folder whose weights M1 starts from (its --z-dim and --hidden "
-                          "must equal --z1-dim and --m1-hidden)"),
-    "m1_seed": (int, 0, "with --m1-run: the training seed of that run whose weights M1 takes"),
-    "m1_active": (float, 0.0, "M2 models only the z1 dims whose q(z1|x) mean has a std above this over the first "
-                              "M2 batch (Kingma et al.: 0.1); the others keep M1's N(0, I) prior (0: every dim)"),
-    **SSVAE_OPTIONS,
-    "z_dim": (int, 50, "M2's latent dimension z2"),
-    "z1_sigma": (str, "dim", "std of p(z1 | y, z2): 'dim' (one learned per dim of z1) or 'decoder' (the decoder "
-                             "gives one per dim and example, as Kingma et al.)"),
-}
+
+@dataclass(frozen=True)
+class M1Options:
+    """M1's options in the stacked model; M1M2Options puts them before the SSVAE's."""
+    z1_dim: int = option(50, "M1's latent dimension: the features M2 models and classifies")
+    m1_hidden: str = option("600,600", "M1 encoder and decoder hidden layer sizes, comma separated")
+    m1_iters: int | None = option(None, "stage 1: iterations that train M1 alone; the remaining --iters train M2 "
+                                        "(default: 10,000, or 0 with --m1-run)")
+    m1_run: str | None = option(None, "a finished vae run folder whose weights M1 starts from (its --z-dim and "
+                                      "--hidden must equal --z1-dim and --m1-hidden)")
+    m1_seed: int = option(0, "with --m1-run: the training seed of that run whose weights M1 takes", rule=SEED)
+    m1_active: float = option(0.0, "M2 models only the z1 dims whose q(z1|x) mean has a std above this over the "
+                                   "first M2 batch (Kingma et al.: 0.1); the others keep M1's N(0, I) prior (0: every "
+                                   "dim)")
+
+
+@dataclass(frozen=True)
+class M1M2Options(SSVAEOptions, M1Options):
+    """M1+M2's options (`vaelab train m1m2 --help`): M1's, then the SSVAE's (M2's) with z_dim the z2 of M2."""
+    z_dim: int = option(50, "M2's latent dimension z2")
+    z1_sigma: str = option("dim", "std of p(z1 | y, z2): 'dim' (one learned per dim of z1) or 'decoder' (the decoder "
+                                  "gives one per dim and example, as Kingma et al.)")
+
+
 Z1_SIGMAS = ("dim", "decoder")
 _LOG_SIGMA_BOUND = 7.0   # z1_sigma="decoder": |log std| at most this (std 1e-3 to 1e3 against codes of size ~1)
 
@@ -233,7 +242,7 @@ def _trained_m1(path: str, seed: int, x_dim: int, z1_dim: int, m1_hidden) -> VAE
     if seed not in finished or not weights.is_file():
         raise ValueError(f"m1_run = {path!r}: seed {seed} has not finished training (finished: "
                          f"{finished or 'none'}); resume that run or choose m1_seed among the finished")
-    opts = {**{k: default for k, (_, default, _) in VAE_OPTIONS.items()}, **cfg.get("model_options", {})}
+    opts = {**option_defaults(VAEOptions), **cfg.get("model_options", {})}
     if (any(opts.get(k) for k in ("encoder", "decoder", "n_classes")) or opts["net"] != "mlp"
             or opts["likelihood"] != "bernoulli"):
         raise ValueError(f"m1_run = {path!r}: M1 is the Bernoulli VAE with dense layers; that run's options "

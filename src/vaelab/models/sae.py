@@ -8,18 +8,21 @@ each input (the others are set to 0) before decoding. Reported: the fraction of 
 """
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 import torch
 
-from .ae import AE, OPTIONS as AE_OPTIONS
+from .ae import AE, AEOptions
+from .options import option
 
-OPTIONS = {
-    **AE_OPTIONS,
-    "alpha": (float, 1e-3, "weight of the sparsity penalty alpha ||E(x)||_p^p"),
-    "p": (float, 1.0, "exponent p of the penalty (1: L1)"),
-    "top_k": (int, 0, "at inference keep only the K largest-magnitude codes (0: keep all)"),
-}
+
+@dataclass(frozen=True)
+class SparseAEOptions(AEOptions):
+    """The sparse autoencoder's options: the AE's and its penalty's (`vaelab train sae --help`)."""
+    alpha: float = option(1e-3, "weight of the sparsity penalty alpha ||E(x)||_p^p")
+    p: float = option(1.0, "exponent p of the penalty (1: L1)")
+    top_k: int = option(0, "at inference keep only the K largest-magnitude codes (0: keep all)")
+
 
 ACTIVE_THRESHOLD = 1e-3   # |z_k| above this counts as a non-zero code
 

@@ -13,31 +13,35 @@ Objective: gw * NELBO(unlabelled batch) + cw * cross-entropy of q(y|x) on the la
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 
 from ..densities import kl_cat, kl_normal, log_bernoulli_with_logits, sample_gaussian
 from ..nets import ACTIVATIONS, Classifier, Decoder, Encoder, check_activation
+from .options import SEED, option
 from .policy import TrainingDefaults
 from .variational import VariationalModel
 from .vae import parse_hidden
 
-OPTIONS = {
-    "z_dim": (int, 64, "latent dimension"),
-    "hidden": (str, "300,300", "hidden layer sizes of encoder, decoder and classifier, comma separated"),
-    "gw": (float, 1.0, "weight of the unlabelled NELBO (0: supervised-only baseline on the labelled images)"),
-    "cw": (float, 100.0, "weight of the labelled cross-entropy"),
-    "lw": (float, 0.0, "weight of the labelled NELBO, the bound on -log p(x, y), averaged over the labelled batch "
-                       "(Kingma et al. sum it over the data set with each labelled image weighed like an unlabelled "
-                       "one, i.e. lw = labelled / unlabelled images, ~0.002 for 100 labels; 0: left out, as in the "
-                       "course reference)"),
-    "labels_per_class": (int, 10, "labelled training images per class (10 -> 100 MNIST labels)"),
-    "label_seed": (int, 0, "seed that picks the labelled images"),
-    "activation": (str, None, f"hidden activation of encoder, decoder and classifier: {', '.join(ACTIVATIONS)} "
-                              "(softplus: Kingma et al.'s); default: elu in encoder and decoder, relu in the "
-                              "classifier"),
-}
+
+@dataclass(frozen=True)
+class SSVAEOptions:
+    """The semi-supervised VAE's options (`vaelab train ssvae --help`)."""
+    z_dim: int = option(64, "latent dimension")
+    hidden: str = option("300,300", "hidden layer sizes of encoder, decoder and classifier, comma separated")
+    gw: float = option(1.0, "weight of the unlabelled NELBO (0: supervised-only baseline on the labelled images)")
+    cw: float = option(100.0, "weight of the labelled cross-entropy")
+    lw: float = option(0.0, "weight of the labelled NELBO, the bound on -log p(x, y), averaged over the labelled batch "
+                            "(Kingma et al. sum it over the data set with each labelled image weighed like an "
+                            "unlabelled one, i.e. lw = labelled / unlabelled images, ~0.002 for 100 labels; 0: left "
+                            "out, as in the course reference)")
+    labels_per_class: int = option(10, "labelled training images per class (10 -> 100 MNIST labels)")
+    label_seed: int = option(0, "seed that picks the labelled images", rule=SEED)
+    activation: str | None = option(None, f"hidden activation of encoder, decoder and classifier: "
+                                          f"{', '.join(ACTIVATIONS)} (softplus: Kingma et al.'s); default: elu in "
+                                          f"encoder and decoder, relu in the classifier")
 
 
 class SSVAE(VariationalModel):

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import math
 import numbers
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -28,6 +29,7 @@ from ..densities import (gaussian_log_likelihood, kl_normal, log_bernoulli_with_
 from ..nets import (ConvDecoder, ConvEncoder, Decoder, Encoder, UserDecoder, UserEncoder, check_image_shape,
                     check_networks)
 from .base import resolve
+from .options import POSITIVE_NUMBER, option
 from .policy import TrainingDefaults
 from .variational import VariationalModel
 
@@ -50,20 +52,23 @@ def check_samples_per_point(iw_k, mc_samples: int = 1) -> None:
                              f"training step holds batch x {name} decoder rows in memory)")
 
 
-# Command-line options of this model: name -> (type, default, help). `vaelab train vae --help` shows them.
-OPTIONS = {
-    "z_dim": (int, 10, "latent dimension"),
-    "hidden": (str, "300,300", "hidden layer sizes of encoder and decoder, comma separated"),
-    "beta": (float, 1.0, "weight of the KL term in the training objective (beta-VAE); reported NELBO always uses 1"),
-    "likelihood": (str, "bernoulli", "p(x|z): bernoulli (binary data), gaussian (continuous data) or logistic (8-bit "
-                                     "grey or colour levels: a discretized logistic, also reported in bits per dim)"),
-    "sigma": (str, "0.1", "gaussian likelihood only: fixed observation std, or 'learned'"),
-    "net": (str, "mlp", "encoder/decoder: mlp, or conv (stride-2 convolutions; 28x28 or 32x32 images)"),
-    "channels": (str, "16,32,64", "conv nets only: channels of the encoder's three convolutions (the decoder mirrors them)"),
-    "mc_samples": (int, 1, "Monte Carlo samples z_l ~ q(z|x) per data point for the reconstruction term"),
-    "iw_k": (int, 1, "importance samples of the training objective: k > 1 trains on the IWAE-k bound "
-                     "(Burda et al. 2016), 1 on the ELBO"),
-}
+@dataclass(frozen=True)
+class VAEOptions:
+    """The VAE's options (`vaelab train vae --help`, `vaelab.options("vae")`)."""
+    z_dim: int = option(10, "latent dimension")
+    hidden: str = option("300,300", "hidden layer sizes of encoder and decoder, comma separated")
+    beta: float = option(1.0, "weight of the KL term in the training objective (beta-VAE); reported NELBO always "
+                              "uses 1", rule=POSITIVE_NUMBER)
+    likelihood: str = option("bernoulli", "p(x|z): bernoulli (binary data), gaussian (continuous data) or logistic "
+                                          "(8-bit grey or colour levels: a discretized logistic, also reported in bits "
+                                          "per dim)")
+    sigma: str = option("0.1", "gaussian likelihood only: fixed observation std, or 'learned'")
+    net: str = option("mlp", "encoder/decoder: mlp, or conv (stride-2 convolutions; 28x28 or 32x32 images)")
+    channels: str = option("16,32,64", "conv nets only: channels of the encoder's three convolutions (the decoder "
+                                       "mirrors them)")
+    mc_samples: int = option(1, "Monte Carlo samples z_l ~ q(z|x) per data point for the reconstruction term")
+    iw_k: int = option(1, "importance samples of the training objective: k > 1 trains on the IWAE-k bound "
+                          "(Burda et al. 2016), 1 on the ELBO")
 
 
 def binarize_unless_logistic(options: dict) -> str:
