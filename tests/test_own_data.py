@@ -126,3 +126,19 @@ def test_the_discretized_logistic_on_8_bit_colour_reports_bits_per_dim(tmp_path)
         vaelab.train("vae", dataset=x, likelihood="logistic", binarize="dynamic", out=tmp_path / "b", **QUICK)
     with pytest.raises(VaelabError, match=r"sigma is the Gaussian likelihood's std, and this run's likelihood is logistic"):
         vaelab.train("vae", dataset=x, likelihood="logistic", sigma="0.2", out=tmp_path / "s", **QUICK)
+
+
+def test_colour_images_default_to_the_discretized_logistic(tmp_path):
+    """A VAE on 8-bit colour images takes the logistic likelihood of their levels unless a likelihood (or a
+    binarization) is asked for; the run records the choice; grey images keep the Bernoulli default."""
+    x = (np.random.default_rng(6).random((300, 8, 8, 3)) * 255).astype(np.uint8)
+    run = vaelab.train("vae", dataset=x, out=tmp_path / "c", **QUICK)
+    assert run.config.model_options["likelihood"] == "logistic" and run.config.binarize == "none"
+    assert "nelbo_bpd" in run.per_seed()[0] and vaelab.load_run(tmp_path / "c", data=x).model().likelihood == "logistic"
+    asked = vaelab.train("vae", dataset=x, likelihood="gaussian", out=tmp_path / "g", **QUICK)
+    assert asked.config.model_options["likelihood"] == "gaussian"
+    grey = vaelab.train("vae", dataset=x[..., 0], out=tmp_path / "b", **QUICK)
+    assert "likelihood" not in grey.config.model_options and grey.model().likelihood == "bernoulli"
+    assert main(["train", "vae", "--dataset", str(colour_folder(tmp_path / "photos")), *CLI_QUICK,
+                 "--out", str(tmp_path / "cli")]) == 0
+    assert vaelab.load_run(tmp_path / "cli").model().likelihood == "logistic"

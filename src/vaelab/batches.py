@@ -78,6 +78,8 @@ def prepare_data(cfg: TrainConfig, device: torch.device, x_dim: int | None = Non
     if x_dim is not None and ds.train_x.shape[1] != x_dim:
         raise VaelabError(f"dataset {cfg.dataset!r} has {ds.train_x.shape[1]} values per example, but the run's model "
                           f"takes {x_dim}; give a data set of the same shape")
+    cfg.model_options = {**cfg.model_options,   # a new dict: a Run's own config keeps its options
+                         **model_class(cfg.model).options_for_data(cfg.model_options, ds.channels, cfg.binarize)}
     _resolve_binarize(cfg, ds)
     train_x, train_y = ds.train_x, ds.train_y
     if cfg.train_classes is not None:   # one-class (or few-class) training; the test set stays whole

@@ -58,7 +58,7 @@ def cmd_train(args) -> int:
         if args.model is None:
             raise VaelabError(f"vaelab train needs a MODEL ({', '.join(MODELS)}) or --resume RUN; "
                               f"e.g. `vaelab train vae --iters 5000`")
-        cfg, _ = build_config(args.model, args.dataset, args.seeds, args.out, _python_options(vars(args)))
+        cfg, _ = build_config(args.model, args.dataset, args.seeds, args.out, _python_options(vars(args), given))
     try:
         run_dir = train_run(cfg)
     finally:
@@ -82,11 +82,13 @@ def headline(run_dir: Path) -> str:
     return f"test ({n} seed{'s' * (n != 1)}): " + ", ".join(parts) if parts else "test: no metrics yet"
 
 
-def _python_options(parsed: dict) -> dict:
+def _python_options(parsed: dict, typed: dict | None = None) -> dict:
     """The training and model options of a parsed `vaelab train MODEL` line by their Python names (the model's
-    own options are parsed as opt_NAME): what configure.build_config takes from Python too."""
+    own options are parsed as opt_NAME): what configure.build_config takes from Python too. The model's
+    options are the ones `typed` holds (default: all parsed), as from Python: a run records what was asked
+    for, and an option left out may take its default from the data (Model.options_for_data)."""
     options = {k: v for k, v in parsed.items() if k in TRAIN_FIELDS and k not in ("dataset", "seeds", "out")}
-    options.update({k[4:]: v for k, v in parsed.items() if k.startswith("opt_")})
+    options.update({k[4:]: v for k, v in parsed.items() if k.startswith("opt_") and (typed is None or k in typed)})
     return options
 
 

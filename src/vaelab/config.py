@@ -12,7 +12,7 @@ from dataclasses import dataclass, field, fields
 import torch
 
 from . import distributed
-from .data import BINARIZE_MODES, is_registered
+from .data import BINARIZE_MODES
 from .data.registry import is_generated
 from .data.toy import is_toy
 from .errors import VaelabError, arg
@@ -134,8 +134,8 @@ class TrainConfig:
         if is_toy(self.dataset) and self.binarize not in ("auto", "none"):
             raise VaelabError(f"{arg('binarize', self.binarize)}: {self.dataset} is continuous data, which cannot be "
                               f"binarized; use {arg('binarize', 'none')} (or auto)")
-        if self.binarize == "auto" and is_registered(self.dataset):   # your own data: once it is read (batches)
-            self.binarize = "none" if is_toy(self.dataset) else cls.TRAINING.binarize_for(self.model_options)
+        # binarize auto is resolved once the data are read (batches.prepare_data): the model's options may then
+        # still take a default from the data (Model.options_for_data), and binarizing depends on them
         if self.optimizer not in OPTIMIZERS:
             raise VaelabError(f"{arg('optimizer')} must be one of {', '.join(OPTIMIZERS)}, got {self.optimizer!r}")
         if self.optimizer == "auto":

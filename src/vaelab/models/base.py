@@ -233,6 +233,12 @@ class Model(nn.Module):
         return niwae, {"niwae_train": niwae.detach(), "nelbo": (rec + kl).detach(), "kl": kl.detach(), "rec": rec.detach()}
 
     # -- hooks with defaults ----------------------------------------------------------------
+    @classmethod
+    def options_for_data(cls, given: dict, channels: int, binarize: str) -> dict:
+        """Options whose default depends on the data, for the options `given` (what was asked for), once the
+        data are read: {name: value} to add to them (recorded with the run); none by default."""
+        return {}
+
     @property
     def reports_bits_per_dim(self) -> bool:
         """Whether its bounds are probabilities of discrete data, also reported in bits per dimension."""

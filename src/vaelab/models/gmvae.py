@@ -47,6 +47,11 @@ class MixturePrior:
 
     k: int
 
+    @classmethod
+    def options_for_data(cls, given: dict, channels: int, binarize: str) -> dict:
+        """None: the mixture-prior models have the Bernoulli likelihood only."""
+        return {}
+
     def prior(self) -> tuple[torch.Tensor, torch.Tensor]:
         """(means, variances) of the k components, each (1, k, z_dim)."""
         raise NotImplementedError

@@ -185,6 +185,15 @@ class VAE(VariationalModel):
         if likelihood == "logistic":   # one learned scale per pixel, as the mean comes from the decoder
             self.log_scale = nn.Parameter(torch.full((x_dim,), math.log(0.1)))
 
+    @classmethod
+    def options_for_data(cls, given: dict, channels: int, binarize: str) -> dict:
+        """Colour images (3 or 4 channels of 8-bit levels) default to the discretized logistic, the likelihood of
+        their levels, unless a likelihood or a binarization of them was asked for; grey and binary data keep
+        the Bernoulli default."""
+        if "likelihood" in given or channels < 3 or binarize in ("dynamic", "static") or "encoder" in given:
+            return {}
+        return {"likelihood": "logistic"}
+
     @property
     def reports_bits_per_dim(self) -> bool:
         """The discretized logistic is a probability of 8-bit levels: its bounds read in bits per dimension."""
