@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shlex
 import sys
 from datetime import datetime
@@ -28,7 +29,14 @@ def portable(text: str) -> str:
 
 
 def command_line() -> str:
-    return "python " + " ".join(shlex.quote(a) for a in [str(Path(sys.argv[0]).resolve().relative_to(REPO)) if Path(sys.argv[0]).resolve().is_relative_to(REPO) else sys.argv[0], *sys.argv[1:]])
+    """The command as typed from the repository's root: the script and every relative path argument (one with a
+    '/', not an option) written relative to the repository, whatever folder it was run from."""
+    def from_root(arg: str) -> str:
+        if arg.startswith("-") or "/" not in arg or Path(arg).is_absolute():
+            return arg
+        return os.path.relpath(os.path.abspath(arg), REPO)
+    script = os.path.relpath(os.path.abspath(sys.argv[0]), REPO)
+    return "python " + " ".join(shlex.quote(a) for a in [script, *map(from_root, sys.argv[1:])])
 
 
 def save(name: str, payload: dict, markdown: str, folder: Path = RESULTS) -> None:
