@@ -608,3 +608,25 @@ def test_a_header_claiming_too_many_images_is_refused_before_the_data_are_read(t
     assert_one_line_error(excinfo, folder / "train-images-idx3-ubyte.gz", "expected 60000 train images for mnist",
                           "found 2700000 (its header says so)")
     assert max(read) <= 12   # the magic number and the three sizes, nothing of the data
+
+
+def test_a_data_folder_that_cannot_be_read_is_reported_not_a_traceback(tmp_path, monkeypatch):
+    """A folder without read or search permission on the data path (here simulated: the tests run as root,
+    whom chmod does not stop) is named in the not-found message with the fix, not raised as PermissionError."""
+    from pathlib import Path
+
+    from vaelab.data import load_dataset
+
+    locked = tmp_path / "mnist"
+    locked.mkdir()
+    real_is_dir = Path.is_dir
+
+    def is_dir(self):
+        if self == locked:
+            raise PermissionError(13, "Permission denied", str(self))
+        return real_is_dir(self)
+
+    monkeypatch.setattr(Path, "is_dir", is_dir)
+    monkeypatch.setenv("VAELAB_NO_DOWNLOAD", "1")
+    with pytest.raises(VaelabError, match=r"mnist/ cannot be read \(permission denied: give this user read access"):
+        load_dataset("mnist", data_dir=tmp_path)

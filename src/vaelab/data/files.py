@@ -117,10 +117,15 @@ def _locate(name: str, data_dir: str | os.PathLike | None) -> tuple[dict[str, Pa
             continue
         notes = []
         for folder in (root / name, root):
-            if not folder.is_dir():
-                notes.append(f"{folder}/ does not exist")
+            try:   # a folder without read or search permission raises here; it is reported, not a traceback
+                if not folder.is_dir():
+                    notes.append(f"{folder}/ does not exist")
+                    continue
+                files, missing = _idx_files_in(folder)
+            except PermissionError:
+                notes.append(f"{folder}/ cannot be read (permission denied: give this user read access, e.g. "
+                             f"chmod -R u+rX {folder})")
                 continue
-            files, missing = _idx_files_in(folder)
             if not missing and folder == root and not _labels_belong_to(name, files["train_labels"]):
                 # MNIST and Fashion-MNIST use the same file names: loose files in a root
                 # only count when their (small) label file is this data set's.
