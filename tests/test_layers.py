@@ -20,7 +20,7 @@ LAYERS = [   # lowest first; a module may import its own layer and those below i
     ("maths", ["densities", "nets"]),
     ("data", ["data", "data.*"]),
     ("models", ["models", "models.*"]),
-    ("evaluation", ["evaluate", "codes"]),
+    ("evaluation", ["evaluate", "codes", "disentanglement"]),
     ("training", ["config", "configure", "batches", "judge", "pace", "trainer", "tracking"]),
     ("run folders", ["runs", "runs.*", "plots"]),
     ("faces", ["vaelab", "__main__", "api", "cli", "cli_args", "recipes", "recipes.*", "explorer", "explorer.*"]),
