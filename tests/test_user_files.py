@@ -276,7 +276,7 @@ def test_an_edited_checkpoint_iteration_is_refused(done, tmp_path, iteration, ca
 
 @pytest.mark.parametrize("field, value, shown", [
     ("dataset", "fashion-mnist", "metrics.json (dataset='mnist-5k')"),
-    ("model_options", {"z_dim": 3}, "seed-0/checkpoint.pt (model_options={'z_dim': 2, 'hidden': '16', "),
+    ("model_options", {"z_dim": 3}, "seed-0/checkpoint.pt (model_options={'z_dim': 2, 'hidden': '16'})"),
 ])
 def test_a_config_json_edited_by_hand_is_not_used_silently(done, tmp_path, field, value, shown, capsys):
     """eval evaluated an MNIST model on Fashion-MNIST after config.json's dataset was edited, and merged that
