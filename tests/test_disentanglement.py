@@ -93,3 +93,24 @@ def test_mig_needs_two_code_dimensions_and_positive_bins(factors):
         mig(factors[:, :1].astype(float), factors)
     with pytest.raises(VaelabError, match="bins must be a positive integer"):
         mig(factors.astype(float), factors, bins=0)
+
+
+def test_eval_scores_a_dsprites_run_against_its_factors(tmp_path, monkeypatch, capsys, done):
+    """`vaelab eval RUN --disentanglement` adds MIG, SAP and DCI of the test codes to metrics.json (the factor
+    that takes one value, dsprites' colour, left out); a data set without factors is one line naming the flag."""
+    import vaelab
+    import vaelab.judge as judge
+    from vaelab.cli import main
+
+    train_judge = judge.train_judge   # a short judge: the sample-quality classifier is not what is tested here
+    monkeypatch.setattr(judge, "train_judge", lambda *a, **k: train_judge(*a, **{**k, "iters": 50}))
+    run = vaelab.train("vae", dataset="dsprites", iters=20, hidden=16, z_dim=4, progress=False, batch_size=64,
+                       eval_every=20, checkpoint_every=20, iwae_k=[1], eval_repeats=1, out=tmp_path / "run",
+                       tensorboard=False)
+    assert main(["eval", str(run.path), "--disentanglement", "--no-progress"]) == 0
+    scores = vaelab.load_run(run.path).per_seed()[0]
+    for key in ("mig", "sap", "dci_disentanglement", "dci_completeness", "dci_informativeness"):
+        assert 0.0 <= scores[key] <= 1.0, key
+    capsys.readouterr()
+    assert main(["eval", str(done), "--disentanglement"]) == 2
+    assert "--disentanglement: mnist-5k has no ground-truth factors" in capsys.readouterr().err

@@ -112,7 +112,8 @@ def _check_resume_options(run: Path, args, given: dict) -> None:
 def cmd_eval(args) -> int:
     path = evaluate_run(args.run, iwae_k=args.iwae_k, repeats=args.eval_repeats, data_dir=args.data_dir,
                         device=args.device, threads=args.threads, progress=args.progress, run_seeds=args.run_seeds,
-                        compile=args.compile, codes=args.codes)
+                        compile=args.compile, codes=args.codes,
+                        disentanglement=args.disentanglement)
     print(f"metrics: {args.run / 'metrics.json'}\nreport: {path}\n{headline(args.run)}")
     return 0
 

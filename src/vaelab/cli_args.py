@@ -298,6 +298,8 @@ def _add_saved_run_commands(sub) -> None:
     ev.add_argument("--codes", action="store_true", help="also the test accuracies of the model's codes: a 5-nearest-"
                     "neighbour vote and a linear probe, each fitted on the training codes (labelled data; alone, "
                     "no IWAE bound is computed unless --iwae-k is given)")
+    ev.add_argument("--disentanglement", action="store_true", help="also MIG, SAP and DCI of the test codes against "
+                    "the data set's ground-truth factors (the dsprites sets; alone, no IWAE bound unless --iwae-k)")
     _add_runtime_args(ev)
 
     sa = sub.add_parser("sample", help="draw images from p(x) of a trained run as one grid PNG",

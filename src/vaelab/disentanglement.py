@@ -190,3 +190,17 @@ def dci(codes, factors, seed: int = 0, test_fraction: float = 0.25, trees: int =
     disentanglement, completeness = dci_from_importances(importance)
     return {"disentanglement": disentanglement, "completeness": completeness,
             "informativeness": test_acc, "informativeness_train": train_acc}
+
+
+def disentanglement_metrics(codes, factors, seed: int = 0) -> dict:
+    """mig, sap, dci_disentanglement, dci_completeness and dci_informativeness of codes against the factors
+    that vary (a factor with one value, such as dsprites' colour, says nothing and is left out)."""
+    factors = _as_array("factors", factors, "(points, factors)")
+    varying = [j for j in range(factors.shape[1]) if len(np.unique(factors[:, j])) > 1]
+    if not varying:
+        raise VaelabError(f"{arg('factors')}: no factor takes more than one value; nothing to score")
+    factors = factors[:, varying]
+    scores = dci(codes, factors, seed=seed)
+    return {"mig": mig(codes, factors), "sap": sap(codes, factors, seed=seed),
+            "dci_disentanglement": scores["disentanglement"], "dci_completeness": scores["completeness"],
+            "dci_informativeness": scores["informativeness"]}

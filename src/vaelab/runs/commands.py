@@ -18,8 +18,9 @@ import torch
 from ..errors import VaelabError, arg
 from ..evaluate import anomaly_scores, check_evaluation_sizes, evaluate_terms, evaluate_niwae, require_finite, roc_auc
 from ..models import model_class
-from ..codes import code_metrics
-from ..data import dataset_label
+from ..codes import code_metrics, encode_all
+from ..disentanglement import disentanglement_metrics
+from ..data import dataset_label, is_registered, load_dataset
 from ..data.images import read_image_files
 from ..pictures import check_grid, save_grid
 from ..plots import LATENT_FIGURES, make_latent_figures, neighbour_images, require_figure, save_curves
@@ -45,15 +46,17 @@ def open_run(run, run_seed=None) -> tuple[Run, int]:
 
 
 def evaluate_run(run: Path, iwae_k=None, repeats: int | None = None, data_dir=None, device="auto",
-                 threads=None, progress=True, run_seeds=None, compile: bool | None = None, codes: bool = False) -> Path:
+                 threads=None, progress=True, run_seeds=None, compile: bool | None = None, codes: bool = False,
+                 disentanglement: bool = False) -> Path:
     """Add IWAE-k bounds (and optionally fresh NELBO/KL/Rec) for every seed (or the run_seeds given); rewrite
     metrics and report. A metric enters the mean ± SE once every seed has it, so a long evaluation can be
     done one seed per call. Only finished seeds (listed in metrics.json) are evaluated. iwae_k: default 5000
     for the models that have the bound (none for the others; asked of one of those, an error; none when
     codes is asked alone). compile: as evaluate_niwae's. codes: also the k-nearest-neighbour (k = 5) and
-    linear-probe test accuracies of the model's codes (labelled data)."""
+    linear-probe test accuracies of the model's codes (labelled data). disentanglement: also MIG, SAP and DCI
+    of the test codes against the data set's ground-truth factors (the dsprites sets)."""
     r = Run(run)
-    if codes and iwae_k is None:
+    if (codes or disentanglement) and iwae_k is None:
         iwae_k = ()
     if not model_class(r.config.model).has_iwae:
         if iwae_k:
@@ -85,6 +88,8 @@ def evaluate_run(run: Path, iwae_k=None, repeats: int | None = None, data_dir=No
             for seed in seeds:
                 model = r.model(seed, device)
                 _evaluate_seed(model, seed, metrics["per_seed"][str(seed)], data, iwae_k, repeats, progress, compile)
+                if disentanglement:
+                    metrics["per_seed"][str(seed)].update(_factor_scores(r, model, device, data_dir))
                 if codes:
                     train = r.data(device, data_dir=data_dir, whole_training_set=True)
                     metrics["per_seed"][str(seed)].update(code_metrics(
@@ -224,6 +229,24 @@ def score_run(run: Path, dataset: str | None = None, normal_classes=None, run_se
         summary["csv"] = str(out.with_suffix(".csv"))
         write_json(out.with_suffix(".json"), summary)
     return summary
+
+
+MAX_FACTOR_POINTS = 5000   # test images scored against their factors (DCI trains boosted trees on them)
+
+
+def _factor_scores(r: Run, model, device, data_dir) -> dict:
+    """MIG, SAP, DCI of the model's codes of the data set's first test images against their factors."""
+    if r.config.resize:
+        raise VaelabError(f"{arg('disentanglement')}: the run resized its images; score a run on the factor set's "
+                          f"own size")
+    ds = load_dataset(r.config.dataset, data_dir=data_dir or r.config.data_dir) if is_registered(r.config.dataset) else None
+    if ds is None or ds.factors is None:
+        raise VaelabError(f"{arg('disentanglement')}: {r.config.dataset} has no ground-truth factors (the dsprites "
+                          f"sets have); leave {arg('disentanglement')} out")
+    n = min(MAX_FACTOR_POINTS, len(ds.test_x))
+    x = ds.test_x[:n].to(next(model.parameters()).device)
+    codes = encode_all(model, x)
+    return disentanglement_metrics(codes.cpu().numpy(), np.asarray(ds.factors["test"])[:n])
 
 
 def encode_run(run: Path, out=None, run_seed=None, dataset=None, data_dir=None, device="auto",
