@@ -56,13 +56,11 @@ def open_dataset(dataset: str, data_dir=None, resize: int | None = None, origin:
         known = ", ".join([*DATASETS, *TOY_DATASETS, *SPRITE_DATASETS])
         raise VaelabError(f"{arg('dataset', str(dataset))}: neither a data set vaelab knows ({known}) nor a folder "
                           f"of images or an .npz / .npy file; check the name or the path")
-    how = {} if origin is None else {k: origin[k] for k in ("split_seed", "test_size") if origin.get(k) is not None}
-    side = None if resize is None else (resize, resize)
-    return _checked(user_dataset(path, resize=side, progress=progress, argument=arg("dataset"), **how), origin)
+    return load_given(path, resize, origin, progress)
 
 
 def _checked(ds: Dataset, origin: dict | None) -> Dataset:
-    """ds itself, if it is the data `origin` recorded (same SHA-256, shape and split)."""
+    """ds itself, if it is the data `origin` recorded (the same SHA-256)."""
     if origin is None or ds.origin is None:
         return ds
     if ds.origin.get("sha256") != origin.get("sha256"):
@@ -75,8 +73,8 @@ def _checked(ds: Dataset, origin: dict | None) -> Dataset:
 
 def load_given(data, resize: int | None = None, origin: dict | None = None, progress: bool = True,
                name: str | None = None) -> Dataset:
-    """A user's data given in memory (an array, (x, y), a dict, a torch Dataset) as a Dataset, split as
-    `origin` records (a run opened again) or by the defaults; checked against `origin`."""
+    """A user's own data (in memory: an array, (x, y), a dict, a torch Dataset; or a folder / .npz / .npy path)
+    as a Dataset, split as `origin` records (a run opened again) or by the defaults; checked against `origin`."""
     how = {} if origin is None else {k: origin[k] for k in ("split_seed", "test_size") if origin.get(k) is not None}
     side = None if resize is None else (resize, resize)
     return _checked(user_dataset(data, resize=side, progress=progress, name=name, argument=arg("dataset"), **how),

@@ -61,9 +61,9 @@ class VAEOptions:
                               "uses 1", rule=POSITIVE_NUMBER)
     likelihood: str = option("bernoulli", "p(x|z): bernoulli (binary data), gaussian (continuous data) or logistic "
                                           "(8-bit grey or colour levels: a discretized logistic, also reported in bits "
-                                          "per dim)")
+                                          "per dim; the default for colour images)")
     sigma: str = option("0.1", "gaussian likelihood only: fixed observation std, or 'learned'")
-    net: str = option("mlp", "encoder/decoder: mlp, or conv (stride-2 convolutions; 28x28 or 32x32 images)")
+    net: str = option("mlp", "encoder/decoder: mlp, or conv (stride-2 convolutions; images of any size and channels)")
     channels: str = option("16,32,64", "conv nets only: channels of the encoder's three convolutions (the decoder "
                                        "mirrors them)")
     mc_samples: int = option(1, "Monte Carlo samples z_l ~ q(z|x) per data point for the reconstruction term")
